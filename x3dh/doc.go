@@ -64,12 +64,12 @@
 //     (Signal used "WhisperText"); [Config.Info] changes it.
 //   - Public keys are encoded as 0x05 || u, as libsignal does, and the
 //     decoder accepts only canonical u (u < p), so AD has one possible value.
-//   - Signed-prekey signatures are checked with ratchetkit's strict XEdDSA
-//     verifier: besides spec-exact signatures it accepts libsignal's
-//     variant (sign bit in the top bit of the last byte), but it rejects
-//     non-canonical s, and identity keys that are non-canonical, not on the
-//     curve or of small order, all of which the specification and libsignal
-//     accept.
+//   - Signed-prekey signatures are checked with ratchetkit's XEdDSA
+//     verifier. It accepts spec-exact signatures and libsignal's variant
+//     (the Edwards sign bit in the top bit of the last byte), but is
+//     stricter than both the specification and libsignal: it rejects
+//     s ≥ q and identity keys of small order, and, unlike libsignal,
+//     non-canonical u.
 //   - Small-order keys are refused explicitly, before any secret is
 //     computed, and an all-zero DH output is an error. The specification
 //     leaves this open.
@@ -79,6 +79,13 @@
 // Failures are distinguished by the sentinels [ErrInvalidSignature],
 // [ErrSmallOrder], [ErrMalformed] and [ErrPreKeyMismatch]; test with
 // errors.Is. No error message contains secret bytes.
+//
+// The checks run in a fixed order, so that every bad input has exactly one
+// answer: encodings first ([ParseBundle], [ParseHeader]: ErrMalformed, and
+// keys.ErrInvalidPublicKey for a key that does not decode), then small-order
+// keys (ErrSmallOrder), then the signature (ErrInvalidSignature), and only
+// then anything secret. A small-order identity key is therefore reported as
+// such, although XEdDSA would also refuse to verify under it.
 //
 // # Secrets
 //
