@@ -43,7 +43,7 @@ func seeds(f *vectorFile, op string) [][]byte {
 	}
 	for _, c := range f.Invalid {
 		if c.Op == "parse_"+op {
-			out = append(out, c.Bytes)
+			out = append(out, *c.Bytes)
 		}
 	}
 	return out

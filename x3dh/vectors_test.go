@@ -144,7 +144,8 @@ type invalidCase struct {
 	Bundle *bundleFields `json:"bundle,omitempty"`
 	Bob    *bobKeys      `json:"bob,omitempty"`
 	Header *headerFields `json:"header,omitempty"`
-	Bytes  hexBytes      `json:"bytes,omitempty"`
+	// Bytes is a pointer so that an empty input is written as "".
+	Bytes *hexBytes `json:"bytes,omitempty"`
 	// Error is the expected error kind, or null when the operation succeeds
 	// but must not agree with the initiator (InitiatorSK).
 	Error       *string  `json:"error"`
@@ -543,7 +544,8 @@ func invalidVectors(base, noOPK validCase) []invalidCase {
 
 	// parse_bundle.
 	parse := func(op, name, comment, kind, reason string, b []byte) {
-		out = append(out, invalidCase{Name: name, Comment: comment, Op: op, Bytes: b, Error: str(kind), Reason: reason})
+		hb := hexBytes(append([]byte{}, b...))
+		out = append(out, invalidCase{Name: name, Comment: comment, Op: op, Bytes: &hb, Error: str(kind), Reason: reason})
 	}
 	bd, bd0 := []byte(base.Bundle), []byte(noOPK.Bundle)
 	with := func(b []byte, i int, v byte) []byte {
@@ -855,13 +857,13 @@ func checkInvalid(t *testing.T, c invalidCase) {
 			t.Error("result returned with an error")
 		}
 	case "parse_bundle":
-		b, err := x3dh.ParseBundle(c.Bytes)
+		b, err := x3dh.ParseBundle(*c.Bytes)
 		checkErr(t, err, wantErrors(c))
 		if b != nil {
 			t.Error("bundle returned with an error")
 		}
 	case "parse_header":
-		h, rest, err := x3dh.ParseHeader(c.Bytes)
+		h, rest, err := x3dh.ParseHeader(*c.Bytes)
 		checkErr(t, err, wantErrors(c))
 		if h != nil || rest != nil {
 			t.Error("header returned with an error")
