@@ -63,7 +63,8 @@ func (h *Header) MarshalBinary() ([]byte, error) {
 }
 
 // ParseHeader decodes the header at the start of b and returns it with the
-// bytes that follow it (the ratchet message, in a prekey message). Flag bits
+// bytes that follow it (the ratchet message, in a prekey message), a
+// subslice of b. Flag bits
 // 1 to 7 must be zero and both keys must decode. Every error wraps
 // ErrMalformed; one caused by a key that does not decode also wraps
 // keys.ErrInvalidPublicKey. Small-order keys are left to Respond.

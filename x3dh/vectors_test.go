@@ -377,6 +377,7 @@ func generateVectors() *vectorFile {
 			"DH outputs, SK and AD were computed with Go's crypto/ecdh and crypto/hkdf, not with ratchetkit's own X25519 and HKDF code.",
 			"'valid' cases spell out every key, each DH output, the KDF input and the results; an implementation must reproduce sk, ad, bundle and header from the private keys, info and signature.",
 			"'invalid' cases give one operation's inputs and the error kind it must fail with (kinds as in the profile's conformance driver; 'reason' says which check).",
+			"testdata/x3dh/check_vectors.py re-derives every case independently (Python cryptography for X25519 and HKDF, XEdDSA on plain integers).",
 		},
 		Conventions: map[string]string{
 			"bytes":        "every byte string is lowercase hex; an absent optional value is null",
