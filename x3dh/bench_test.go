@@ -13,7 +13,13 @@ import (
 
 // The benchmarks come in pairs: ratchetkit's operation and its "floor", the
 // same protocol steps written with nothing but standard-library calls, so
-// that one run reads as a ratio (benchstat prints both).
+// that one run reads as a ratio (benchstat prints both). On a shared
+// machine, interleave the repetitions rather than using -count, so that
+// each operation and its floor see the same load:
+//
+//	go test -c -o x3dh.test && for i in 1 2 3 4 5 6; do
+//		./x3dh.test -test.run '^$' -test.bench . >> bench.txt; done
+//	go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da bench.txt
 
 // benchParties returns Alice's identity key, Bob's keys and his encoded
 // bundle with a one-time prekey.
