@@ -1,0 +1,53 @@
+package x3dh
+
+import (
+	"fmt"
+
+	"github.com/ratchetkit/ratchetkit/keys"
+)
+
+// smallOrder lists the canonical u-coordinates (u < p, little-endian) of the
+// points of small order on Curve25519 and its quadratic twist: u = 0 (order
+// 2, on both), u = 1 and u = p − 1 (order 4, one on each), and the two
+// points of order 8 on the curve. The twist has order 4·q', so no others
+// exist. X25519 with a clamped scalar (a multiple of 8) maps each of them to
+// zero, whatever the private key: a peer who sends one learns the shared
+// secret without knowing any private key. Non-canonical encodings of the
+// same points (u + p) never get this far, since keys.DecodePublicKey
+// rejects them.
+var smallOrder = [5][32]byte{
+	{},
+	{1},
+	{
+		0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f, 0xc4, 0x6a,
+		0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49, 0xb8, 0x00,
+	},
+	{
+		0x5f, 0x9c, 0x95, 0xbc, 0xa3, 0x50, 0x8c, 0x24, 0xb1, 0xd0, 0xb1, 0x55, 0x9c, 0x83, 0xef, 0x5b,
+		0x04, 0x44, 0x5c, 0xc4, 0x58, 0x1c, 0x8e, 0x86, 0xd8, 0x22, 0x4e, 0xdd, 0xd0, 0x9f, 0x11, 0x57,
+	},
+	{
+		0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+	},
+}
+
+// isSmallOrder reports whether k is one of the small-order points. Public
+// keys are public, so the comparison need not be constant time.
+func isSmallOrder(k *keys.PublicKey) bool {
+	u := k.Array()
+	for i := range smallOrder {
+		if u == smallOrder[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// checkOrder returns an error wrapping ErrSmallOrder if k has small order.
+func checkOrder(k *keys.PublicKey, what string) error {
+	if isSmallOrder(k) {
+		return fmt.Errorf("x3dh: %s has small order: %w", what, ErrSmallOrder)
+	}
+	return nil
+}
