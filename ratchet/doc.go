@@ -1,0 +1,2 @@
+// Package ratchet implements the Double Ratchet.
+package ratchet
