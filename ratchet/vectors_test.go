@@ -118,22 +118,22 @@ type vecDHStep struct {
 }
 
 type vecStep struct {
-	Party  string      `json:"party"`
-	Op     string      `json:"op"`
-	Note   string      `json:"note,omitempty"`
-	Msg    hexBytes    `json:"msg"`
-	Pt     *hexBytes   `json:"pt,omitempty"`
-	Error  string      `json:"error,omitempty"`
-	DHPriv hexBytes    `json:"dh_priv,omitempty"`
-	Path   string      `json:"path,omitempty"`
-	DHStep *vecDHStep  `json:"dh_step,omitempty"`
+	Party  string       `json:"party"`
+	Op     string       `json:"op"`
+	Note   string       `json:"note,omitempty"`
+	Msg    hexBytes     `json:"msg"`
+	Pt     *hexBytes    `json:"pt,omitempty"`
+	Error  string       `json:"error,omitempty"`
+	DHPriv hexBytes     `json:"dh_priv,omitempty"`
+	Path   string       `json:"path,omitempty"`
+	DHStep *vecDHStep   `json:"dh_step,omitempty"`
 	Stored []vecSkipped `json:"skipped_stored,omitempty"`
 	Evict  []vecSkipped `json:"evicted,omitempty"`
-	Chain  *vecChain   `json:"chain,omitempty"`
-	AESKey hexBytes    `json:"aes_key,omitempty"`
-	Nonce  hexBytes    `json:"nonce,omitempty"`
-	Header hexBytes    `json:"header,omitempty"`
-	State  vecState    `json:"state_after"`
+	Chain  *vecChain    `json:"chain,omitempty"`
+	AESKey hexBytes     `json:"aes_key,omitempty"`
+	Nonce  hexBytes     `json:"nonce,omitempty"`
+	Header hexBytes     `json:"header,omitempty"`
+	State  vecState     `json:"state_after"`
 }
 
 // Scenarios. A step either encrypts a labelled message or delivers one
@@ -154,7 +154,7 @@ type sStep struct {
 }
 
 func enc(party, label, pt string) sStep { return sStep{party: party, op: "enc", label: label, pt: pt} }
-func dec(party, label string) sStep    { return sStep{party: party, op: "dec", label: label} }
+func dec(party, label string) sStep     { return sStep{party: party, op: "dec", label: label} }
 func decAltered(party, label, note string, f func([]byte, *genCtx) []byte) sStep {
 	return sStep{party: party, op: "dec", label: label, alter: f, note: note}
 }
