@@ -226,8 +226,8 @@ func (x *sim) checkStore(ri int) {
 			x.fatalf("%s skipped key %d is (%x, %d), model (key %d, %d)", r.name, k, g.RatchetKey[:4], g.N, w.epoch, w.n)
 		}
 	}
-	if max := 2 * x.maxKeys; cap(r.s.skipped.entries) > max {
-		x.fatalf("skipped-key slice capacity %d above %d", cap(r.s.skipped.entries), max)
+	if max := 2 * x.maxKeys; len(r.s.skipped.ring) > max {
+		x.fatalf("skipped-key ring of %d slots, above %d", len(r.s.skipped.ring), max)
 	}
 	if r.s.HasReceived() != (r.recv >= 0) {
 		x.fatalf("HasReceived")

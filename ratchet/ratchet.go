@@ -374,7 +374,7 @@ func (s *Session) AppendDecrypt(dst, msg []byte) ([]byte, error) {
 
 	// TrySkippedMessageKeys.
 	if i, c := s.skipped.find(&hdr.dh, hdr.n); i >= 0 {
-		out, err := s.suite.Open(dst, s.skipped.entries[i].mk[:], ct, w.adh)
+		out, err := s.suite.Open(dst, s.skipped.key(i), ct, w.adh)
 		if err != nil {
 			return nil, ErrAuthentication
 		}

@@ -290,7 +290,7 @@ func TestMaxSkippedKeysZero(t *testing.T) {
 	a1 := mustEncrypt(t, alice, "a1")
 	mustDecrypt(t, bob, a1, "a1")
 	decryptFails(t, bob, a0, ErrDuplicate) // skipped, but not kept
-	if bob.skipped.live != 0 || cap(bob.skipped.entries) != 0 {
+	if bob.skipped.live != 0 || len(bob.skipped.ring) != 0 {
 		t.Fatal("keys stored with MaxSkippedKeys = 0")
 	}
 }
@@ -423,7 +423,7 @@ func TestClear(t *testing.T) {
 	if bob.skipped.live != 1 {
 		t.Fatal("setup")
 	}
-	entries := bob.skipped.entries[:cap(bob.skipped.entries)]
+	entries := bob.skipped.ring
 	bob.Clear()
 	var zero [32]byte
 	if bob.rk != zero || bob.dhsPriv != zero || bob.cks != zero || bob.ckr != zero {

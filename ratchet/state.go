@@ -116,14 +116,15 @@ func (s *Session) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.BigEndian.AppendUint32(b, s.nr)
 	st := &s.skipped
 	b = appendUint24(b, st.marshaledSize())
-	for _, c := range st.chains {
+	for ci := range st.chains {
+		c := &st.chains[ci]
 		if c.live == 0 {
 			continue
 		}
 		b = append(b, c.pub[:]...)
 		b = appendUint24(b, c.live*skippedKeySize)
 		for i := max(c.start, st.head); i < c.end; i++ {
-			if e := &st.entries[i]; !e.dead {
+			if e := st.at(i); !e.dead {
 				b = binary.BigEndian.AppendUint32(b, e.n)
 				b = append(b, e.mk[:]...)
 			}
@@ -256,10 +257,10 @@ func (st *skippedStore) parse(b []byte, maxKeys int) error {
 	if nkeys == 0 {
 		return nil
 	}
-	st.entries = make([]skippedKey, 0, nkeys)
+	st.ring = make([]skippedKey, nkeys)
 	st.chains = make([]skippedChain, 0, nchains)
 	for r := (reader{b: b}); len(r.b) > 0; {
-		c := skippedChain{start: len(st.entries)}
+		c := skippedChain{start: st.tail}
 		copy(c.pub[:], r.bytes(32))
 		if !curve.IsCanonical(&c.pub) {
 			st.clear()
@@ -267,19 +268,20 @@ func (st *skippedStore) parse(b []byte, maxKeys int) error {
 		}
 		keys := r.bytes(r.u24())
 		for i := 0; i < len(keys); i += skippedKeySize {
-			e := skippedKey{n: binary.BigEndian.Uint32(keys[i:])}
+			e := &st.ring[st.tail]
+			e.n = binary.BigEndian.Uint32(keys[i:])
 			copy(e.mk[:], keys[i+4:i+skippedKeySize])
-			if e.n > maxCounter || (i > 0 && e.n <= st.entries[len(st.entries)-1].n) {
+			if e.n > maxCounter || (i > 0 && e.n <= st.ring[st.tail-1].n) {
 				st.clear()
 				return invalid("skipped-key numbers out of order")
 			}
-			st.entries = append(st.entries, e)
+			st.tail++
 		}
-		c.end = len(st.entries)
+		c.end = st.tail
 		c.live = c.end - c.start
 		st.chains = append(st.chains, c)
 	}
-	st.live = len(st.entries)
+	st.live = st.tail
 	if st.hasDuplicates() {
 		st.clear()
 		return invalid("duplicate skipped key")
@@ -309,7 +311,7 @@ func (st *skippedStore) hasDuplicates() bool {
 		if j-i > 1 {
 			ns = ns[:0]
 			for _, ci := range order[i:j] {
-				for _, e := range st.entries[st.chains[ci].start:st.chains[ci].end] {
+				for _, e := range st.ring[st.chains[ci].start:st.chains[ci].end] {
 					ns = append(ns, e.n)
 				}
 			}

@@ -99,8 +99,8 @@ func blobOf(s *Session) *blob {
 	for _, c := range st.chains {
 		r := blobRun{pub: c.pub}
 		for i := max(c.start, st.head); i < c.end; i++ {
-			if !st.entries[i].dead {
-				r.keys = append(r.keys, blobKey{st.entries[i].n, st.entries[i].mk})
+			if e := st.at(i); !e.dead {
+				r.keys = append(r.keys, blobKey{e.n, e.mk})
 			}
 		}
 		if len(r.keys) > 0 {

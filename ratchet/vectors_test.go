@@ -649,12 +649,8 @@ func checkState(t *testing.T, where string, s *Session, want *vecState) {
 
 func skippedList(st *skippedStore) []vecSkipped {
 	out := []vecSkipped{}
-	for _, c := range st.chains {
-		for i := max(c.start, st.head); i < c.end; i++ {
-			if e := st.entries[i]; !e.dead {
-				out = append(out, vecSkipped{RatchetKey: bytes.Clone(c.pub[:]), N: e.n, MK: bytes.Clone(e.mk[:])})
-			}
-		}
-	}
+	st.each(func(pub *[32]byte, e *skippedKey) {
+		out = append(out, vecSkipped{RatchetKey: bytes.Clone(pub[:]), N: e.n, MK: bytes.Clone(e.mk[:])})
+	})
 	return out
 }
