@@ -21,12 +21,27 @@ const (
 	wireMinMessage = 58
 )
 
+// tb is the part of testing.TB the helpers need, so that fixtures built
+// outside a test can use them too.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
+// panicTB fails by panicking, for fixtures built outside a test.
+type panicTB struct{}
+
+func (panicTB) Helper()                           {}
+func (panicTB) Fatal(args ...any)                 { panic(fmt.Sprint(args...)) }
+func (panicTB) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
+
 func newPair(t testing.TB, cfg *Config) (alice, bob *Session) {
 	t.Helper()
 	return benchPair(t, cfg)
 }
 
-func mustEncrypt(t testing.TB, s *Session, pt string) []byte {
+func mustEncrypt(t tb, s *Session, pt string) []byte {
 	t.Helper()
 	m, err := s.Encrypt([]byte(pt))
 	if err != nil {
@@ -35,7 +50,7 @@ func mustEncrypt(t testing.TB, s *Session, pt string) []byte {
 	return m
 }
 
-func mustDecrypt(t testing.TB, s *Session, msg []byte, want string) {
+func mustDecrypt(t tb, s *Session, msg []byte, want string) {
 	t.Helper()
 	pt, err := s.Decrypt(msg)
 	if err != nil {
@@ -46,7 +61,7 @@ func mustDecrypt(t testing.TB, s *Session, msg []byte, want string) {
 	}
 }
 
-func state(t testing.TB, s *Session) []byte {
+func state(t tb, s *Session) []byte {
 	t.Helper()
 	b, err := s.MarshalBinary()
 	if err != nil {
