@@ -3,6 +3,9 @@ package ratchet
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/ratchetkit/ratchetkit/keys"
@@ -108,4 +111,190 @@ func BenchmarkPingPong(b *testing.B) {
 	})
 }
 
-var _ = bytes.Equal
+// BenchmarkSkipped decrypts 1 KiB messages whose keys were stored when a
+// later message of their chain arrived first (batches of 1000, delivered
+// last first; the setup is not timed).
+func BenchmarkSkipped(b *testing.B) {
+	const batch = 1000
+	pt := make([]byte, benchSize)
+	b.Run("ratchet", func(b *testing.B) {
+		alice, bob := benchPair(b, nil)
+		var msgs [][]byte
+		out := make([]byte, 0, benchSize)
+		b.SetBytes(benchSize)
+		b.ReportAllocs()
+		for b.Loop() {
+			if len(msgs) == 0 {
+				b.StopTimer()
+				msgs = make([][]byte, batch)
+				for i := range msgs {
+					msgs[i], _ = alice.Encrypt(pt)
+				}
+				if _, err := bob.Decrypt(msgs[batch-1]); err != nil {
+					b.Fatal(err)
+				}
+				msgs = msgs[:batch-1]
+				b.StartTimer()
+			}
+			var err error
+			if out, err = bob.AppendDecrypt(out[:0], msgs[len(msgs)-1]); err != nil {
+				b.Fatal(err)
+			}
+			msgs = msgs[:len(msgs)-1]
+		}
+	})
+	b.Run("floor", func(b *testing.B) {
+		alice, bob := benchFloorPair()
+		var msgs [][]byte
+		b.SetBytes(benchSize)
+		b.ReportAllocs()
+		for b.Loop() {
+			if len(msgs) == 0 {
+				b.StopTimer()
+				msgs = make([][]byte, batch)
+				for i := range msgs {
+					msgs[i] = alice.encrypt(pt)
+				}
+				if _, err := bob.decrypt(msgs[batch-1]); err != nil {
+					b.Fatal(err)
+				}
+				msgs = msgs[:batch-1]
+				b.StartTimer()
+			}
+			if _, err := bob.decrypt(msgs[len(msgs)-1]); err != nil {
+				b.Fatal(err)
+			}
+			msgs = msgs[:len(msgs)-1]
+		}
+	})
+}
+
+// floorState is what a straightforward implementation would serialize,
+// with encoding/json, the floor of BenchmarkState.
+type floorState struct {
+	Suite, MaxSkip, MaxSkippedKeys int
+	AD, RK, DHsPriv, DHsPub, DHr   []byte
+	CKs, CKr                       []byte
+	Ns, Nr, PN                     uint32
+	Skipped                        []floorSkipped
+}
+
+type floorSkipped struct {
+	RatchetKey []byte
+	N          uint32
+	MK         []byte
+}
+
+// BenchmarkState is one MarshalBinary and one ParseSession of an
+// established session, without skipped keys and with 50 of them.
+func BenchmarkState(b *testing.B) {
+	for _, skipped := range []int{0, 50} {
+		alice, bob := benchPair(b, nil)
+		var last []byte
+		for range skipped + 1 {
+			last, _ = alice.Encrypt(nil)
+		}
+		if _, err := bob.Decrypt(last); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("skipped=%d/ratchet", skipped), func(b *testing.B) {
+			buf := make([]byte, 0, 4096)
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				buf, err = bob.AppendBinary(buf[:0])
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := ParseSession(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(buf)), "bytes")
+		})
+		b.Run(fmt.Sprintf("skipped=%d/floor", skipped), func(b *testing.B) {
+			fs := floorState{Suite: 1, MaxSkip: 1000, MaxSkippedKeys: 2000, AD: bob.ad, RK: bob.rk[:], DHsPriv: bob.dhsPriv[:],
+				DHsPub: bob.dhsPub[:], DHr: bob.dhr[:], CKs: bob.cks[:], CKr: bob.ckr[:], Ns: bob.ns, Nr: bob.nr, PN: bob.pn}
+			bob.skipped.each(func(pub *[32]byte, e *skippedKey) {
+				fs.Skipped = append(fs.Skipped, floorSkipped{pub[:], e.n, e.mk[:]})
+			})
+			var n int
+			b.ReportAllocs()
+			for b.Loop() {
+				j, err := json.Marshal(&fs)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var back floorState
+				if err := json.Unmarshal(j, &back); err != nil {
+					b.Fatal(err)
+				}
+				n = len(j)
+			}
+			b.ReportMetric(float64(n), "bytes")
+		})
+	}
+}
+
+// BenchmarkSessionLayer is the steady-state message as a session layer
+// over a memory store runs it: each side parses its state, encrypts or
+// decrypts, and marshals the state again. Compare with BenchmarkSteady.
+func BenchmarkSessionLayer(b *testing.B) {
+	pt := make([]byte, benchSize)
+	alice, bob := benchPair(b, nil)
+	as, bs := state(b, alice), state(b, bob)
+	msg := make([]byte, 0, benchSize+minMessageSize)
+	out := make([]byte, 0, benchSize)
+	b.SetBytes(benchSize)
+	b.ReportAllocs()
+	for b.Loop() {
+		a, err := ParseSession(as)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if msg, err = a.AppendEncrypt(msg[:0], pt); err != nil {
+			b.Fatal(err)
+		}
+		as, _ = a.AppendBinary(as[:0])
+		r, err := ParseSession(bs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if out, err = r.AppendDecrypt(out[:0], msg); err != nil {
+			b.Fatal(err)
+		}
+		bs, _ = r.AppendBinary(bs[:0])
+	}
+}
+
+// BenchmarkReject is Decrypt of hostile headers that are refused before
+// any key is derived: a counter of 2^32-1, and a gap beyond MaxSkip.
+func BenchmarkReject(b *testing.B) {
+	alice, bob := benchPair(b, nil)
+	m, _ := alice.Encrypt(make([]byte, benchSize))
+	if _, err := bob.Decrypt(m); err != nil {
+		b.Fatal(err)
+	}
+	m, _ = alice.Encrypt(make([]byte, benchSize))
+	for _, c := range []struct {
+		name string
+		off  int
+		v    uint32
+		want error
+	}{
+		{"N=2^32-1", 38, 1<<32 - 1, ErrCounterOverflow},
+		{"PN=2^32-1", 34, 1<<32 - 1, ErrCounterOverflow},
+		{"gap", 38, 1 << 20, ErrTooManySkipped},
+	} {
+		h := bytes.Clone(m)
+		binary.BigEndian.PutUint32(h[c.off:], c.v)
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bob.Decrypt(h); err != c.want {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
