@@ -18,7 +18,7 @@ func TestSkippedStoreModel(t *testing.T) {
 		n   uint32
 		mk  [32]byte
 	}
-	rounds := 20000
+	rounds := 8000
 	if testing.Short() {
 		rounds = 2000
 	}
@@ -96,7 +96,7 @@ func checkStoreInvariants(t *testing.T, st *skippedStore) {
 		t.Fatalf("runs do not cover the window")
 	}
 	live := 0
-	inWindow := map[int]bool{}
+	inWindow := make([]bool, len(st.ring))
 	for ci, c := range st.chains {
 		if ci > 0 && c.start != st.chains[ci-1].end {
 			t.Fatalf("runs do not tile the window")
