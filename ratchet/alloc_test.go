@@ -78,7 +78,8 @@ func TestAllocations(t *testing.T) {
 	check("forged (AES-GCM key schedule only)", 2, func() { bob.AppendDecrypt(out[:0], forged) })
 
 	// Loading and saving a session, the session layer's pattern: one
-	// allocation, and two more (ring and runs) when it holds skipped keys.
+	// allocation for a new Session, none when one is reused with
+	// UnmarshalBinary, and two more (ring and runs) for skipped keys.
 	buf := make([]byte, 0, 8192)
 	parse := func(b []byte) {
 		s, err := ParseSession(b)
@@ -86,9 +87,18 @@ func TestAllocations(t *testing.T) {
 			t.Fatal(err)
 		}
 		buf, _ = s.AppendBinary(buf[:0])
+		sink = s
+	}
+	reused := new(Session)
+	unmarshal := func(b []byte) {
+		if err := reused.UnmarshalBinary(b); err != nil {
+			t.Fatal(err)
+		}
+		buf, _ = reused.AppendBinary(buf[:0])
 	}
 	b := state(t, bob)
 	check("ParseSession+AppendBinary", 1, func() { parse(b) })
+	check("UnmarshalBinary+AppendBinary", 0, func() { unmarshal(b) })
 	for range 10 {
 		alice.Encrypt(pt)
 	}
@@ -98,4 +108,7 @@ func TestAllocations(t *testing.T) {
 	}
 	b = state(t, bob)
 	check("ParseSession+AppendBinary, skipped keys", 3, func() { parse(b) })
+	check("UnmarshalBinary+AppendBinary, skipped keys", 2, func() { unmarshal(b) })
 }
+
+var sink *Session

@@ -206,14 +206,16 @@ func BenchmarkState(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := ParseSession(buf); err != nil {
+				s, err := ParseSession(buf)
+				if err != nil {
 					b.Fatal(err)
 				}
+				sink = s
 			}
 			b.ReportMetric(float64(len(buf)), "bytes")
 		})
 		b.Run(fmt.Sprintf("skipped=%d/floor", skipped), func(b *testing.B) {
-			fs := floorState{Suite: 1, MaxSkip: 1000, MaxSkippedKeys: 2000, AD: bob.ad, RK: bob.rk[:], DHsPriv: bob.dhsPriv[:],
+			fs := floorState{Suite: 1, MaxSkip: 1000, MaxSkippedKeys: 2000, AD: bob.ad(), RK: bob.rk[:], DHsPriv: bob.dhsPriv[:],
 				DHsPub: bob.dhsPub[:], DHr: bob.dhr[:], CKs: bob.cks[:], CKr: bob.ckr[:], Ns: bob.ns, Nr: bob.nr, PN: bob.pn}
 			bob.skipped.each(func(pub *[32]byte, e *skippedKey) {
 				fs.Skipped = append(fs.Skipped, floorSkipped{pub[:], e.n, e.mk[:]})
@@ -237,33 +239,51 @@ func BenchmarkState(b *testing.B) {
 }
 
 // BenchmarkSessionLayer is the steady-state message as a session layer
-// over a memory store runs it: each side parses its state, encrypts or
-// decrypts, and marshals the state again. Compare with BenchmarkSteady.
+// over a memory store runs it: each side loads its state, encrypts or
+// decrypts, and saves the state again; with a new Session per load
+// (ParseSession) or one reused Session (UnmarshalBinary). Compare with
+// BenchmarkSteady.
 func BenchmarkSessionLayer(b *testing.B) {
 	pt := make([]byte, benchSize)
-	alice, bob := benchPair(b, nil)
-	as, bs := state(b, alice), state(b, bob)
-	msg := make([]byte, 0, benchSize+minMessageSize)
-	out := make([]byte, 0, benchSize)
-	b.SetBytes(benchSize)
-	b.ReportAllocs()
-	for b.Loop() {
-		a, err := ParseSession(as)
-		if err != nil {
-			b.Fatal(err)
+	for _, reuse := range []bool{false, true} {
+		name := "ParseSession"
+		if reuse {
+			name = "UnmarshalBinary"
 		}
-		if msg, err = a.AppendEncrypt(msg[:0], pt); err != nil {
-			b.Fatal(err)
-		}
-		as, _ = a.AppendBinary(as[:0])
-		r, err := ParseSession(bs)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if out, err = r.AppendDecrypt(out[:0], msg); err != nil {
-			b.Fatal(err)
-		}
-		bs, _ = r.AppendBinary(bs[:0])
+		b.Run(name, func(b *testing.B) {
+			alice, bob := benchPair(b, nil)
+			as, bs := state(b, alice), state(b, bob)
+			load := func(s *Session, blob []byte) *Session {
+				if reuse {
+					if err := s.UnmarshalBinary(blob); err != nil {
+						b.Fatal(err)
+					}
+					return s
+				}
+				s, err := ParseSession(blob)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return s
+			}
+			msg := make([]byte, 0, benchSize+minMessageSize)
+			out := make([]byte, 0, benchSize)
+			b.SetBytes(benchSize)
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				a := load(alice, as)
+				if msg, err = a.AppendEncrypt(msg[:0], pt); err != nil {
+					b.Fatal(err)
+				}
+				as, _ = a.AppendBinary(as[:0])
+				r := load(bob, bs)
+				if out, err = r.AppendDecrypt(out[:0], msg); err != nil {
+					b.Fatal(err)
+				}
+				bs, _ = r.AppendBinary(bs[:0])
+			}
+		})
 	}
 }
 

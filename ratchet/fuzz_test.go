@@ -143,13 +143,28 @@ func FuzzParseState(f *testing.F) {
 		}
 	}
 	msgs := fuzzFixture().msgs
+	reused, err := ParseSession(fuzzFixture().blob)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		before := state(t, reused)
 		s, err := ParseSession(b)
+		uerr := reused.UnmarshalBinary(b)
+		if (err == nil) != (uerr == nil) {
+			t.Fatalf("ParseSession: %v, UnmarshalBinary: %v", err, uerr)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrInvalidState) {
 				t.Fatalf("error %v does not wrap ErrInvalidState", err)
 			}
+			if !bytes.Equal(before, state(t, reused)) {
+				t.Fatal("failed UnmarshalBinary changed the session")
+			}
 			return
+		}
+		if out := state(t, reused); !bytes.Equal(out, b) {
+			t.Fatal("UnmarshalBinary -> marshal differs")
 		}
 		if out := state(t, s); !bytes.Equal(out, b) {
 			t.Fatalf("parse -> marshal differs:\n in %x\nout %x", b, out)

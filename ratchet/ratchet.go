@@ -1,6 +1,7 @@
 package ratchet
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -174,8 +175,10 @@ const (
 )
 
 // Session is one party's Double Ratchet state. It is not safe for
-// concurrent use. Methods on the zero Session panic: make one with
-// NewInitiator, NewResponder or ParseSession.
+// concurrent use, and must not be copied (copies would share the skipped
+// keys): to duplicate a session, marshal it and parse the result. Methods
+// on the zero Session panic: make one with NewInitiator, NewResponder,
+// ParseSession or UnmarshalBinary.
 //
 // A Session's memory holds the secrets that protect past and future
 // messages; see Clear.
@@ -197,10 +200,12 @@ type Session struct {
 	nr      uint32
 	pn      uint32
 
-	ad []byte
-	// adInline holds ad when it fits, which X3DH's 66 bytes do: one
-	// allocation fewer per ParseSession.
+	// The associated data is in adInline when it fits, as X3DH's 66 bytes
+	// do, else in adHeap. No field points into the Session itself, so a
+	// state can be parsed into a stack value and then moved.
+	adLen    int
 	adInline [80]byte
+	adHeap   []byte
 
 	skipped skippedStore
 }
@@ -279,12 +284,20 @@ func newSession(sk, ad []byte, cfg *Config) (*Session, error) {
 }
 
 func (s *Session) setAD(ad []byte) {
+	s.adLen = len(ad)
 	if len(ad) <= len(s.adInline) {
-		s.ad = s.adInline[:len(ad):len(ad)]
+		copy(s.adInline[:], ad)
 	} else {
-		s.ad = make([]byte, len(ad))
+		s.adHeap = bytes.Clone(ad)
 	}
-	copy(s.ad, ad)
+}
+
+// ad returns the associated data.
+func (s *Session) ad() []byte {
+	if s.adHeap != nil {
+		return s.adHeap
+	}
+	return s.adInline[:s.adLen]
 }
 
 func (s *Session) check() {
@@ -336,7 +349,7 @@ func (s *Session) AppendEncrypt(dst, plaintext []byte) ([]byte, error) {
 	h := kdf.Get()
 	defer kdf.Put(h)
 	kdfCK(h, w, &s.cks, &w.mk)
-	hdr := w.setHeader(s.ad, &s.dhsPub, s.pn, s.ns)
+	hdr := w.setHeader(s.ad(), &s.dhsPub, s.pn, s.ns)
 	dst = slices.Grow(dst, headerSize+len(plaintext)+aead.Overhead)
 	dst = append(dst, hdr...)
 	dst = s.suite.Seal(dst, w.mk[:], plaintext, w.adh)
@@ -370,7 +383,7 @@ func (s *Session) AppendDecrypt(dst, msg []byte) ([]byte, error) {
 	ct := msg[headerSize:]
 	w := getWork()
 	defer putWork(w)
-	w.setAD(s.ad, msg[:headerSize])
+	w.setAD(s.ad(), msg[:headerSize])
 
 	// TrySkippedMessageKeys.
 	if i, c := s.skipped.find(&hdr.dh, hdr.n); i >= 0 {

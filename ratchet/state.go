@@ -96,8 +96,8 @@ func (s *Session) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, stateVersion1, s.suiteID)
 	b = binary.BigEndian.AppendUint32(b, s.maxSkip)
 	b = binary.BigEndian.AppendUint32(b, s.maxKeys)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(s.ad)))
-	b = append(b, s.ad...)
+	b = binary.BigEndian.AppendUint16(b, uint16(s.adLen))
+	b = append(b, s.ad()...)
 	b = append(b, s.rk[:]...)
 	b = append(b, s.dhsPriv[:]...)
 	b = append(b, s.dhsPub[:]...)
@@ -134,7 +134,7 @@ func (s *Session) AppendBinary(b []byte) ([]byte, error) {
 }
 
 func (s *Session) marshaledSize() int {
-	n := fixedStateSize + len(s.ad) + 3*32 + 1
+	n := fixedStateSize + s.adLen + 3*32 + 1
 	switch s.phase {
 	case phaseInitiator:
 		n += 32 + 32 + 4
@@ -158,14 +158,44 @@ func appendUint24(b []byte, v int) []byte {
 //
 // The session copies what it needs from b; the caller should wipe b.
 func ParseSession(b []byte) (*Session, error) {
+	s := new(Session)
+	if err := s.parse(b); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// UnmarshalBinary replaces s's state with the one in b, as ParseSession
+// would return it, wiping the secrets s held. It lets a caller that loads
+// sessions often reuse one Session: with no skipped keys stored, it
+// allocates nothing. On error s is unchanged.
+func (s *Session) UnmarshalBinary(b []byte) error {
+	var n Session
+	if err := n.parse(b); err != nil {
+		return err
+	}
+	old := s.skipped.ring
+	*s = n
+	clear(old)
+	// Wipe the stack copy's keys; its slices now belong to s.
+	n.skipped = skippedStore{}
+	n.Clear()
+	return nil
+}
+
+func (s *Session) parse(b []byte) error {
 	if len(b) < len(stateMagic)+1 || string(b[:len(stateMagic)]) != stateMagic {
-		return nil, ErrInvalidState
+		return ErrInvalidState
 	}
 	switch v := b[len(stateMagic)]; v {
 	case stateVersion1:
-		return parseV1(b[len(stateMagic)+1:])
+		if err := s.parseV1(b[len(stateMagic)+1:]); err != nil {
+			s.Clear()
+			return err
+		}
+		return nil
 	default:
-		return nil, fmt.Errorf("%w: unknown version %d", ErrInvalidState, v)
+		return fmt.Errorf("%w: unknown version %d", ErrInvalidState, v)
 	}
 }
 
@@ -173,9 +203,8 @@ func invalid(what string) error {
 	return fmt.Errorf("%w: %s", ErrInvalidState, what)
 }
 
-func parseV1(b []byte) (*Session, error) {
+func (s *Session) parseV1(b []byte) error {
 	r := reader{b: b}
-	s := new(Session)
 	s.suiteID = r.u8()
 	s.maxSkip = r.u32()
 	s.maxKeys = r.u32()
@@ -185,16 +214,16 @@ func parseV1(b []byte) (*Session, error) {
 	copy(s.dhsPub[:], r.bytes(32))
 	s.phase = r.u8()
 	if r.bad {
-		return nil, invalid("truncated")
+		return invalid("truncated")
 	}
 	if s.suite = suiteByID(s.suiteID); s.suite == nil {
-		return nil, invalid("unknown suite")
+		return invalid("unknown suite")
 	}
 	if s.maxSkip > MaxLimit || s.maxKeys > MaxLimit {
-		return nil, invalid("limit above MaxLimit")
+		return invalid("limit above MaxLimit")
 	}
 	if !curve.IsCanonical(&s.dhsPub) {
-		return nil, invalid("non-canonical ratchet public key")
+		return invalid("non-canonical ratchet public key")
 	}
 	s.setAD(ad)
 	switch s.phase {
@@ -209,28 +238,28 @@ func parseV1(b []byte) (*Session, error) {
 			s.nr = r.u32()
 			skipped := r.bytes(r.u24())
 			if r.bad {
-				return nil, invalid("truncated")
+				return invalid("truncated")
 			}
 			if err := s.skipped.parse(skipped, int(s.maxKeys)); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		if r.bad {
-			return nil, invalid("truncated")
+			return invalid("truncated")
 		}
 		if !curve.IsCanonical(&s.dhr) {
-			return nil, invalid("non-canonical peer ratchet key")
+			return invalid("non-canonical peer ratchet key")
 		}
 		if s.ns > maxCounter || s.pn > maxCounter {
-			return nil, invalid("counter out of range")
+			return invalid("counter out of range")
 		}
 	default:
-		return nil, invalid("unknown phase")
+		return invalid("unknown phase")
 	}
 	if len(r.b) != 0 {
-		return nil, invalid("trailing bytes")
+		return invalid("trailing bytes")
 	}
-	return s, nil
+	return nil
 }
 
 // parse fills an empty store from the contents of the skipped vector.

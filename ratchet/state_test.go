@@ -93,7 +93,7 @@ func (x *blob) bytes() []byte {
 // blobOf reads a session's fields into a blob.
 func blobOf(s *Session) *blob {
 	x := &blob{magic: "rkdr", version: 1, suite: s.suiteID, maxSkip: s.maxSkip, maxKeys: s.maxKeys,
-		ad: s.ad, rk: s.rk, dhsPriv: s.dhsPriv, dhsPub: s.dhsPub, phase: s.phase,
+		ad: s.ad(), rk: s.rk, dhsPriv: s.dhsPriv, dhsPub: s.dhsPub, phase: s.phase,
 		dhr: s.dhr, cks: s.cks, ns: s.ns, pn: s.pn, ckr: s.ckr, nr: s.nr}
 	st := &s.skipped
 	for _, c := range st.chains {
@@ -115,7 +115,8 @@ func blobOf(s *Session) *blob {
 func stateSamples(t testing.TB) map[string]*Session {
 	out := map[string]*Session{}
 	alice, bob := newPair(t, &Config{MaxSkippedKeys: 6, MaxSkip: 50, Suite: aead.ChaCha20Poly1305})
-	out["responder"] = bob
+	bobInit, _ := ParseSession(state(t, bob))
+	out["responder"] = bobInit
 	a := make([][]byte, 5)
 	for i := range a {
 		a[i] = mustEncrypt(t, alice, fmt.Sprint("a", i))
@@ -421,4 +422,50 @@ func TestGoldenState(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestUnmarshalBinary(t *testing.T) {
+	samples := stateSamples(t)
+	est := state(t, samples["established"])
+	resp := state(t, samples["responder"])
+	s := new(Session)
+	if err := s.UnmarshalBinary(est); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(state(t, s), est) {
+		t.Fatal("UnmarshalBinary into a zero Session")
+	}
+	ring := s.skipped.ring
+	// A failed UnmarshalBinary leaves the session as it was.
+	for _, bad := range [][]byte{nil, est[:len(est)-1], append(bytes.Clone(resp), 1)} {
+		if err := s.UnmarshalBinary(bad); !errors.Is(err, ErrInvalidState) {
+			t.Fatalf("UnmarshalBinary of a bad blob: %v", err)
+		}
+		if !bytes.Equal(state(t, s), est) {
+			t.Fatal("failed UnmarshalBinary changed the session")
+		}
+	}
+	// A successful one replaces the state and wipes the old skipped keys.
+	if err := s.UnmarshalBinary(resp); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(state(t, s), resp) || len(s.skipped.ring) != 0 {
+		t.Fatal("UnmarshalBinary did not replace the state")
+	}
+	for _, e := range ring {
+		if e.mk != ([32]byte{}) {
+			t.Fatal("old skipped keys not wiped")
+		}
+	}
+	// Long associated data lives outside the struct; a copy stays correct.
+	alice, bob := newPair(t, nil)
+	long := make([]byte, 300)
+	for _, x := range []*Session{alice, bob} {
+		x.setAD(long)
+	}
+	mustDecrypt(t, bob, mustEncrypt(t, alice, "long ad"), "long ad")
+	if err := s.UnmarshalBinary(state(t, bob)); err != nil {
+		t.Fatal(err)
+	}
+	mustDecrypt(t, s, mustEncrypt(t, alice, "via reused session"), "via reused session")
 }
