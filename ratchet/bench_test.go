@@ -214,6 +214,21 @@ func BenchmarkState(b *testing.B) {
 			}
 			b.ReportMetric(float64(len(buf)), "bytes")
 		})
+		b.Run(fmt.Sprintf("skipped=%d/ratchet-reuse", skipped), func(b *testing.B) {
+			buf := make([]byte, 0, 4096)
+			s := new(Session)
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				buf, err = bob.AppendBinary(buf[:0])
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := s.UnmarshalBinary(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 		b.Run(fmt.Sprintf("skipped=%d/floor", skipped), func(b *testing.B) {
 			fs := floorState{Suite: 1, MaxSkip: 1000, MaxSkippedKeys: 2000, AD: bob.ad(), RK: bob.rk[:], DHsPriv: bob.dhsPriv[:],
 				DHsPub: bob.dhsPub[:], DHr: bob.dhr[:], CKs: bob.cks[:], CKr: bob.ckr[:], Ns: bob.ns, Nr: bob.nr, PN: bob.pn}
