@@ -45,7 +45,7 @@ func benchFloorPair() (alice, bob *floorParty) {
 // that is already established (no DH ratchet step).
 func BenchmarkSteady(b *testing.B) {
 	pt := make([]byte, benchSize)
-	b.Run("ratchet", func(b *testing.B) {
+	b.Run("impl=ratchet", func(b *testing.B) {
 		alice, bob := benchPair(b, nil)
 		msg := make([]byte, 0, benchSize+minMessageSize)
 		out := make([]byte, 0, benchSize)
@@ -62,7 +62,7 @@ func BenchmarkSteady(b *testing.B) {
 			}
 		}
 	})
-	b.Run("floor", func(b *testing.B) {
+	b.Run("impl=floor", func(b *testing.B) {
 		alice, bob := benchFloorPair()
 		b.SetBytes(benchSize)
 		b.ReportAllocs()
@@ -78,7 +78,7 @@ func BenchmarkSteady(b *testing.B) {
 // turns, so every Decrypt is a DH ratchet step.
 func BenchmarkPingPong(b *testing.B) {
 	pt := make([]byte, benchSize)
-	b.Run("ratchet", func(b *testing.B) {
+	b.Run("impl=ratchet", func(b *testing.B) {
 		alice, bob := benchPair(b, nil)
 		msg := make([]byte, 0, benchSize+minMessageSize)
 		out := make([]byte, 0, benchSize)
@@ -97,7 +97,7 @@ func BenchmarkPingPong(b *testing.B) {
 			from, to = to, from
 		}
 	})
-	b.Run("floor", func(b *testing.B) {
+	b.Run("impl=floor", func(b *testing.B) {
 		alice, bob := benchFloorPair()
 		b.SetBytes(benchSize)
 		b.ReportAllocs()
@@ -117,7 +117,7 @@ func BenchmarkPingPong(b *testing.B) {
 func BenchmarkSkipped(b *testing.B) {
 	const batch = 1000
 	pt := make([]byte, benchSize)
-	b.Run("ratchet", func(b *testing.B) {
+	b.Run("impl=ratchet", func(b *testing.B) {
 		alice, bob := benchPair(b, nil)
 		var msgs [][]byte
 		out := make([]byte, 0, benchSize)
@@ -143,7 +143,7 @@ func BenchmarkSkipped(b *testing.B) {
 			msgs = msgs[:len(msgs)-1]
 		}
 	})
-	b.Run("floor", func(b *testing.B) {
+	b.Run("impl=floor", func(b *testing.B) {
 		alice, bob := benchFloorPair()
 		var msgs [][]byte
 		b.SetBytes(benchSize)
@@ -197,7 +197,7 @@ func BenchmarkState(b *testing.B) {
 		if _, err := bob.Decrypt(last); err != nil {
 			b.Fatal(err)
 		}
-		b.Run(fmt.Sprintf("skipped=%d/ratchet", skipped), func(b *testing.B) {
+		b.Run(fmt.Sprintf("skipped=%d/impl=ratchet", skipped), func(b *testing.B) {
 			buf := make([]byte, 0, 4096)
 			b.ReportAllocs()
 			for b.Loop() {
@@ -214,7 +214,7 @@ func BenchmarkState(b *testing.B) {
 			}
 			b.ReportMetric(float64(len(buf)), "bytes")
 		})
-		b.Run(fmt.Sprintf("skipped=%d/ratchet-reuse", skipped), func(b *testing.B) {
+		b.Run(fmt.Sprintf("skipped=%d/impl=ratchet-reuse", skipped), func(b *testing.B) {
 			buf := make([]byte, 0, 4096)
 			s := new(Session)
 			b.ReportAllocs()
@@ -229,7 +229,7 @@ func BenchmarkState(b *testing.B) {
 				}
 			}
 		})
-		b.Run(fmt.Sprintf("skipped=%d/floor", skipped), func(b *testing.B) {
+		b.Run(fmt.Sprintf("skipped=%d/impl=floor", skipped), func(b *testing.B) {
 			fs := floorState{Suite: 1, MaxSkip: 1000, MaxSkippedKeys: 2000, AD: bob.ad(), RK: bob.rk[:], DHsPriv: bob.dhsPriv[:],
 				DHsPub: bob.dhsPub[:], DHr: bob.dhr[:], CKs: bob.cks[:], CKr: bob.ckr[:], Ns: bob.ns, Nr: bob.nr, PN: bob.pn}
 			bob.skipped.each(func(pub *[32]byte, e *skippedKey) {
@@ -303,7 +303,8 @@ func BenchmarkSessionLayer(b *testing.B) {
 }
 
 // BenchmarkReject is Decrypt of hostile headers that are refused before
-// any key is derived: a counter of 2^32-1, and a gap beyond MaxSkip.
+// any key is derived (a counter of 2^32-1, a gap beyond MaxSkip), and the
+// costliest forgery on the current chain.
 func BenchmarkReject(b *testing.B) {
 	alice, bob := benchPair(b, nil)
 	m, _ := alice.Encrypt(make([]byte, benchSize))
@@ -320,6 +321,9 @@ func BenchmarkReject(b *testing.B) {
 		{"N=2^32-1", 38, 1<<32 - 1, ErrCounterOverflow},
 		{"PN=2^32-1", 34, 1<<32 - 1, ErrCounterOverflow},
 		{"gap", 38, 1 << 20, ErrTooManySkipped},
+		// Not rejected early: a forgery at the largest allowed gap costs
+		// MaxSkip chain steps before its tag fails.
+		{"forged-gap-1000", 38, 1 + DefaultMaxSkip, ErrAuthentication},
 	} {
 		h := bytes.Clone(m)
 		binary.BigEndian.PutUint32(h[c.off:], c.v)

@@ -88,10 +88,11 @@ type Config struct {
 	// MaxSkip bounds how far ahead of the receiving position a message may
 	// be: a message that would need more than MaxSkip keys of one chain
 	// skipped fails with ErrTooManySkipped, before any key is derived.
-	// It bounds the work an unauthenticated message can cause. Zero means
-	// DefaultMaxSkip (1000, the value Signal's specification suggests as
-	// "reasonable"); a negative value means 0: every message must arrive in
-	// order within its chain. At most MaxLimit.
+	// It bounds the work an unauthenticated message can cause: about 2·MaxSkip
+	// HMAC chain steps, a few hundred microseconds at the default. Zero means
+	// DefaultMaxSkip (1000: far more than routine loss and reordering); a
+	// negative value means 0: every message must arrive in order within its
+	// chain. At most MaxLimit.
 	MaxSkip int
 	// MaxSkippedKeys bounds the message keys a session keeps for messages
 	// that have not arrived yet. When a new one would exceed it, the oldest
@@ -162,7 +163,7 @@ func limit(v, def int) (uint32, error) {
 	return uint32(v), nil
 }
 
-// Session phases. They are also the state blob's "chains" field.
+// Session phases, stored as the state blob's phase field.
 const (
 	// phaseResponder: DHs is the responder's prekey pair, RK = SK, no
 	// DHr and no chains.
