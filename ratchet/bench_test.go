@@ -72,6 +72,51 @@ func BenchmarkSteady(b *testing.B) {
 			}
 		}
 	})
+	// The same message as a session layer over a memory store runs it:
+	// each side loads its state, encrypts or decrypts, and saves the state
+	// again, with a new Session per load (ParseSession) or one reused
+	// Session (UnmarshalBinary).
+	for _, reuse := range []bool{false, true} {
+		name := "impl=ratchet+ParseSession"
+		if reuse {
+			name = "impl=ratchet+UnmarshalBinary"
+		}
+		b.Run(name, func(b *testing.B) {
+			alice, bob := benchPair(b, nil)
+			as, bs := state(b, alice), state(b, bob)
+			load := func(s *Session, blob []byte) *Session {
+				if reuse {
+					if err := s.UnmarshalBinary(blob); err != nil {
+						b.Fatal(err)
+					}
+					return s
+				}
+				s, err := ParseSession(blob)
+				if err != nil {
+					b.Fatal(err)
+				}
+				sink = s
+				return s
+			}
+			msg := make([]byte, 0, benchSize+minMessageSize)
+			out := make([]byte, 0, benchSize)
+			b.SetBytes(benchSize)
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				a := load(alice, as)
+				if msg, err = a.AppendEncrypt(msg[:0], pt); err != nil {
+					b.Fatal(err)
+				}
+				as, _ = a.AppendBinary(as[:0])
+				r := load(bob, bs)
+				if out, err = r.AppendDecrypt(out[:0], msg); err != nil {
+					b.Fatal(err)
+				}
+				bs, _ = r.AppendBinary(bs[:0])
+			}
+		})
+	}
 }
 
 // BenchmarkPingPong is one 1 KiB message per iteration, the parties taking
@@ -249,55 +294,6 @@ func BenchmarkState(b *testing.B) {
 				n = len(j)
 			}
 			b.ReportMetric(float64(n), "bytes")
-		})
-	}
-}
-
-// BenchmarkSessionLayer is the steady-state message as a session layer
-// over a memory store runs it: each side loads its state, encrypts or
-// decrypts, and saves the state again; with a new Session per load
-// (ParseSession) or one reused Session (UnmarshalBinary). Compare with
-// BenchmarkSteady.
-func BenchmarkSessionLayer(b *testing.B) {
-	pt := make([]byte, benchSize)
-	for _, reuse := range []bool{false, true} {
-		name := "ParseSession"
-		if reuse {
-			name = "UnmarshalBinary"
-		}
-		b.Run(name, func(b *testing.B) {
-			alice, bob := benchPair(b, nil)
-			as, bs := state(b, alice), state(b, bob)
-			load := func(s *Session, blob []byte) *Session {
-				if reuse {
-					if err := s.UnmarshalBinary(blob); err != nil {
-						b.Fatal(err)
-					}
-					return s
-				}
-				s, err := ParseSession(blob)
-				if err != nil {
-					b.Fatal(err)
-				}
-				return s
-			}
-			msg := make([]byte, 0, benchSize+minMessageSize)
-			out := make([]byte, 0, benchSize)
-			b.SetBytes(benchSize)
-			b.ReportAllocs()
-			for b.Loop() {
-				var err error
-				a := load(alice, as)
-				if msg, err = a.AppendEncrypt(msg[:0], pt); err != nil {
-					b.Fatal(err)
-				}
-				as, _ = a.AppendBinary(as[:0])
-				r := load(bob, bs)
-				if out, err = r.AppendDecrypt(out[:0], msg); err != nil {
-					b.Fatal(err)
-				}
-				bs, _ = r.AppendBinary(bs[:0])
-			}
 		})
 	}
 }
