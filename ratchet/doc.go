@@ -84,9 +84,11 @@
 //   - Both MaxSkip checks of a DH ratchet step (for the old chain up to PN
 //     and for the new chain up to N) come before any DH computation, and the
 //     new ratchet key pair is generated only once the message has
-//     authenticated. This changes nothing a peer can observe except which
-//     error a message that fails two checks reports, and makes a forgery
-//     cost one X25519 instead of three operations and a key generation.
+//     authenticated; the old chain's skipped keys are derived only then.
+//     This changes nothing a peer can observe except which error a message
+//     that fails two checks reports, and a forged message costs one X25519
+//     and the new chain's steps instead of two X25519, a key generation and
+//     the steps of both chains.
 //   - Counters are 32-bit and never wrap: a header with PN or N equal to
 //     2^32−1 is rejected with ErrCounterOverflow before any key is derived,
 //     and a sending chain ends after N = 2^32−3 (so PN never exceeds 2^32−2).

@@ -21,10 +21,10 @@ const (
 	// DefaultMaxSkippedKeys is the default [Config.MaxSkippedKeys].
 	DefaultMaxSkippedKeys = 2000
 	// MaxLimit is the largest value accepted for MaxSkip and MaxSkippedKeys.
-	// Skipping costs one HMAC chain step per message key, and a forged
-	// header can make a session attempt up to 2·MaxSkip of them before its
-	// authentication tag is checked; 65536 keeps that below a few tens of
-	// milliseconds and a full skipped-key store below 5.3 MiB.
+	// Skipping costs one HMAC chain step (about half a microsecond) per
+	// message key, and a forged header can make a session take MaxSkip of
+	// them before its authentication tag fails; 65536 keeps that near 30
+	// milliseconds, and a full skipped-key store below 5.3 MiB.
 	MaxLimit = 1 << 16
 	// MaxADSize is the longest associated data a session accepts.
 	MaxADSize = 1<<16 - 1
@@ -87,12 +87,12 @@ var (
 type Config struct {
 	// MaxSkip bounds how far ahead of the receiving position a message may
 	// be: a message that would need more than MaxSkip keys of one chain
-	// skipped fails with ErrTooManySkipped, before any key is derived.
-	// It bounds the work an unauthenticated message can cause: about 2·MaxSkip
-	// HMAC chain steps, a few hundred microseconds at the default. Zero means
-	// DefaultMaxSkip (1000: far more than routine loss and reordering); a
-	// negative value means 0: every message must arrive in order within its
-	// chain. At most MaxLimit.
+	// skipped fails with ErrTooManySkipped, before any key is derived. It
+	// bounds the work an unauthenticated message can cause: at most MaxSkip
+	// HMAC chain steps (half a millisecond at the default) and one X25519
+	// before its tag is checked. Zero means DefaultMaxSkip (1000: far more
+	// than routine loss and reordering); a negative value means 0: every
+	// message must arrive in order within its chain. At most MaxLimit.
 	MaxSkip int
 	// MaxSkippedKeys bounds the message keys a session keeps for messages
 	// that have not arrived yet. When a new one would exceed it, the oldest
