@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"testing"
@@ -406,5 +407,64 @@ func TestAllocations(t *testing.T) {
 		if n := testing.AllocsPerRun(20, f); n != 0 {
 			t.Errorf("%s: %v allocations, want 0", name, n)
 		}
+	}
+}
+
+// TestConversionReference compares NewPublicKey's one-exponentiation
+// conversion with a math/big computation of y = (u − 1)/(u + 1) and a plain
+// edwards25519 decoding, on random u-coordinates (half of them on the
+// twist) and on every small u.
+func TestConversionReference(t *testing.T) {
+	r := drbg("test/conversion")
+	var us [][]byte
+	for u := range int64(64) {
+		us = append(us, le32(big.NewInt(u)))
+	}
+	for range 500 {
+		b := randBytes(r, 32)
+		b[31] &= 0x7f
+		us = append(us, b)
+	}
+	curve := 0
+	for _, u := range us {
+		bu := fromLE(u)
+		pk, err := NewPublicKey(u)
+		switch {
+		case bu.Cmp(bigP) >= 0:
+			if !errors.Is(err, errNonCanonical) {
+				t.Errorf("u=%x: error %v, want non-canonical", u, err)
+			}
+		case bu.Cmp(new(big.Int).Sub(bigP, big.NewInt(1))) == 0:
+			if !errors.Is(err, errMinusOne) {
+				t.Errorf("u=%x: error %v, want u = p − 1", u, err)
+			}
+		case !onCurve(bu):
+			if !errors.Is(err, errNotOnCurve) {
+				t.Errorf("u=%x (twist): error %v", u, err)
+			}
+		default:
+			A, enc := edwardsFromU(bu)
+			small := new(edwards25519.Point).MultByCofactor(A).Equal(edwards25519.NewIdentityPoint()) == 1
+			if small {
+				if !errors.Is(err, errSmallOrder) {
+					t.Errorf("u=%x (small order): error %v", u, err)
+				}
+				continue
+			}
+			curve++
+			if err != nil {
+				t.Errorf("u=%x: %v", u, err)
+				continue
+			}
+			negEnc := new(edwards25519.Point).Negate(A).Bytes()
+			if !bytes.Equal(pk.enc[0][:], enc) || !bytes.Equal(pk.A.Bytes(), enc) ||
+				!bytes.Equal(pk.enc[1][:], negEnc) || !bytes.Equal(pk.nA.Bytes(), negEnc) ||
+				!bytes.Equal(pk.A.BytesMontgomery(), u) {
+				t.Errorf("u=%x: converted to %x / %x, want %x / %x", u, pk.enc[0], pk.enc[1], enc, negEnc)
+			}
+		}
+	}
+	if curve < 200 {
+		t.Errorf("only %d curve points among %d inputs", curve, len(us))
 	}
 }
