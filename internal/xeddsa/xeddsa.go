@@ -18,7 +18,16 @@
 // Verify is stricter than both the specification and libsignal: it rejects
 // s ≥ q (so signatures are not malleable), u ≥ p, u = p − 1, u-coordinates
 // that are not on the curve (twist points) and public keys of small order.
-// Honest signers and honest keys never produce any of these.
+// Honest signers and honest keys never produce any of these. libsignal
+// 0.103 accepts s + q, ignores bit 255 of u, reduces u ≥ p, and accepts
+// signatures under small-order keys, which anyone can forge without a
+// private key; testdata/xeddsa/negative.json has a vector for each.
+//
+// Verification is cofactorless (sB − hA = R, compared as encodings), as in
+// the specification and libsignal. Keys of mixed order (a prime-order point
+// plus a small torsion component) are not rejected: clamped X25519 keys
+// never have one, the profile does not ask for the check, and it would cost
+// a full scalar multiplication per key.
 package xeddsa
 
 import (

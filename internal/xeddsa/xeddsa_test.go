@@ -468,3 +468,18 @@ func TestConversionReference(t *testing.T) {
 		t.Errorf("only %d curve points among %d inputs", curve, len(us))
 	}
 }
+
+// TestMixedOrderKeyAccepted pins a documented choice: a key with a torsion
+// component that is not itself of small order converts without error (the
+// profile rejects only small-order keys), while its torsion part alone is
+// rejected.
+func TestMixedOrderKeyAccepted(t *testing.T) {
+	T, _ := edwardsFromU(bigU8a)
+	P := new(edwards25519.Point).Add(edwards25519.NewGeneratorPoint(), T)
+	if _, err := NewPublicKey(P.BytesMontgomery()); err != nil {
+		t.Fatalf("mixed-order key rejected: %v", err)
+	}
+	if _, err := NewPublicKey(T.BytesMontgomery()); !errors.Is(err, errSmallOrder) {
+		t.Fatalf("order-8 key: %v", err)
+	}
+}
