@@ -22,8 +22,11 @@
 //
 // # Secrets
 //
-// Private key types print as REDACTED under every fmt verb. Their Clear
-// methods wipe the bytes they own; this is best effort, since Go gives no
+// Private key types print as REDACTED under every fmt verb, as pointers, as
+// values and inside other values (fmt cannot reach their bytes even through
+// unexported fields); public keys print as their encoding in hex, so logs
+// can still say which key was involved. Their Clear methods wipe the bytes
+// they own; this is best effort, since Go gives no
 // control over copies the runtime makes (stack growth, registers, the
 // garbage collector), and slices returned by Bytes are the caller's to wipe.
 package keys
