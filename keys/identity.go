@@ -3,6 +3,7 @@ package keys
 import (
 	"crypto/rand"
 	"fmt"
+	"io"
 
 	"github.com/ratchetkit/ratchetkit/internal/xeddsa"
 )
@@ -12,6 +13,11 @@ import (
 // derived once when the pair is made, so each signature costs one fixed-base
 // multiplication, like Ed25519.
 type IdentityKeyPair struct {
+	// Two pointers from the value to any secret, as in PrivateKey.
+	st *identityState
+}
+
+type identityState struct {
 	priv   *PrivateKey
 	signer *xeddsa.PrivateKey
 }
@@ -36,14 +42,14 @@ func NewIdentityKeyPair(b []byte) (*IdentityKeyPair, error) {
 }
 
 func newIdentityKeyPair(p *PrivateKey) *IdentityKeyPair {
-	return &IdentityKeyPair{priv: p, signer: xeddsa.NewPrivateKey(p.k)}
+	return &IdentityKeyPair{st: &identityState{priv: p, signer: xeddsa.NewPrivateKey(p.st.k)}}
 }
 
 // PublicKey returns the public identity key.
-func (k *IdentityKeyPair) PublicKey() *PublicKey { return k.priv.PublicKey() }
+func (k *IdentityKeyPair) PublicKey() *PublicKey { return k.st.priv.PublicKey() }
 
 // PrivateKey returns the X25519 private key, for key agreement.
-func (k *IdentityKeyPair) PrivateKey() *PrivateKey { return k.priv }
+func (k *IdentityKeyPair) PrivateKey() *PrivateKey { return k.st.priv }
 
 // Sign returns an XEdDSA signature of msg made with 64 fresh random bytes, as
 // the XEdDSA specification's xeddsa_sign. Signing the same message twice
@@ -53,19 +59,21 @@ func (k *IdentityKeyPair) Sign(msg []byte) []byte {
 	// crypto/rand.Read never fails; it crashes the program if the system
 	// randomness source is broken, so that no signature leaks a weak nonce.
 	rand.Read(z[:])
-	sig := k.signer.Sign(msg, &z)
+	sig := k.st.signer.Sign(msg, &z)
 	clear(z[:])
 	return sig[:]
 }
 
 // Clear wipes the private key and the signing key (best effort).
 func (k *IdentityKeyPair) Clear() {
-	k.priv.Clear()
-	k.signer.Clear()
+	k.st.priv.Clear()
+	k.st.signer.Clear()
 }
 
-func (k *IdentityKeyPair) String() string {
-	return fmt.Sprintf("keys.IdentityKeyPair(public %x, private REDACTED)", k.PublicKey().u[:])
+// String, GoString and Format print the public key and "private REDACTED"
+// for every verb, for the value and the pointer alike.
+func (k IdentityKeyPair) String() string {
+	return fmt.Sprintf("keys.IdentityKeyPair(public %x, private REDACTED)", k.PublicKey())
 }
-func (k *IdentityKeyPair) GoString() string           { return k.String() }
-func (k *IdentityKeyPair) Format(f fmt.State, _ rune) { fmt.Fprint(f, k.String()) }
+func (k IdentityKeyPair) GoString() string           { return k.String() }
+func (k IdentityKeyPair) Format(f fmt.State, _ rune) { io.WriteString(f, k.String()) }

@@ -22,8 +22,11 @@
 //
 // # Secrets
 //
-// Private key types print as REDACTED under every fmt verb. Their Clear
-// methods wipe the bytes they own; this is best effort, since Go gives no
+// Private key types print as REDACTED under every fmt verb, as pointers, as
+// values and inside other values (fmt cannot reach their bytes even through
+// unexported fields); public keys print as their encoding in hex, so logs
+// can still say which key was involved. Their Clear methods wipe the bytes
+// they own; this is best effort, since Go gives no
 // control over copies the runtime makes (stack growth, registers, the
 // garbage collector), and slices returned by Bytes are the caller's to wipe.
 package keys
@@ -33,6 +36,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
 
 	"github.com/ratchetkit/ratchetkit/internal/curve"
@@ -137,8 +141,29 @@ func (k *PublicKey) Equal(x *PublicKey) bool {
 // that keeps keys in fixed-size fields.
 func (k *PublicKey) Array() [PublicKeySize]byte { return k.u }
 
-// String returns the key's encoding in hex. Public keys are not secret.
-func (k *PublicKey) String() string { return fmt.Sprintf("keys.PublicKey(%x)", k.u[:]) }
+// String returns "keys.PublicKey(05…)" with the key's 33-byte encoding in
+// hex. Public keys are not secret.
+func (k *PublicKey) String() string {
+	var enc [EncodedPublicKeySize]byte
+	return fmt.Sprintf("keys.PublicKey(%x)", k.AppendEncode(enc[:0]))
+}
+
+// GoString returns the same as String.
+func (k *PublicKey) GoString() string { return k.String() }
+
+// Format prints the encoding as bare hex for %x and %X and as String for
+// every other verb, so that logs can show which key was involved.
+func (k *PublicKey) Format(f fmt.State, verb rune) {
+	var enc [EncodedPublicKeySize]byte
+	switch verb {
+	case 'x', 'X':
+		fmt.Fprintf(f, fmt.FormatString(f, verb), k.AppendEncode(enc[:0]))
+	case 'q':
+		fmt.Fprintf(f, "%q", k.String())
+	default:
+		io.WriteString(f, k.String())
+	}
+}
 
 // Verify reports whether sig is a valid XEdDSA signature of msg under k. It
 // accepts spec-exact and libsignal-style signatures and returns false for
@@ -156,21 +181,35 @@ func (k *PublicKey) Verify(msg, sig []byte) bool {
 
 // PrivateKey is an X25519 private key. Its public key is computed on first
 // use and cached, so loading a stored key to run one agreement costs one
-// scalar multiplication, not two. It is safe for concurrent use.
+// scalar multiplication, not two. It is safe for concurrent use. Use the
+// constructors; the zero value is not a valid key.
 type PrivateKey struct {
-	// k sits behind a pointer so that printing a PrivateKey value (rather
-	// than a pointer, which has the redacting methods) shows an address,
-	// never the key.
+	// The state sits behind a pointer so that copies of a PrivateKey share
+	// one key (Clear reaches them all), and so that the fmt methods, which
+	// take the value, redact a PrivateKey as well as a *PrivateKey.
+	st *privateState
+}
+
+// privateState keeps the key bytes behind one more pointer. fmt never runs
+// our methods on a value it reached through an unexported field, and for a
+// verb that does not apply to pointers (%s, %d, %q) it prints what such a
+// pointer points to; a second pointer is only ever shown as an address.
+// TestSecretsRedacted covers those paths.
+type privateState struct {
 	k   *[PrivateKeySize]byte
 	pub atomic.Pointer[PublicKey]
+}
+
+func newPrivateState() *privateState {
+	return &privateState{k: new([PrivateKeySize]byte)}
 }
 
 // GeneratePrivateKey returns a fresh private key from crypto/rand. Its public
 // key is computed right away, through the Edwards fixed-base table (about
 // twice as fast as crypto/ecdh's key generation, and the same key).
 func GeneratePrivateKey() (*PrivateKey, error) {
-	p := &PrivateKey{k: new([PrivateKeySize]byte)}
-	if _, err := rand.Read(p.k[:]); err != nil {
+	p := &PrivateKey{st: newPrivateState()}
+	if _, err := rand.Read(p.st.k[:]); err != nil {
 		return nil, err
 	}
 	p.PublicKey()
@@ -183,26 +222,26 @@ func NewPrivateKey(b []byte) (*PrivateKey, error) {
 	if len(b) != PrivateKeySize {
 		return nil, fmt.Errorf("%w: length %d, want %d", ErrInvalidPrivateKey, len(b), PrivateKeySize)
 	}
-	p := &PrivateKey{k: new([PrivateKeySize]byte)}
-	copy(p.k[:], b)
+	p := &PrivateKey{st: newPrivateState()}
+	copy(p.st.k[:], b)
 	return p, nil
 }
 
 // Bytes returns a copy of the 32 raw bytes, as given or generated (not
 // clamped). The caller owns the copy and should wipe it when done.
 func (p *PrivateKey) Bytes() []byte {
-	b := *p.k
+	b := *p.st.k
 	return b[:]
 }
 
 // PublicKey returns the public key, computing it on first use.
 func (p *PrivateKey) PublicKey() *PublicKey {
-	if pk := p.pub.Load(); pk != nil {
+	if pk := p.st.pub.Load(); pk != nil {
 		return pk
 	}
 	pk := new(PublicKey)
-	curve.PublicKey(&pk.u, p.k)
-	p.pub.Store(pk)
+	curve.PublicKey(&pk.u, p.st.k)
+	p.st.pub.Store(pk)
 	return pk
 }
 
@@ -210,7 +249,7 @@ func (p *PrivateKey) PublicKey() *PublicKey {
 // bytes, when the result is all zeros.
 func (p *PrivateKey) ECDH(remote *PublicKey) ([]byte, error) {
 	var out [SharedSecretSize]byte
-	if err := curve.DH(&out, p.k, &remote.u); err != nil {
+	if err := curve.DH(&out, p.st.k, &remote.u); err != nil {
 		return nil, ErrSmallOrder
 	}
 	return out[:], nil
@@ -218,16 +257,21 @@ func (p *PrivateKey) ECDH(remote *PublicKey) ([]byte, error) {
 
 // Equal reports whether p and x hold the same bytes, in constant time.
 func (p *PrivateKey) Equal(x *PrivateKey) bool {
-	return subtle.ConstantTimeCompare(p.k[:], x.k[:]) == 1
+	if p == nil || x == nil {
+		return p == x
+	}
+	return subtle.ConstantTimeCompare(p.st.k[:], x.st.k[:]) == 1
 }
 
 // Clear wipes the private key (best effort; see the package docs).
-func (p *PrivateKey) Clear() { clear(p.k[:]) }
+func (p *PrivateKey) Clear() { clear(p.st.k[:]) }
 
 // Array returns the raw private key as an array, for code inside ratchetkit
 // that keeps keys in fixed-size fields. The caller must wipe the copy.
-func (p *PrivateKey) Array() [PrivateKeySize]byte { return *p.k }
+func (p *PrivateKey) Array() [PrivateKeySize]byte { return *p.st.k }
 
-func (p *PrivateKey) String() string             { return "keys.PrivateKey(REDACTED)" }
-func (p *PrivateKey) GoString() string           { return p.String() }
-func (p *PrivateKey) Format(f fmt.State, _ rune) { fmt.Fprint(f, p.String()) }
+// String, GoString and Format print "keys.PrivateKey(REDACTED)" for every
+// verb, for the value and the pointer alike.
+func (p PrivateKey) String() string             { return "keys.PrivateKey(REDACTED)" }
+func (p PrivateKey) GoString() string           { return p.String() }
+func (p PrivateKey) Format(f fmt.State, _ rune) { io.WriteString(f, p.String()) }

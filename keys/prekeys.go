@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"time"
 )
@@ -91,7 +92,7 @@ func (s *SignedPreKey) MarshalBinary() ([]byte, error) {
 	b = append(b, prekeyFormatV1)
 	b = binary.BigEndian.AppendUint32(b, s.id)
 	b = binary.BigEndian.AppendUint64(b, uint64(s.created.Unix()))
-	b = append(b, s.key.k[:]...)
+	b = append(b, s.key.st.k[:]...)
 	b = append(b, s.sig[:]...)
 	return b, nil
 }
@@ -111,11 +112,13 @@ func ParseSignedPreKey(b []byte) (*SignedPreKey, error) {
 	return NewSignedPreKey(id, key, b[13+PrivateKeySize:], created)
 }
 
-func (s *SignedPreKey) String() string {
-	return fmt.Sprintf("keys.SignedPreKey(id %d, public %x, private REDACTED)", s.id, s.PublicKey().u[:])
+// String, GoString and Format print the id, the public key and "private
+// REDACTED" for every verb, for the value and the pointer alike.
+func (s SignedPreKey) String() string {
+	return fmt.Sprintf("keys.SignedPreKey(id %d, public %x, private REDACTED)", s.id, s.PublicKey())
 }
-func (s *SignedPreKey) GoString() string           { return s.String() }
-func (s *SignedPreKey) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.String()) }
+func (s SignedPreKey) GoString() string           { return s.String() }
+func (s SignedPreKey) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()) }
 
 // OneTimePreKey is an X25519 key pair with a 32-bit id, used in at most one
 // X3DH agreement and then deleted.
@@ -166,7 +169,7 @@ func (o *OneTimePreKey) MarshalBinary() ([]byte, error) {
 	b := make([]byte, 0, oneTimePreKeySize)
 	b = append(b, prekeyFormatV1)
 	b = binary.BigEndian.AppendUint32(b, o.id)
-	return append(b, o.key.k[:]...), nil
+	return append(b, o.key.st.k[:]...), nil
 }
 
 // ParseOneTimePreKey decodes a blob made by MarshalBinary.
@@ -181,8 +184,10 @@ func ParseOneTimePreKey(b []byte) (*OneTimePreKey, error) {
 	return &OneTimePreKey{id: binary.BigEndian.Uint32(b[1:]), key: key}, nil
 }
 
-func (o *OneTimePreKey) String() string {
-	return fmt.Sprintf("keys.OneTimePreKey(id %d, public %x, private REDACTED)", o.id, o.PublicKey().u[:])
+// String, GoString and Format print the id, the public key and "private
+// REDACTED" for every verb, for the value and the pointer alike.
+func (o OneTimePreKey) String() string {
+	return fmt.Sprintf("keys.OneTimePreKey(id %d, public %x, private REDACTED)", o.id, o.PublicKey())
 }
-func (o *OneTimePreKey) GoString() string           { return o.String() }
-func (o *OneTimePreKey) Format(f fmt.State, _ rune) { fmt.Fprint(f, o.String()) }
+func (o OneTimePreKey) GoString() string           { return o.String() }
+func (o OneTimePreKey) Format(f fmt.State, _ rune) { io.WriteString(f, o.String()) }

@@ -18,13 +18,25 @@
 // Verify is stricter than both the specification and libsignal: it rejects
 // s ≥ q (so signatures are not malleable), u ≥ p, u = p − 1, u-coordinates
 // that are not on the curve (twist points) and public keys of small order.
-// Honest signers and honest keys never produce any of these.
+// Honest signers and honest keys never produce any of these. libsignal
+// 0.103 accepts s + q, ignores bit 255 of u, reduces u ≥ p, and accepts
+// signatures under small-order keys, which anyone can forge without a
+// private key; testdata/xeddsa/negative.json has a vector for each.
+//
+// Verification is cofactorless (sB − hA = R, compared as encodings), as in
+// the specification and libsignal. Keys of mixed order (a prime-order point
+// plus a small torsion component) are not rejected: clamped X25519 keys
+// never have one, the profile does not ask for the check, and it would cost
+// a full scalar multiplication per key.
 package xeddsa
 
 import (
+	"bytes"
 	"crypto/sha512"
 	"crypto/subtle"
 	"errors"
+	"fmt"
+	"io"
 
 	"filippo.io/edwards25519"
 	"filippo.io/edwards25519/field"
@@ -91,11 +103,19 @@ func NewPrivateKey(k *[KeySize]byte) *PrivateKey {
 // sign bit 0.
 func (p *PrivateKey) EdwardsPublicKey() [32]byte { return p.pub }
 
-// Clear wipes p (best effort, see package kdf's notes on Go memory).
+// Clear wipes the secret scalar (best effort: Go may have copied it, on the
+// stack or by the garbage collector, where no code can reach). p must not
+// sign afterwards.
 func (p *PrivateKey) Clear() {
 	p.a = edwards25519.Scalar{}
 	clear(p.aBytes[:])
 }
+
+// String, GoString and Format keep the scalar out of every fmt verb. They
+// take the value so that a dereferenced key is redacted too.
+func (p PrivateKey) String() string             { return "xeddsa.PrivateKey(REDACTED)" }
+func (p PrivateKey) GoString() string           { return p.String() }
+func (p PrivateKey) Format(f fmt.State, _ rune) { io.WriteString(f, p.String()) }
 
 // Sign returns the XEdDSA signature of msg with randomness z, exactly as the
 // specification's xeddsa_sign: r = hash_1(a || M || Z) mod q, R = rB,
@@ -124,12 +144,12 @@ func (p *PrivateKey) Sign(msg []byte, z *[RandomSize]byte) [SignatureSize]byte {
 	h.Write(p.pub[:])
 	h.Write(msg)
 	h.Sum(digest[:0])
-	var k edwards25519.Scalar
-	if _, err := k.SetUniformBytes(digest[:]); err != nil {
+	var hs edwards25519.Scalar
+	if _, err := hs.SetUniformBytes(digest[:]); err != nil {
 		panic("xeddsa: internal error: " + err.Error())
 	}
 	var s edwards25519.Scalar
-	s.MultiplyAdd(&k, &p.a, &r)
+	s.MultiplyAdd(&hs, &p.a, &r)
 	copy(sig[32:], s.Bytes())
 	r = edwards25519.Scalar{}
 	clear(digest[:])
@@ -137,7 +157,8 @@ func (p *PrivateKey) Sign(msg []byte, z *[RandomSize]byte) [SignatureSize]byte {
 }
 
 // PublicKey is a verification key: the Montgomery u-coordinate together with
-// its Edwards point of sign 0, converted and checked once.
+// its Edwards point of sign 0, converted and checked once. Only NewPublicKey
+// makes a usable one.
 type PublicKey struct {
 	u  [KeySize]byte
 	A  edwards25519.Point // sign bit 0
@@ -157,7 +178,16 @@ var (
 var (
 	feOne      = new(field.Element).One()
 	feMinusOne = new(field.Element).Negate(feOne)
-	identity   = edwards25519.NewIdentityPoint()
+	// feD is the twisted Edwards curve constant d = −121665/121666.
+	feD = func() *field.Element {
+		var num, den field.Element
+		num.Mult32(feOne, 121665)
+		num.Negate(&num)
+		den.Mult32(feOne, 121666)
+		den.Invert(&den)
+		return num.Multiply(&num, &den)
+	}()
+	identity = edwards25519.NewIdentityPoint()
 )
 
 // NewPublicKey converts and validates the Montgomery public key u. It fails
@@ -170,6 +200,17 @@ func NewPublicKey(u []byte) (*PublicKey, error) {
 	return pk, nil
 }
 
+// set converts u to the Edwards point A with sign bit 0. The birational map
+// of RFC 7748 section 4.1 gives y = (u − 1)/(u + 1), and the curve equation
+// gives x² = (y² − 1)/(d·y² + 1). Written over N = u − 1 and D = u + 1 that
+// is x² = a/b with a = N² − D² and b = d·N² + D², and one inverse square
+// root yields both unknowns: with w = 1/√(a·b·D²),
+//
+//	x = a·D·w   (up to sign)   and   1/D = a·b·D·w²,
+//
+// so the conversion costs one exponentiation instead of an inversion for y
+// plus a square root for x. a·b is a square exactly when u is on the curve
+// rather than on its twist.
 func (pk *PublicKey) set(u []byte) error {
 	if len(u) != KeySize {
 		return errKeyLength
@@ -179,31 +220,52 @@ func (pk *PublicKey) set(u []byte) error {
 		return errKeyLength
 	}
 	// field.Element.SetBytes accepts non-canonical input; a canonical value
-	// re-encodes to the same bytes.
-	if subtle.ConstantTimeCompare(fu.Bytes(), u) != 1 {
+	// re-encodes to the same bytes. Everything here is public, so variable
+	// time is fine.
+	if !bytes.Equal(fu.Bytes(), u) {
 		return errNonCanonical
 	}
 	if fu.Equal(feMinusOne) == 1 {
-		return errMinusOne
+		return errMinusOne // D = 0: no Edwards point
 	}
-	// y = (u − 1) / (u + 1), the birational map of RFC 7748 section 4.1.
-	var num, den, y field.Element
-	num.Subtract(&fu, feOne)
-	den.Add(&fu, feOne)
-	den.Invert(&den)
-	y.Multiply(&num, &den)
-	copy(pk.enc[0][:], y.Bytes())
-	// Decoding y with sign bit 0 recovers x, or fails when (y²−1)/(dy²+1) has
-	// no square root: then u was a twist point, not a curve point.
-	if _, err := pk.A.SetBytes(pk.enc[0][:]); err != nil {
+	if fu.Equal(new(field.Element)) == 1 {
+		return errSmallOrder // (0, −1), of order 2; a = 0 below
+	}
+	var N, D, N2, D2, a, b, v, w, x, y, t field.Element
+	N.Subtract(&fu, feOne)
+	D.Add(&fu, feOne)
+	N2.Square(&N)
+	D2.Square(&D)
+	a.Subtract(&N2, &D2)
+	b.Multiply(feD, &N2)
+	b.Add(&b, &D2)
+	v.Multiply(&a, &b)
+	t.Multiply(&v, &D2) // a·b·D²
+	if _, sq := w.SqrtRatio(feOne, &t); sq != 1 {
 		return errNotOnCurve
 	}
-	var t edwards25519.Point
-	if t.MultByCofactor(&pk.A).Equal(identity) == 1 {
+	x.Multiply(&a, &D)
+	x.Multiply(&x, &w)
+	x.Absolute(&x) // sign bit 0
+	t.Square(&w)
+	t.Multiply(&t, &v)
+	t.Multiply(&t, &D) // 1/D
+	y.Multiply(&N, &t)
+	t.Multiply(&x, &y)
+	if _, err := pk.A.SetExtendedCoordinates(&x, &y, feOne, &t); err != nil {
+		return errNotOnCurve // unreachable: x and y satisfy the curve equation
+	}
+	var c edwards25519.Point
+	if c.MultByCofactor(&pk.A).Equal(identity) == 1 {
 		return errSmallOrder
 	}
 	pk.nA.Negate(&pk.A)
-	copy(pk.enc[1][:], pk.nA.Bytes())
+	// A has sign bit 0, so its encoding is y; −A has the same y and x ≠ 0
+	// negated, whose parity is the opposite: the encodings differ in bit 255
+	// only.
+	copy(pk.enc[0][:], y.Bytes())
+	pk.enc[1] = pk.enc[0]
+	pk.enc[1][31] |= 0x80
 	copy(pk.u[:], u)
 	return nil
 }

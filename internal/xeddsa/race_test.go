@@ -1,0 +1,5 @@
+//go:build race
+
+package xeddsa
+
+const raceEnabled = true
