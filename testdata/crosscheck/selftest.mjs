@@ -7,6 +7,10 @@
 //   node --test selftest.mjs        (or: npm test)
 
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 import { concat, h, hex, intLE, le32, u32be, utf8 } from './lib/bytes.mjs';
 import { Kind, ProtocolError } from './lib/errors.mjs';
@@ -607,6 +611,28 @@ describe('sessions and prekey messages', () => {
 function rngKey(i) {
   return new SeededRng(`key ${i}`).bytes(32);
 }
+
+describe('rederive.mjs skeleton', () => {
+  const dir = new URL('.', import.meta.url).pathname;
+  test('re-derives its demo vectors', () => {
+    const out = execFileSync('node', ['rederive.mjs', '--demo'], { cwd: dir, encoding: 'utf8' });
+    const m = out.match(/rederive: (\d+) passed, (\d+) failed/);
+    assert.ok(m && Number(m[1]) >= 16 && m[2] === '0', out);
+  });
+  test('reports a vector that does not re-derive', () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'rederive-bad-'));
+    fs.mkdirSync(path.join(root, 'xeddsa'));
+    const k = new Uint8Array(32).fill(1);
+    const z = new Uint8Array(64);
+    const sig = xeddsa.sign(k, utf8('m'), z);
+    sig[0] ^= 1;
+    fs.writeFileSync(path.join(root, 'xeddsa', 'bad.json'), JSON.stringify([{ priv: hex(k), pub: hex(new KeyPair(k).pub.encoded), msg: hex(utf8('m')), z: hex(z), sig: hex(sig), valid: true }]));
+    const r = spawnSync('node', ['rederive.mjs', '--root', root], { cwd: dir, encoding: 'utf8' });
+    assert.equal(r.status, 1, r.stdout);
+    // The public key still matches; the signature bytes and the verdict do not.
+    assert.match(r.stdout, /rederive: 1 passed, 2 failed/);
+  });
+});
 
 describe('conformance driver', () => {
   test('driver.mjs passes the conformance suite as a child process', async () => {
