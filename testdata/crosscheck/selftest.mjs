@@ -441,6 +441,26 @@ describe('Double Ratchet', () => {
     assert.equal(bob.snapshot(), snap);
   });
 
+  test('a peer reusing a ratchet key: repeated (key, N) replaces and becomes newest', () => {
+    const { alice, bob } = newPair();
+    const k1 = h('81'.repeat(32));
+    const first = Array.from({ length: 4 }, (_, i) => alice.encrypt(Uint8Array.of(i))); // chain of A0
+    bob.decrypt(first[3], { dhPriv: A.dhsB }); // stores (A0, 0..2)
+    alice.decrypt(bob.encrypt(utf8('b1')), { dhPriv: k1 }); // Alice moves to k1
+    const onK1 = [alice.encrypt(utf8('x')), alice.encrypt(utf8('y'))];
+    bob.decrypt(onK1[1], { dhPriv: h('82'.repeat(32)) }); // stores (k1, 0)
+    alice.decrypt(bob.encrypt(utf8('b2')), { dhPriv: A.dhsA }); // and back to A0's key
+    const again = Array.from({ length: 5 }, (_, i) => alice.encrypt(Uint8Array.of(0x10 + i)));
+    assert.equal(hex(again[0].subarray(1, 34)), hex(A.encoded.dhsA));
+    // (A0, 4) is not stored, so this takes the new-key path and stores (A0, 0..3),
+    // three of which collide with the first chain's entries.
+    bob.decrypt(again[4], { dhPriv: h('83'.repeat(32)) });
+    const order = JSON.parse(bob.snapshot()).skipped.map(([id]) => id.slice(-1));
+    assert.deepEqual(order, ['0', '0', '1', '2', '3'], 'k1:0 first, then the replaced A0 entries');
+    throwsKind(() => bob.decrypt(first[0]), Kind.authFailed); // its key was replaced
+    for (const i of [0, 1, 2, 3]) assert.deepEqual(bob.decrypt(again[i]), Uint8Array.of(0x10 + i));
+  });
+
   test('ChaCha20-Poly1305 suite interoperates with itself, not with AES-GCM', () => {
     const alice = RatchetSession.initAlice({ sk: A.sk, ad, peerDh: A.encoded.spkB, dhPriv: A.dhsA, suite: CHACHA20POLY1305 });
     const bob = RatchetSession.initBob({ sk: A.sk, ad, dhPriv: A.spkB, suite: CHACHA20POLY1305 });

@@ -135,7 +135,12 @@ export class RatchetSession {
     while (this.nr < until) {
       let mk;
       [this.ckr, mk] = kdfCk(this.ckr);
-      this.skipped.set(skippedId(this.dhr.encoded, this.nr), { mk });
+      // A peer that reuses a ratchet key can make (key, N) repeat: the new
+      // key replaces the old one and counts as the newest (delete, then set,
+      // because Map.set on an existing key keeps its old position).
+      const id = skippedId(this.dhr.encoded, this.nr);
+      this.skipped.delete(id);
+      this.skipped.set(id, { mk });
       while (this.skipped.size > this.maxSkippedKeys) {
         const oldest = this.skipped.keys().next().value;
         wipe(this.skipped.get(oldest).mk);
