@@ -21,6 +21,7 @@ import { RatchetSession, kdfCk, kdfRk } from './lib/ratchet.mjs';
 import { SeededRng } from './lib/rng.mjs';
 import { Initiator, Responder } from './lib/session.mjs';
 import { runDriverSuite } from './lib/driver-suite.mjs';
+import { createDriver } from './lib/driver-core.mjs';
 import { Peer } from './lib/peer.mjs';
 import { parsePrekeyMessage, parseRatchetMessage } from './lib/wire.mjs';
 import * as x3dh from './lib/x3dh.mjs';
@@ -628,6 +629,10 @@ describe('sessions and prekey messages', () => {
   });
 });
 
+function unhexOrEmpty(text) {
+  return Uint8Array.from(Buffer.from(text, 'hex'));
+}
+
 function rngKey(i) {
   return new SeededRng(`key ${i}`).bytes(32);
 }
@@ -662,6 +667,66 @@ describe('conformance driver', () => {
     const failed = results.filter((r) => !r.pass);
     assert.deepEqual(failed.map((r) => `${r.name}: got ${JSON.stringify(r.got)}`), []);
     assert.ok(results.length > 100);
+  });
+
+  test('random and mutated requests never make the driver fail internally', () => {
+    const rng = new SeededRng('driver fuzz');
+    const driver = createDriver();
+    const kinds = new Set(Object.values(Kind));
+    const randomValue = () => {
+      switch (rng.int(9)) {
+        case 0: return null;
+        case 1: return rng.int(2 ** 32) - 5;
+        case 2: return 2 ** 32 + rng.int(3);
+        case 3: return hex(rng.bytes(rng.int(70)));
+        case 4: return hex(rng.bytes(32));
+        case 5: return '05' + hex(rng.bytes(32));
+        case 6: return { id: rng.int(3), priv: hex(rng.bytes(32)) };
+        case 7: return [{ id: rng.int(3), priv: hex(rng.bytes(32)) }];
+        default: return 'zz';
+      }
+    };
+    // Start from valid requests of the suite's shapes and mutate fields.
+    const ikB = new KeyPair(A.ikB);
+    const spkSig = xeddsa.sign(A.ikB, A.encoded.spkB, new Uint8Array(64));
+    const bundle = { ik: hex(ikB.pub.encoded), spk: hex(A.encoded.spkB), spk_id: 1, spk_sig: hex(spkSig), opk: hex(A.encoded.opkB), opk_id: 7 };
+    const templates = [
+      { op: 'session_respond', id: 's', ik_priv: hex(A.ikB), spk: { id: 1, priv: hex(A.spkB) }, opks: [{ id: 7, priv: hex(A.opkB) }] },
+      { op: 'session_initiate', id: 'i', ik_priv: hex(A.ikA), bundle },
+      { op: 'ratchet_init_alice', id: 'a', sk: hex(A.sk), ad: '', peer_dh: hex(A.encoded.spkB), max_skip: 3 },
+      { op: 'ratchet_init_bob', id: 'b', sk: hex(A.sk), ad: '', dh_priv: hex(A.spkB), max_skipped_keys: 2 },
+      { op: 'x3dh_initiate', ik_priv: hex(A.ikA), ek_priv: hex(A.ekA), bundle },
+      { op: 'x3dh_respond', ik_priv: hex(A.ikB), spk_priv: hex(A.spkB), peer_ik: hex(A.encoded.ikA), peer_ek: hex(A.encoded.ekA) },
+      { op: 'xeddsa_sign', priv: hex(A.ikA), msg: '00', z: '00'.repeat(64) },
+      { op: 'xeddsa_verify', pub: hex(ikB.pub.encoded), msg: hex(A.encoded.spkB), sig: hex(spkSig) },
+      { op: 'encrypt', id: 'i', pt: '0102' },
+      { op: 'decrypt', id: 's', msg: hex(A.prekeyMessage1) },
+    ];
+    const outbox = [];
+    let answered = 0;
+    for (let i = 0; i < 4000; i++) {
+      const req = structuredClone(rng.pick(templates));
+      if (req.op === 'decrypt' && outbox.length && rng.chance(0.6)) {
+        const m = unhexOrEmpty(rng.pick(outbox));
+        if (m.length && rng.chance(0.5)) m[rng.int(m.length)] ^= 1 << rng.int(8);
+        req.msg = hex(rng.chance(0.2) ? m.subarray(0, rng.int(m.length + 1)) : m);
+        req.id = rng.pick(['s', 'i', 'a', 'b']);
+      }
+      if (req.op === 'encrypt') req.id = rng.pick(['s', 'i', 'a', 'b', 'none']);
+      for (let n = rng.int(3); n > 0; n--) {
+        const keys = Object.keys(req);
+        const k = rng.chance(0.1) ? 'extra' : rng.pick(keys);
+        if (k === 'op' && rng.chance(0.8)) continue;
+        if (rng.chance(0.2)) delete req[k];
+        else req[k] = randomValue();
+      }
+      const answer = driver.handle(req);
+      if (answer.msg) outbox.push(answer.msg);
+      assert.ok(!answer.error || kinds.has(answer.error), `${JSON.stringify(req)} -> ${JSON.stringify(answer)}`);
+      answered++;
+    }
+    assert.equal(answered, 4000);
+    assert.ok(outbox.length > 50, `only ${outbox.length} messages produced`);
   });
 
   test('the driver answers every line, survives garbage and exits at end of input', async () => {
