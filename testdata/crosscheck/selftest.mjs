@@ -287,7 +287,9 @@ describe('X3DH', () => {
     throwsKind(run({ spkSig: spkSig.subarray(1) }), Kind.invalidSignature);
     throwsKind(run({ ik: ikB.pub.u, spkSig: new Uint8Array(1) }), Kind.badKey); // decode before signature
     throwsKind(run({ opk: flip(opkB.pub.encoded, 263) }), Kind.badKey);
-    throwsKind(run({ ik: enc05(smallOrderU[1]) }), Kind.invalidSignature);
+    throwsKind(run({ ik: enc05(smallOrderU[1]) }), Kind.badKey); // small order before the signature
+    throwsKind(run({ ik: enc05(smallOrderU[0]), spkSig: new Uint8Array(64) }), Kind.badKey);
+    throwsKind(run({ ik: enc05(uPminus1) }), Kind.badKey);
     const zeroSpk = enc05(smallOrderU[0]);
     throwsKind(run({ spk: zeroSpk, spkSig: xeddsa.sign(A.ikB, zeroSpk, new Uint8Array(64)) }), Kind.badKey);
     throwsKind(run({ opk: enc05(smallOrderU[3]) }), Kind.badKey);
@@ -339,12 +341,16 @@ describe('Double Ratchet', () => {
     const { bob } = newPair();
     throwsKind(() => bob.encrypt(utf8('x')), Kind.noSession);
     throwsKind(() => bob.decrypt(new Uint8Array(0)), Kind.malformed);
-    throwsKind(() => bob.decrypt(Uint8Array.of(2)), Kind.unknownType);
+    throwsKind(() => bob.decrypt(Uint8Array.of(2)), Kind.malformed); // too short wins over the type
+    throwsKind(() => bob.decrypt(concat(Uint8Array.of(2), A.message1.subarray(1))), Kind.unknownType);
     throwsKind(() => bob.decrypt(A.message1.subarray(0, 57)), Kind.malformed);
     throwsKind(() => bob.decrypt(concat(Uint8Array.of(1, 6), A.message1.subarray(2))), Kind.badKey);
     const m = Uint8Array.from(A.message1);
     m.set(u32be(0xffffffff), 38);
     throwsKind(() => bob.decrypt(m), Kind.counterOverflow);
+    const p = Uint8Array.from(A.message1);
+    p.set(u32be(0xffffffff), 34);
+    throwsKind(() => bob.decrypt(p), Kind.counterOverflow); // PN too
   });
 
   test('counter overflow on encrypt at Ns = 2^32 - 1, nothing changes', () => {
@@ -427,11 +433,20 @@ describe('Double Ratchet', () => {
     const { alice } = newPair();
     const fake = concat(Uint8Array.of(1), A.encoded.spkB, u32be(0), u32be(0), new Uint8Array(20));
     const snap = alice.snapshot();
-    throwsKind(() => alice.decrypt(fake), Kind.authFailed); // new-key path, not duplicate
+    throwsKind(() => alice.decrypt(fake), Kind.authFailed); // DHr without a chain
     const far = Uint8Array.from(fake);
     far.set(u32be(5000), 34);
-    throwsKind(() => alice.decrypt(far), Kind.tooManySkipped);
+    far.set(u32be(5000), 38);
+    throwsKind(() => alice.decrypt(far), Kind.authFailed); // no limit check: there is no chain
     assert.equal(alice.snapshot(), snap);
+  });
+
+  test('new ratchet key: both limits are checked before the DH', () => {
+    const { bob } = newPair(A.dhsB, { maxSkip: 5 });
+    const m = concat(Uint8Array.of(1), enc05(smallOrderU[2]), u32be(0), u32be(6), new Uint8Array(16));
+    throwsKind(() => bob.decrypt(m), Kind.tooManySkipped); // N = 6 > 5, before the all-zero DH
+    m.set(u32be(5), 38);
+    throwsKind(() => bob.decrypt(m), Kind.badKey); // within the limit: the DH is computed
   });
 
   test('small-order ratchet key in a header is bad_key, state unchanged', () => {
@@ -604,7 +619,8 @@ describe('sessions and prekey messages', () => {
     throwsKind(() => bob.decrypt(mallory.encrypt(utf8('hi'))), Kind.untrustedIdentity);
     // Parse errors come first, even before no_session.
     throwsKind(() => newBob().decrypt(Uint8Array.of(1, 5)), Kind.malformed);
-    throwsKind(() => newBob().decrypt(Uint8Array.of(9)), Kind.unknownType);
+    throwsKind(() => newBob().decrypt(Uint8Array.of(9)), Kind.malformed);
+    throwsKind(() => newBob().decrypt(concat(Uint8Array.of(9), A.message1.subarray(1))), Kind.unknownType);
     throwsKind(() => newBob().decrypt(A.message1), Kind.noSession);
     throwsKind(() => bob.decrypt(concat(Uint8Array.of(2, 0x81), m.subarray(2))), Kind.malformed);
   });

@@ -128,7 +128,8 @@ export async function runDriverSuite(call) {
   const zeroSpkSig = xeddsa.sign(A.ikB, zeroSpk, Z0);
   await check('x3dh_initiate: small-order spk, valid signature', init({ ...bundle, spk: hex(zeroSpk), spk_sig: hex(zeroSpkSig) }), err('bad_key'));
   await check('x3dh_initiate: small-order opk', init({ ...bundle, opk: hex(enc05(smallOrderU[2])) }), err('bad_key'));
-  await check('x3dh_initiate: small-order ik', init({ ...bundle, ik: hex(enc05(smallOrderU[1])) }), err('invalid_signature'));
+  await check('x3dh_initiate: small-order ik (before the signature)', init({ ...bundle, ik: hex(enc05(smallOrderU[1])) }), err('bad_key'));
+  await check('x3dh_initiate: ik u = p - 1 and a bad signature', init({ ...bundle, ik: hex(enc05(uPminus1)), spk_sig: '00' }), err('bad_key'));
 
   const resp = (extra = {}) => ({
     op: 'x3dh_respond',
@@ -161,19 +162,31 @@ export async function runDriverSuite(call) {
   await check('encrypt: Appendix A message', enc('ra', A.plaintext1), { msg: hex(A.message1) });
   await check('decrypt: empty', dec('rb', new Uint8Array(0)), err('malformed'));
   await check('decrypt: prekey message to a bare session', dec('rb', A.prekeyMessage1), err('unknown_type'));
-  await check('decrypt: lone 0x02', dec('rb', Uint8Array.of(2)), err('unknown_type'));
+  await check('decrypt: lone 0x02 (too short wins over the type)', dec('rb', Uint8Array.of(2)), err('malformed'));
+  await check('decrypt: 58 bytes of type 0x02', dec('rb', concat(Uint8Array.of(2), A.message1.subarray(1))), err('unknown_type'));
   await check('decrypt: type 0x07', dec('rb', concat(Uint8Array.of(7), A.message1.subarray(1))), err('unknown_type'));
   await check('decrypt: 57 bytes', dec('rb', A.message1.subarray(0, 57)), err('malformed'));
   await check('decrypt: header key type 0x06', dec('rb', concat(Uint8Array.of(1, 6), A.message1.subarray(2))), err('bad_key'));
   const nMax = Uint8Array.from(A.message1);
   nMax.set(u32be(0xffffffff), 38);
   await check('decrypt: N = 2^32 - 1', dec('rb', nMax), err('counter_overflow'));
+  const pnMax = Uint8Array.from(A.message1);
+  pnMax.set(u32be(0xffffffff), 34);
+  await check('decrypt: PN = 2^32 - 1', dec('rb', pnMax), err('counter_overflow'));
+  const farN = Uint8Array.from(A.message1);
+  farN.set(u32be(1001), 38);
+  await check('decrypt: new key, N = 1001 > max_skip', dec('rb', farN), err('too_many_skipped'));
+  const smallKeyFar = concat(Uint8Array.of(1), enc05(smallOrderU[3]), u32be(0), u32be(1001), new Uint8Array(16));
+  await check('decrypt: small-order key with N > max_skip (limits before DH)', dec('rb', smallKeyFar), err('too_many_skipped'));
+  await check('decrypt: small-order key within limits', dec('rb', concat(Uint8Array.of(1), enc05(smallOrderU[3]), u32be(0), u32be(0), new Uint8Array(16))), err('bad_key'));
   await check('decrypt: tampered ciphertext', dec('rb', flip(A.message1, 8 * 50)), err('auth_failed'));
   await check('decrypt: tampered header PN', dec('rb', flip(A.message1, 8 * 37)), err('auth_failed'));
   await check('decrypt: bad dh_priv length', dec('rb', A.message1, new Uint8Array(31)), err('bad_key'));
   await check('decrypt: Appendix A message', dec('rb', A.message1, A.dhsB), { pt: hex(A.plaintext1) });
   await check('decrypt: the same message again', dec('rb', A.message1, A.dhsB), err('duplicate'));
   await check('encrypt: Appendix A reply', enc('rb', A.plaintext2), { msg: hex(A.reply) });
+  const fakeSpk = concat(Uint8Array.of(1), A.encoded.spkB, u32be(5000), u32be(5000), new Uint8Array(16));
+  await check('decrypt: Alice, header key = SPK_B before any receiving chain', dec('ra', fakeSpk), err('auth_failed'));
   await check('decrypt: reply at Alice', dec('ra', A.reply, h('42'.repeat(32))), { pt: hex(A.plaintext2) });
 
   await check('ratchet_init_bob: sk of 31 bytes', initBob('bad', { sk: hex(A.sk.subarray(1)) }), err('malformed'));

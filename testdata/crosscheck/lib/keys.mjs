@@ -68,6 +68,21 @@ export class KeyPair {
   }
 }
 
+// The five canonical u-coordinates of small order on Curve25519 or its
+// twist (PROTOCOL.md 2.3): X25519 sends them to zero under every clamped key.
+const SMALL_ORDER_U = new Set([
+  0n,
+  1n,
+  P - 1n,
+  325606250916557431795983626356110631294008115727848805560023387167927233504n,
+  39382357235489614581723060781553021112529911719440698176882885853963445705823n,
+]);
+
+/** Whether a decoded public key is one of the five small-order points. */
+export function isSmallOrder(pub) {
+  return SMALL_ORDER_U.has(intLE(pub.u));
+}
+
 /** DH(a, B) of PROTOCOL.md 2.3: X25519, and an all-zero output is bad_key. */
 export function dh(priv, pub) {
   const out = x25519(priv, pub.u);

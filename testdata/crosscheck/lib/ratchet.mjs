@@ -110,10 +110,16 @@ export class RatchetSession {
       mk = s.skipped.get(id).mk;
       s.skipped.delete(id);
     } else {
-      if (s.ckr !== null && dhPub.equals(s.dhr)) {
+      if (s.dhr !== null && dhPub.equals(s.dhr)) {
+        // The current receiving chain. Alice's initial DHr (Bob's signed
+        // prekey) has no chain: no honest message can use it.
+        if (s.ckr === null) fail(Kind.authFailed);
         if (n < s.nr) fail(Kind.duplicate);
         s.#skipMessageKeys(n);
       } else {
+        // A new ratchet key. Both limits are checked before any DH work.
+        if (s.nr + s.maxSkip < pn) fail(Kind.tooManySkipped);
+        if (s.maxSkip < n) fail(Kind.tooManySkipped);
         s.#skipMessageKeys(pn);
         s.#dhRatchet(dhPub, dhPriv);
         s.#skipMessageKeys(n);

@@ -10,7 +10,14 @@
 import { Kind, ProtocolError, fail } from './errors.mjs';
 import { KeyPair } from './keys.mjs';
 import { RatchetSession } from './ratchet.mjs';
-import { TYPE_PREKEY, TYPE_RATCHET, buildPrekeyMessage, parsePrekeyMessage, parseRatchetMessage } from './wire.mjs';
+import {
+  MIN_RATCHET_LEN,
+  TYPE_PREKEY,
+  TYPE_RATCHET,
+  buildPrekeyMessage,
+  parsePrekeyMessage,
+  parseRatchetMessage,
+} from './wire.mjs';
 import * as x3dh from './x3dh.mjs';
 
 export const MAX_PREVIOUS_SESSIONS = 40;
@@ -63,7 +70,7 @@ export class Initiator {
   }
 
   decrypt(msg, opts) {
-    if (msg.length === 0) fail(Kind.malformed);
+    if (msg.length < MIN_RATCHET_LEN) fail(Kind.malformed);
     if (msg[0] === TYPE_PREKEY) fail(Kind.noSession); // an initiator takes no prekey messages
     const pt = this.ratchet.decrypt(msg, opts);
     this.acknowledged = true;
@@ -97,7 +104,7 @@ export class Responder {
   }
 
   decrypt(msg, opts = {}) {
-    if (msg.length === 0) fail(Kind.malformed);
+    if (msg.length < MIN_RATCHET_LEN) fail(Kind.malformed);
     if (msg[0] === TYPE_PREKEY) return this.#decryptPrekey(parsePrekeyMessage(msg), opts);
     if (msg[0] !== TYPE_RATCHET) fail(Kind.unknownType);
     parseRatchetMessage(msg); // all parse errors before any state is consulted

@@ -16,24 +16,23 @@ export const TAG_LEN = 16;
 export const MIN_RATCHET_LEN = HEADER_LEN + TAG_LEN; // 58
 export const PREKEY_FIXED_LEN = 72; // without opk_id; 76 with it
 export const FLAG_OPK = 0x01;
-export const MAX_N = 0xfffffffe; // the largest message number (PROTOCOL.md 5.8)
+export const MAX_N = 0xfffffffe; // the largest message number and PN (PROTOCOL.md 5.8)
 
 export function buildHeader(dhPub, pn, n) {
   return concat(Uint8Array.of(TYPE_RATCHET), dhPub.encoded, u32be(pn), u32be(n));
 }
 
 /**
- * ParseRatchetMessage of PROTOCOL.md 6.3: malformed, unknown_type, bad_key,
- * counter_overflow, in that order.
+ * ParseRatchetMessage of PROTOCOL.md 6.3: malformed (shorter than any valid
+ * message), unknown_type, bad_key, counter_overflow, in that order.
  */
 export function parseRatchetMessage(msg) {
-  if (msg.length === 0) fail(Kind.malformed);
-  if (msg[0] !== TYPE_RATCHET) fail(Kind.unknownType);
   if (msg.length < MIN_RATCHET_LEN) fail(Kind.malformed);
+  if (msg[0] !== TYPE_RATCHET) fail(Kind.unknownType);
   const dh = PublicKey.decode(msg.subarray(1, 34));
   const pn = readU32be(msg, 34);
   const n = readU32be(msg, 38);
-  if (n > MAX_N) fail(Kind.counterOverflow);
+  if (n > MAX_N || pn > MAX_N) fail(Kind.counterOverflow);
   return { header: msg.subarray(0, HEADER_LEN), dh, pn, n, ct: msg.subarray(HEADER_LEN) };
 }
 

@@ -4,7 +4,7 @@
 
 import { concat, filled, utf8, wipe } from './bytes.mjs';
 import { Kind, fail } from './errors.mjs';
-import { KeyPair, PublicKey, dh } from './keys.mjs';
+import { KeyPair, PublicKey, dh, isSmallOrder } from './keys.mjs';
 import { hkdf } from './primitives.mjs';
 import * as xeddsa from './xeddsa.mjs';
 
@@ -34,9 +34,11 @@ export function initiate({ ikPriv, ekPriv = null, bundle, info = DEFAULT_INFO })
   const ikB = PublicKey.decode(bundle.ik);
   const spkB = PublicKey.decode(bundle.spk);
   const opkB = bundle.opk == null ? null : PublicKey.decode(bundle.opk);
-  // 2. The signature, before anything is computed with the keys.
+  // 2. No bundle key of small order (it would make a DH output public).
+  for (const key of [ikB, spkB, opkB]) if (key && isSmallOrder(key)) fail(Kind.badKey);
+  // 3. The signature, before anything is computed with the keys.
   if (!xeddsa.verify(ikB.encoded, spkB.encoded, bundle.spkSig)) fail(Kind.invalidSignature);
-  // 3–5.
+  // 4–6.
   const dhs = [dh(ikA.priv, spkB), dh(ek.priv, ikB), dh(ek.priv, spkB)];
   if (opkB) dhs.push(dh(ek.priv, opkB));
   const { sk, ikm } = kdf(dhs, info);
@@ -54,6 +56,7 @@ export function respond({ ikPriv, spkPriv, opkPriv = null, peerIk, peerEk, info 
   const opkB = opkPriv == null ? null : new KeyPair(opkPriv);
   const ikA = PublicKey.decode(peerIk);
   const ekA = PublicKey.decode(peerEk);
+  if (isSmallOrder(ikA) || isSmallOrder(ekA)) fail(Kind.badKey);
   const dhs = [dh(spkB.priv, ikA), dh(ikB.priv, ekA), dh(spkB.priv, ekA)];
   if (opkB) dhs.push(dh(opkB.priv, ekA));
   const { sk, ikm } = kdf(dhs, info);
