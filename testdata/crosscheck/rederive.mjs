@@ -5,14 +5,17 @@
 //   node rederive.mjs                    # reads ../xeddsa, ../x3dh, ../ratchet
 //   node rederive.mjs --root DIR         # another testdata directory
 //   node rederive.mjs --demo             # writes sample vectors to a temp dir and checks them
-//   node rederive.mjs --strict           # a file no handler understands is a failure
+//   node rederive.mjs --strict           # a file nothing understands is a failure
 //
-// STATUS: skeleton. The vector formats are not fixed yet, so each handler
-// below recognises its cases by field names, through the alias table
-// FIELDS. When the Go formats are final, adapt FIELDS (and, if the layout
-// is not "a list of cases", casesOf) and turn on --strict in CI. Every
-// value present in a case is re-derived and compared; values the handler
-// does not know are reported as skipped, never silently passed.
+// Two layers:
+//  1. FORMATS: handlers for the vector files as the Go packages write them
+//     today (xeddsa: kat/ours/libsignal/negative/libsignal_kat; x3dh:
+//     vectors.json with valid/invalid cases; ratchet: vectors.json with
+//     transcripts). Each re-derives every value in the file.
+//  2. A fallback for any other file: it finds a list of cases, recognises
+//     fields through the alias table FIELDS and re-derives what it can.
+// When a Go format changes, adapt its FORMATS entry. Values that nothing
+// re-derives are reported as skipped, never silently passed.
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -21,9 +24,10 @@ import { parseArgs } from 'node:util';
 import { concat, hex, unhex } from './lib/bytes.mjs';
 import { ProtocolError } from './lib/errors.mjs';
 import { createDriver } from './lib/driver-core.mjs';
-import { KeyPair } from './lib/keys.mjs';
 import { AES256GCM } from './lib/primitives.mjs';
-import { kdfCk, kdfRk } from './lib/ratchet.mjs';
+import { RatchetSession, kdfCk, kdfRk } from './lib/ratchet.mjs';
+import { encodeBundle, encodeX3dhHeader, parseBundle, parseX3dhHeader } from './lib/bundle.mjs';
+import { KeyPair, PublicKey, dh } from './lib/keys.mjs';
 import * as x3dh from './lib/x3dh.mjs';
 import * as xeddsa from './lib/xeddsa.mjs';
 
@@ -225,6 +229,286 @@ function classify(dir, c, flat) {
   return null;
 }
 
+// ---------------------------------------------------------------------------
+// FORMATS: the Go vector files as they are written today.
+
+const H = (x) => (typeof x === 'string' ? unhex(x.toLowerCase()) : null);
+const enc05 = (raw) => concat(Uint8Array.of(5), raw);
+
+/** A report with a compare helper; every comparison counts once. */
+function newReport(file) {
+  const r = { file, checked: 0, mismatches: [], skipped: [], cases: 0 };
+  r.eq = (label, got, want) => {
+    r.checked++;
+    const g = got instanceof Uint8Array ? hex(got) : got;
+    const w = want instanceof Uint8Array ? hex(want) : want;
+    if (g !== w) r.mismatches.push(`${label}: derived ${JSON.stringify(g)}, vector says ${JSON.stringify(w)}`);
+  };
+  return r;
+}
+
+/** Runs fn; returns the protocol error kind it threw, or null. */
+function errorOf(fn) {
+  try {
+    fn();
+    return null;
+  } catch (e) {
+    if (e instanceof ProtocolError) return e.kind;
+    throw e;
+  }
+}
+
+function xeddsaSignatures(list, style, r, label) {
+  list.forEach((v, i) => {
+    r.cases++;
+    const [priv, pub, msg, sig, z] = [H(v.priv), H(v.pub), H(v.msg), H(v.sig), H(v.z)];
+    const name = `${label}[${i}]`;
+    if (priv && pub) r.eq(`${name} public key`, new KeyPair(priv).pub.encoded, pub.length === 32 ? enc05(pub) : pub);
+    if (priv && z && style) {
+      const mine = style === 'spec' ? xeddsa.sign(priv, msg, z) : xeddsa.signLibsignalStyle(priv, msg, z);
+      r.eq(`${name} signature`, mine, sig);
+    }
+    r.eq(`${name} verifies`, xeddsa.verify(pub.length === 32 ? enc05(pub) : pub, msg, sig), true);
+  });
+}
+
+const FORMATS = [
+  {
+    name: 'xeddsa: fixed-Z signature lists (kat.json, ours.json)',
+    match: (dir, j) => dir === 'xeddsa' && Array.isArray(j.spec),
+    run(j, r) {
+      xeddsaSignatures(j.spec, 'spec', r, 'spec');
+      if (Array.isArray(j.libsignal_style)) xeddsaSignatures(j.libsignal_style, 'libsignal', r, 'libsignal_style');
+    },
+  },
+  {
+    name: 'xeddsa: signatures made by libsignal (libsignal.json)',
+    match: (dir, j) => dir === 'xeddsa' && Array.isArray(j.vectors),
+    run(j, r) {
+      j.vectors.forEach((v, i) => {
+        if (v.priv_clamped) r.eq(`vectors[${i}] clamped key`, H(v.priv_clamped), clampHex(v.priv));
+      });
+      xeddsaSignatures(j.vectors, null, r, 'vectors');
+    },
+  },
+  {
+    name: "xeddsa: libsignal's own known answer (libsignal_kat.json)",
+    match: (dir, j) => dir === 'xeddsa' && typeof j.sig === 'string' && typeof j.pub === 'string',
+    run(j, r) {
+      xeddsaSignatures([j], null, r, 'kat');
+    },
+  },
+  {
+    name: 'xeddsa: negative vectors (negative.json)',
+    match: (dir, j) => dir === 'xeddsa' && Array.isArray(j.valid) && Array.isArray(j.cases),
+    run(j, r) {
+      xeddsaSignatures(j.valid, null, r, 'valid');
+      for (const f of j.flips ?? []) {
+        r.cases++;
+        const v = j.valid[f.valid];
+        const parts = { pub: H(v.pub), msg: H(v.msg), sig: H(v.sig) };
+        const accepted = [];
+        for (let bit = 0; bit < f.bits; bit++) {
+          const t = { ...parts, [f.field]: Uint8Array.from(parts[f.field]) };
+          t[f.field][bit >> 3] ^= 1 << (bit & 7);
+          const pub = t.pub.length === 32 ? enc05(t.pub) : t.pub;
+          if (xeddsa.verify(pub, t.msg, t.sig)) accepted.push(bit);
+        }
+        r.eq(`flips of valid[${f.valid}].${f.field} (${f.bits} bits) accepted`, accepted.join(','), '');
+      }
+      j.cases.forEach((c, i) => {
+        r.cases++;
+        const pub = H(c.pub);
+        r.eq(`cases[${i}] ${c.name} rejected`, xeddsa.verify(pub && pub.length === 32 ? enc05(pub) : pub, H(c.msg), H(c.sig)), false);
+      });
+    },
+  },
+  {
+    name: "xeddsa: libsignal's verdicts (verdicts.json)",
+    match: (dir, j) => dir === 'xeddsa' && 'libsignal_client' in j && !Array.isArray(j.vectors),
+    run(j, r) {
+      r.skipped.push("verdicts of libsignal itself on the other files: nothing this implementation can re-derive");
+    },
+  },
+  {
+    name: 'x3dh: valid and invalid cases (vectors.json)',
+    match: (dir, j) => dir === 'x3dh' && Array.isArray(j.valid) && Array.isArray(j.invalid),
+    run(j, r) {
+      if (j.default_info) r.eq('default_info', H(j.default_info), x3dh.DEFAULT_INFO);
+      j.valid.forEach((c, i) => x3dhValid(c, r, `valid[${i}] ${c.name}`));
+      j.invalid.forEach((c, i) => x3dhInvalid(c, r, `invalid[${i}] ${c.name}`));
+    },
+  },
+  {
+    name: 'ratchet: transcripts (vectors.json)',
+    match: (dir, j) => dir === 'ratchet' && Array.isArray(j.transcripts),
+    run(j, r) {
+      for (const t of j.transcripts) replayTranscript(t, r);
+    },
+  },
+];
+
+function clampHex(privHex) {
+  const k = H(privHex);
+  k[0] &= 248;
+  k[31] &= 127;
+  k[31] |= 64;
+  return k;
+}
+
+function x3dhValid(c, r, name) {
+  r.cases++;
+  const { alice, bob } = c;
+  const info = H(c.info);
+  for (const [who, keys] of [['alice', alice], ['bob', bob]]) {
+    for (const k of ['ik', 'ek', 'spk', 'opk']) {
+      if (keys[`${k}_priv`]) r.eq(`${name}: ${who}.${k}_pub`, new KeyPair(H(keys[`${k}_priv`])).pub.encoded, H(keys[`${k}_pub`]));
+    }
+  }
+  // The signed prekey's signature, reproduced from its Z in its style.
+  const sig = c.spk_sig;
+  r.eq(`${name}: spk_sig.msg`, H(sig.msg), H(bob.spk_pub));
+  const mine = sig.style === 'spec' ? xeddsa.sign(H(bob.ik_priv), H(sig.msg), H(sig.z)) : xeddsa.signLibsignalStyle(H(bob.ik_priv), H(sig.msg), H(sig.z));
+  r.eq(`${name}: spk_sig (${sig.style})`, mine, H(sig.sig));
+  const bundle = { ik: H(bob.ik_pub), spk: H(bob.spk_pub), spkId: bob.spk_id, spkSig: H(sig.sig), opk: H(bob.opk_pub), opkId: bob.opk_id ?? null };
+  const a = x3dh.initiate({ ikPriv: H(alice.ik_priv), ekPriv: H(alice.ek_priv), bundle, info });
+  ['dh1', 'dh2', 'dh3', 'dh4'].forEach((k, n) => r.eq(`${name}: ${k}`, a.dhs[n] ? hex(a.dhs[n]) : null, c[k] ?? null));
+  r.eq(`${name}: kdf_salt`, new Uint8Array(32), H(c.kdf_salt));
+  r.eq(`${name}: kdf_ikm`, a.ikm, H(c.kdf_ikm));
+  r.eq(`${name}: sk (initiate)`, a.sk, H(c.sk));
+  r.eq(`${name}: ad (initiate)`, a.ad, H(c.ad));
+  const b = x3dh.respond({
+    ikPriv: H(bob.ik_priv), spkPriv: H(bob.spk_priv), opkPriv: H(bob.opk_priv), peerIk: a.ikA.encoded, peerEk: a.ekA.encoded, info,
+  });
+  r.eq(`${name}: sk (respond)`, b.sk, H(c.sk));
+  r.eq(`${name}: ad (respond)`, b.ad, H(c.ad));
+  const myBundle = encodeBundle(bundle);
+  r.eq(`${name}: bundle bytes`, myBundle, H(c.bundle));
+  r.eq(`${name}: bundle parses back`, errorOf(() => parseBundle(myBundle)), null);
+  const header = encodeX3dhHeader({ ikA: a.ikA.encoded, ekA: a.ekA.encoded, spkId: bob.spk_id, opkId: bob.opk_id ?? null });
+  r.eq(`${name}: header bytes`, header, H(c.header));
+}
+
+function x3dhInvalid(c, r, name) {
+  r.cases++;
+  const info = H(c.info);
+  let kind;
+  if (c.op === 'initiate') {
+    const b = c.bundle;
+    kind = errorOf(() => x3dh.initiate({
+      ikPriv: H(c.alice.ik_priv), ekPriv: H(c.alice.ek_priv), info,
+      bundle: { ik: H(b.ik), spk: H(b.spk), spkId: b.spk_id, spkSig: H(b.spk_sig), opk: H(b.opk), opkId: b.opk_id ?? null },
+    }));
+  } else if (c.op === 'respond') {
+    const { bob, header } = c;
+    // The id checks belong to the Go x3dh API (the session layer's equivalent
+    // is unknown_prekey); they come before the keys are looked at.
+    const mismatch = bob.spk_id !== header.spk_id || (bob.opk_priv == null) !== (header.opk_id == null) ||
+      (header.opk_id != null && bob.opk_id !== header.opk_id);
+    kind = mismatch ? 'prekey_mismatch' : errorOf(() => x3dh.respond({
+      ikPriv: H(bob.ik_priv), spkPriv: H(bob.spk_priv), opkPriv: H(bob.opk_priv), peerIk: H(header.ik), peerEk: H(header.ek), info,
+    }));
+  } else if (c.op === 'parse_bundle') {
+    kind = errorOf(() => parseBundle(H(c.bytes)));
+  } else if (c.op === 'parse_header') {
+    kind = errorOf(() => parseX3dhHeader(H(c.bytes)));
+  } else {
+    r.skipped.push(`${name}: unknown op ${c.op}`);
+    return;
+  }
+  r.eq(`${name}: ${c.op} error`, kind, c.error ?? null);
+}
+
+/** The state of a RatchetSession in the Go transcripts' representation. */
+function stateOf(s) {
+  const raw = (pub) => (pub ? hex(pub.u) : '');
+  return {
+    rk: hex(s.rk),
+    dhs_pub: raw(s.dhs.pub),
+    dhr: raw(s.dhr),
+    cks: s.cks ? hex(s.cks) : '',
+    ckr: s.ckr ? hex(s.ckr) : '',
+    ns: s.ns,
+    nr: s.nr,
+    pn: s.pn,
+    skipped: [...s.skipped].map(([id, v]) => {
+      const [key, n] = id.split(':');
+      return { ratchet_key: key.slice(2), n: Number(n), mk: hex(v.mk) };
+    }),
+  };
+}
+
+const sameState = (mine, theirs) => JSON.stringify(mine) === JSON.stringify({
+  rk: theirs.rk, dhs_pub: theirs.dhs_pub, dhr: theirs.dhr, cks: theirs.cks, ckr: theirs.ckr,
+  ns: theirs.ns, nr: theirs.nr, pn: theirs.pn,
+  skipped: (theirs.skipped ?? []).map((k) => ({ ratchet_key: k.ratchet_key, n: k.n, mk: k.mk })),
+});
+
+function replayTranscript(t, r) {
+  const name = t.name;
+  const limits = { maxSkip: t.max_skip, maxSkippedKeys: t.max_skipped_keys };
+  const parties = {
+    alice: RatchetSession.initAlice({ sk: H(t.sk), ad: H(t.ad), peerDh: enc05(H(t.bob_dh_pub)), dhPriv: H(t.alice_dh_priv), ...limits }),
+    bob: RatchetSession.initBob({ sk: H(t.sk), ad: H(t.ad), dhPriv: H(t.bob_dh_priv), ...limits }),
+  };
+  r.eq(`${name}: alice_dh_pub`, parties.alice.dhs.pub.u, H(t.alice_dh_pub));
+  r.eq(`${name}: bob_dh_pub`, parties.bob.dhs.pub.u, H(t.bob_dh_pub));
+  if (t.alice_init) {
+    r.eq(`${name}: alice_init.dh`, dh(H(t.alice_dh_priv), PublicKey.decode(enc05(H(t.bob_dh_pub)))), H(t.alice_init.dh));
+    r.eq(`${name}: alice_init.rk`, parties.alice.rk, H(t.alice_init.rk));
+    r.eq(`${name}: alice_init.cks`, parties.alice.cks, H(t.alice_init.cks));
+  }
+  for (const who of ['alice', 'bob']) {
+    if (t[`${who}_state`]) r.eq(`${name}: initial ${who} state`, sameState(stateOf(parties[who]), t[`${who}_state`]), true);
+  }
+  t.steps.forEach((st, i) => {
+    r.cases++;
+    const label = `${name} step ${i} (${st.party} ${st.op}${st.note ? `: ${st.note}` : ''})`;
+    const s = parties[st.party];
+    const before = s.clone();
+    let got;
+    let kind;
+    if (st.op === 'encrypt') {
+      kind = errorOf(() => (got = s.encrypt(H(st.pt))));
+      r.eq(`${label}: error`, kind, st.error ?? null);
+      if (!kind) r.eq(`${label}: msg`, got, H(st.msg));
+    } else {
+      kind = errorOf(() => (got = s.decrypt(H(st.msg), { dhPriv: H(st.dh_priv) })));
+      r.eq(`${label}: error`, kind, st.error ?? null);
+      if (!kind) r.eq(`${label}: pt`, got, H(st.pt));
+    }
+    if (st.header) r.eq(`${label}: header`, H(st.msg).subarray(0, 42), H(st.header));
+    if (st.chain) {
+      if (st.chain.ck) {
+        const [next, mk] = kdfCk(H(st.chain.ck));
+        r.eq(`${label}: chain mk`, mk, H(st.chain.mk));
+        r.eq(`${label}: chain next_ck`, next, H(st.chain.next_ck));
+      }
+      if (st.aes_key) r.eq(`${label}: aes_key`, AES256GCM.derive(H(st.chain.mk)).key, H(st.aes_key));
+      if (st.nonce) r.eq(`${label}: nonce`, AES256GCM.derive(H(st.chain.mk)).nonce, H(st.nonce));
+    }
+    if (st.dh_step) {
+      const d = st.dh_step;
+      const key = PublicKey.decode(H(st.msg).subarray(1, 34));
+      r.eq(`${label}: dh_recv`, dh(before.dhs.priv, key), H(d.dh_recv));
+      const [rk1, ckr] = kdfRk(before.rk, H(d.dh_recv));
+      r.eq(`${label}: rk_1`, rk1, H(d.rk_1));
+      r.eq(`${label}: ckr`, ckr, H(d.ckr));
+      r.eq(`${label}: new_dh_pub`, new KeyPair(H(st.dh_priv)).pub.u, H(d.new_dh_pub));
+      r.eq(`${label}: dh_send`, dh(H(st.dh_priv), key), H(d.dh_send));
+      const [rk2, cks] = kdfRk(rk1, H(d.dh_send));
+      r.eq(`${label}: rk_2`, rk2, H(d.rk_2));
+      r.eq(`${label}: cks`, cks, H(d.cks));
+    }
+    if (st.state_after) {
+      const mine = stateOf(s);
+      const ok = sameState(mine, st.state_after);
+      r.eq(`${label}: state_after`, ok, true);
+      if (!ok && opt.verbose) r.mismatches.push(`${label}: mine ${JSON.stringify(mine)}`);
+    }
+  });
+}
+
 function rederiveFile(dir, file) {
   const report = { file: path.relative(opt.root, file), checked: 0, mismatches: [], skipped: [], cases: 0 };
   let json;
@@ -232,6 +516,22 @@ function rederiveFile(dir, file) {
     json = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
     report.skipped.push(`unreadable JSON: ${e.message}`);
+    return report;
+  }
+  const format = FORMATS.find((f) => f.match(dir, json));
+  if (format) {
+    const r = newReport(report.file);
+    try {
+      format.run(json, r);
+    } catch (e) {
+      r.checked++;
+      r.mismatches.push(`${format.name}: threw ${e.stack}`);
+    }
+    r.format = format.name;
+    return r;
+  }
+  if (path.basename(file).startsWith('package')) {
+    report.skipped.push('an npm manifest, not vectors');
     return report;
   }
   const cases = casesOf(json);

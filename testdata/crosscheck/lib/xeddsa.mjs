@@ -78,6 +78,14 @@ export function signLibsignalStyle(priv, msg, z) {
  * returns a boolean and never throws on bad input.
  */
 export function verify(pk, msg, sig) {
+  try {
+    return verifySteps(pk, msg, sig);
+  } catch {
+    return false; // belt and braces: no input may make verification throw
+  }
+}
+
+function verifySteps(pk, msg, sig) {
   if (!(sig instanceof Uint8Array) || sig.length !== 64) return false; // 1
   let key;
   try {
