@@ -103,7 +103,13 @@ function check(ok, what, detail) {
   console.log(`FAIL ${what}${detail ? `: ${detail}` : ''}`);
   return false;
 }
-const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+// Answers compare as JSON values: the order of an object's keys carries no
+// meaning (the Go driver writes them sorted).
+const sorted = (v) =>
+  v && typeof v === 'object' && !Array.isArray(v)
+    ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sorted(v[k])]))
+    : v;
+const same = (a, b) => JSON.stringify(sorted(a)) === JSON.stringify(sorted(b));
 
 /** Creates Alice and Bob in both implementations for one run. */
 async function setup(mode, jsRole, rng, tag) {

@@ -8,7 +8,7 @@
 // runDriverSuite(call) takes `call: async (request) => answer` and returns
 // one result per check: {name, pass, request, got, want}.
 
-import { concat, h, hex, u32be } from './bytes.mjs';
+import { concat, h, hex, u32be, unhex } from './bytes.mjs';
 import { appendixA as A, libsignalKat, smallOrderU, uP, uPminus1 } from './fixtures.mjs';
 import { KeyPair } from './keys.mjs';
 import { RatchetSession } from './ratchet.mjs';
@@ -26,6 +26,10 @@ const flip = (b, bit) => {
   return c;
 };
 const Z0 = new Uint8Array(64);
+// The message bytes of an encrypt answer; zero bytes when the driver
+// answered anything else, so that one wrong answer fails its own checks
+// instead of stopping the suite.
+const msgOf = (g) => (g && typeof g.msg === 'string' && unhex(g.msg)) || new Uint8Array(0);
 
 function sameJSON(a, b) {
   return JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
@@ -206,7 +210,7 @@ export async function runDriverSuite(call) {
     const pt = Uint8Array.of(i);
     sent.push(await check(`limits: encrypt #${i}`, enc('la', pt), { msg: hex(la.encrypt(pt)) }));
   }
-  const m = (i) => h(sent[i].msg);
+  const m = (i) => msgOf(sent[i]);
   await check('limits: N = 3 with Nr = 0 and max_skip 2', dec('lb', m(3), A.dhsB), err('too_many_skipped'));
   await check('limits: N = 2 skips 0, 1', dec('lb', m(2), A.dhsB), { pt: '02' });
   await check('limits: N = 5 skips 3, 4 (4 stored keys > 3: key 0 evicted)', dec('lb', m(5)), { pt: '05' });
@@ -252,7 +256,7 @@ export async function runDriverSuite(call) {
   const second = await call(enc('alice', h('03')));
   await check('session: initiator decrypts the reply', dec('alice', A.reply, h('43'.repeat(32))), { pt: hex(A.plaintext2) });
   await check('session: initiator now sends ratchet messages', enc('alice', h('04')), (g) => typeof g.msg === 'string' && g.msg.startsWith('01'));
-  await check('session: a late prekey message still decrypts', dec('bob', h(second.msg)), { pt: '03' });
+  await check('session: a late prekey message still decrypts', dec('bob', msgOf(second)), { pt: '03' });
 
   // Another initiator with a different identity key: refused after TOFU.
   const other = Initiator.create({
@@ -268,13 +272,18 @@ export async function runDriverSuite(call) {
   await check('sessions: first session', dec('bob2', a1.encrypt(h('a1')), h('31'.repeat(32))), { pt: 'a1' });
   await check('sessions: second session (current)', dec('bob2', a2.encrypt(h('a2')), h('32'.repeat(32))), { pt: 'a2' });
   const replyTo2 = await check('sessions: reply uses the newest session', enc('bob2', h('b2')), (g) => typeof g.msg === 'string');
-  const a2pt = a2.decrypt(h(replyTo2.msg), { dhPriv: h('33'.repeat(32)) });
-  results.push({ name: 'sessions: the newest session replied', pass: hex(a2pt) === 'b2', got: hex(a2pt), want: 'b2' });
+  let a2pt = null;
+  try {
+    a2pt = hex(a2.decrypt(msgOf(replyTo2), { dhPriv: h('33'.repeat(32)) }));
+  } catch {
+    a2pt = null;
+  }
+  results.push({ name: 'sessions: the newest session replied', pass: a2pt === 'b2', got: a2pt, want: 'b2' });
   await check('sessions: ratchet message from the older session', dec('bob2', a1.ratchet.encrypt(h('a3'))), { pt: 'a3' });
   const replyTo1 = await check('sessions: the older session was promoted', enc('bob2', h('b3')), (g) => typeof g.msg === 'string');
   let promoted = false;
   try {
-    promoted = hex(a1.decrypt(h(replyTo1.msg), { dhPriv: h('34'.repeat(32)) })) === 'b3';
+    promoted = hex(a1.decrypt(msgOf(replyTo1), { dhPriv: h('34'.repeat(32)) })) === 'b3';
   } catch {
     promoted = false;
   }
