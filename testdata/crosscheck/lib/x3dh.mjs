@@ -14,7 +14,9 @@ const ZERO_SALT = new Uint8Array(32);
 
 function kdf(dhs, info) {
   const ikm = concat(F, ...dhs);
-  const sk = hkdf(ZERO_SALT, ikm, info, 32);
+  // An empty info is no choice at all: it selects the default, as an
+  // absent one does (PROTOCOL.md 4.4).
+  const sk = hkdf(ZERO_SALT, ikm, info == null || info.length === 0 ? DEFAULT_INFO : info, 32);
   return { sk, ikm };
 }
 
@@ -25,7 +27,7 @@ function kdf(dhs, info) {
  * @param {Uint8Array} [p.ekPriv] the ephemeral private key; fresh if absent
  * @param {{ik: Uint8Array, spk: Uint8Array, spkSig: Uint8Array, opk?: Uint8Array|null}} p.bundle
  *        Bob's bundle, keys as 33-byte encodings
- * @param {Uint8Array} [p.info]   defaults to DEFAULT_INFO
+ * @param {Uint8Array} [p.info]   defaults to DEFAULT_INFO, and so does an empty one
  */
 export function initiate({ ikPriv, ekPriv = null, bundle, info = DEFAULT_INFO }) {
   const ikA = new KeyPair(ikPriv); // bad_key on a wrong length
