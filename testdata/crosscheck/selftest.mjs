@@ -353,11 +353,12 @@ describe('Double Ratchet', () => {
     throwsKind(() => bob.decrypt(p), Kind.counterOverflow); // PN too
   });
 
-  test('counter overflow on encrypt at Ns = 2^32 - 1, nothing changes', () => {
+  test('counter overflow on encrypt at Ns = 2^32 - 2, nothing changes', () => {
     const { alice } = newPair();
-    alice.ns = 0xfffffffe;
+    alice.ns = 0xfffffffd;
     const last = alice.encrypt(utf8('last'));
-    assert.equal(hex(last.subarray(38, 42)), 'fffffffe');
+    assert.equal(hex(last.subarray(38, 42)), 'fffffffd');
+    assert.equal(alice.ns, 0xfffffffe); // the largest PN the next chain can carry
     const before = alice.snapshot();
     throwsKind(() => alice.encrypt(utf8('one too many')), Kind.counterOverflow);
     assert.equal(alice.snapshot(), before);

@@ -86,7 +86,9 @@ export class RatchetSession {
   /** RatchetEncrypt (PROTOCOL.md 5.5). */
   encrypt(plaintext) {
     if (this.cks === null) fail(Kind.noSession);
-    if (this.ns === U32_MAX) fail(Kind.counterOverflow);
+    // At most 2^32 - 2 messages per chain, so that PN (this chain's final
+    // Ns) is never 2^32 - 1, which every parser refuses (PROTOCOL.md 5.8).
+    if (this.ns >= U32_MAX - 1) fail(Kind.counterOverflow);
     const [cks, mk] = kdfCk(this.cks);
     const header = buildHeader(this.dhs.pub, this.pn, this.ns);
     const ct = this.suite.seal(mk, plaintext, concat(this.ad, header));
