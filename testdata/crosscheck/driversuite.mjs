@@ -4,6 +4,7 @@
 //
 //   node driversuite.mjs                                   # this implementation's driver
 //   node driversuite.mjs --peer "go run ./internal/cmd/conformance" --cwd ../..
+//   node driversuite.mjs --peer ... --no-session   # stop before the session layer
 
 import { parseArgs } from 'node:util';
 import { runDriverSuite } from './lib/driver-suite.mjs';
@@ -13,11 +14,12 @@ const { values } = parseArgs({
   options: {
     peer: { type: 'string', default: 'node driver.mjs' },
     cwd: { type: 'string' },
+    'no-session': { type: 'boolean', default: false },
     verbose: { type: 'boolean', short: 'v', default: false },
   },
 });
 const peer = new Peer(values.peer, { cwd: values.cwd ?? new URL('.', import.meta.url).pathname });
-const results = await runDriverSuite((req) => peer.request(req));
+const results = await runDriverSuite((req) => peer.request(req), { sessions: !values['no-session'] });
 const code = await peer.close();
 let failed = 0;
 for (const r of results) {
