@@ -19,7 +19,10 @@
 //    two must be identical: message bytes, plaintexts and error kinds.
 //
 // Modes: "session" (session_initiate/session_respond, prekey messages,
-// default limits) and "ratchet" (X3DH through x3dh_initiate/x3dh_respond,
+// default limits, and now and then Alice starting over with a new session
+// while messages of her old ones are still in flight, so that Bob holds
+// several sessions, tries them in order and promotes the one that
+// decrypts) and "ratchet" (X3DH through x3dh_initiate/x3dh_respond,
 // compared on both sides, then ratchet_init_* with tight limits so that
 // too_many_skipped and eviction happen).
 
@@ -131,6 +134,7 @@ async function setup(mode, jsRole, rng, tag) {
 
   const js = {};
   const drv = {};
+  let restartAlice = null;
   if (mode === 'session') {
     js.alice = new JsParty(Initiator.create({ ikPriv: ikA, ekPriv: ekA, dhPriv: dhsA, bundle, info }));
     js.bob = new JsParty(new Responder({ ikPriv: ikB, spk: { id: spkId, priv: spkB }, opks, info }));
@@ -142,6 +146,21 @@ async function setup(mode, jsRole, rng, tag) {
       if (!check(same(got, {}), `${req.op}`, JSON.stringify(got))) throw new Error('setup failed');
       drv[who] = new DriverParty(id);
     }
+    // Alice starts over (a reinstall that kept her identity key): a new
+    // session from Bob's bundle without a one-time prekey, under the same
+    // id in the driver, which replaces the old initiator.
+    restartAlice = async () => {
+      const ek = k(), dhs = k();
+      const b = { ...bundle, opk: null, opkId: null };
+      js.alice = new JsParty(Initiator.create({ ikPriv: ikA, ekPriv: ek, dhPriv: dhs, bundle: b, info }));
+      const req = {
+        op: 'session_initiate', id: `${tag}-alice`, ik_priv: hex(ikA), ek_priv: hex(ek), dh_priv: hex(dhs),
+        bundle: { ...jsonBundle, opk: null, opk_id: null }, ...jsonInfo,
+      };
+      const got = await peer.request(req);
+      check(same(got, {}), 'session_initiate (restart)', JSON.stringify(got));
+      return js.alice;
+    };
   } else {
     // X3DH in both implementations and both roles; all four results must agree.
     const a = x3dh.initiate({ ikPriv: ikA, ekPriv: ekA, bundle, info });
@@ -169,22 +188,35 @@ async function setup(mode, jsRole, rng, tag) {
     }
   }
   const other = jsRole === 'alice' ? 'bob' : 'alice';
-  return {
+  const parties = {
     real: { [jsRole]: js[jsRole], [other]: drv[other] },
     mirror: opt['no-mirror'] ? {} : { [jsRole]: drv[jsRole], [other]: js[other] },
     names: { [jsRole]: 'JS', [other]: 'driver' },
+    // Bob as this implementation sees him (real or mirror), if it does.
+    jsBob: jsRole === 'bob' || !opt['no-mirror'] ? js.bob.session : null,
+    jsAlice: () => js.alice.session,
   };
+  if (restartAlice && parties.jsBob) {
+    parties.restartAlice = async () => {
+      const alice = await restartAlice();
+      // The driver's Alice keeps its id; only the JS object is new.
+      if (jsRole === 'alice') parties.real.alice = alice;
+      else if (!opt['no-mirror']) parties.mirror.alice = alice;
+    };
+  }
+  return parties;
 }
 
 /** One conversation; returns counters. */
 async function run(mode, jsRole, seed, steps) {
   const rng = new SeededRng(`${seed}/${mode}/${jsRole}`);
   const tag = `${mode}-${jsRole}`;
-  const { real, mirror, names } = await setup(mode, jsRole, rng, tag);
+  const parties = await setup(mode, jsRole, rng, tag);
+  const { real, mirror, names } = parties;
   const tight = mode === 'ratchet';
   const inFlight = { alice: [], bob: [] }; // messages travelling to that party
   const decrypted = { alice: [], bob: [] };
-  const c = { sent: 0, delivered: 0, lost: 0, duplicates: 0, tampered: 0, refused: {} };
+  const c = { sent: 0, delivered: 0, lost: 0, duplicates: 0, tampered: 0, restarts: 0, refused: {} };
   const count = (kind) => (c.refused[kind] = (c.refused[kind] ?? 0) + 1);
 
   /** Runs an operation on a party and its mirror; they must answer alike. */
@@ -200,8 +232,15 @@ async function run(mode, jsRole, seed, steps) {
   for (let step = 0; step < steps; step++) {
     const to = rng.chance(0.5) ? 'alice' : 'bob';
     const from = to === 'alice' ? 'bob' : 'alice';
-    const r = rng.int(100);
-    if (r < 35) {
+    const r = rng.int(1000);
+    if (r < 5 && parties.restartAlice) {
+      await parties.restartAlice();
+      // Messages to the old Alice are lost with her state.
+      c.lost += inFlight.alice.length;
+      inFlight.alice = [];
+      decrypted.alice = [];
+      c.restarts++;
+    } else if (r < 350) {
       const pt = rng.bytes(rng.int(65));
       const got = await both(from, 'encrypt', pt);
       if (got.error) {
@@ -209,8 +248,13 @@ async function run(mode, jsRole, seed, steps) {
         check(from === 'bob' && got.error === Kind.noSession, `${tag}: encrypt by ${from} failed`, got.error);
         continue;
       }
-      inFlight[to].push({ pt: hex(pt), msg: unhex(got.msg), seq: c.sent++ });
-    } else if (r < 75) {
+      // After a restart Bob answers with his current session, which is
+      // Alice's present one only once a message of hers promoted it: a
+      // message he makes with an older session can only fail at her.
+      const doomed = to === 'alice' && parties.jsBob !== null && c.restarts > 0 &&
+        !(parties.jsBob.current && parties.jsBob.current.origin.ekA.equals(parties.jsAlice().prekey.ekA));
+      inFlight[to].push({ pt: hex(pt), msg: unhex(got.msg), seq: c.sent++, doomed });
+    } else if (r < 750) {
       if (inFlight[to].length === 0) continue;
       const window = Math.min(inFlight[to].length, 6); // reorder among the oldest few
       const [item] = inFlight[to].splice(rng.int(window), 1);
@@ -222,15 +266,15 @@ async function run(mode, jsRole, seed, steps) {
       } else {
         // With the default limits every genuine message must decrypt; with
         // tight limits a too-large gap or an evicted key may refuse it.
-        const allowed = tight ? [Kind.tooManySkipped, Kind.duplicate, Kind.authFailed] : [];
+        const allowed = tight || item.doomed ? [Kind.tooManySkipped, Kind.duplicate, Kind.authFailed] : [];
         check(allowed.includes(got.error), `${tag}: genuine message #${item.seq} to ${to} refused`, got.error);
         count(got.error);
       }
-    } else if (r < 82) {
+    } else if (r < 820) {
       if (inFlight[to].length === 0) continue;
       inFlight[to].splice(rng.int(inFlight[to].length), 1);
       c.lost++;
-    } else if (r < 90) {
+    } else if (r < 900) {
       if (decrypted[to].length === 0) continue;
       const item = rng.pick(decrypted[to]);
       const got = await both(to, 'decrypt', item.msg, rng.bytes(32));
@@ -258,7 +302,7 @@ async function run(mode, jsRole, seed, steps) {
         check(got.pt === item.pt, `${tag}: drained message #${item.seq} decrypted to other bytes`);
         c.delivered++;
       } else {
-        check(tight, `${tag}: drained message #${item.seq} to ${to} refused`, got.error);
+        check(tight || item.doomed, `${tag}: drained message #${item.seq} to ${to} refused`, got.error);
         count(got.error);
       }
     }
@@ -277,7 +321,8 @@ try {
       const status = stats.failures === before ? 'ok  ' : 'FAIL';
       console.log(
         `${status} ${mode.padEnd(7)} JS as ${role.padEnd(5)}: ${c.sent} sent, ${c.delivered} delivered, ` +
-          `${c.lost} lost, ${c.duplicates} replayed, ${c.tampered} tampered; refusals ${JSON.stringify(c.refused)}`,
+          `${c.lost} lost, ${c.duplicates} replayed, ${c.tampered} tampered, ${c.restarts} restarts; ` +
+          `refusals ${JSON.stringify(c.refused)}`,
       );
     }
   }
