@@ -58,9 +58,9 @@ const (
 	digestOffset = 4
 	// chunkSize is how much input is gathered before it is compressed.
 	chunkSize = 4 * blockSize
-	// bufSize leaves room after a full chunk for the padding (0x80, zeros,
-	// the 8-byte length), at most two more blocks.
-	bufSize = chunkSize + 2*blockSize
+	// bufSize leaves room for the padding (0x80, zeros, the 8-byte length)
+	// after the at most chunkSize-1 bytes still waiting: one more block.
+	bufSize = chunkSize + blockSize
 )
 
 // Key is an HMAC-SHA256 key in precomputed form: the SHA-256 states after
