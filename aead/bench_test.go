@@ -12,9 +12,12 @@ import (
 )
 
 // The benchmarks seal and open 1 KiB under a fresh derivation each time, as
-// the ratchet does for every message, next to their floor: the same work
+// the ratchet does for every message, after their floor: the same work
 // composed from the standard library (hkdf.Key, then the cipher's
-// constructors, then Seal or Open). Read the results as ratios.
+// constructors, then Seal or Open) as impl=std. Read the results as ratios:
+//
+//	go test -run '^$' -bench . -count 6 ./aead > aead.txt
+//	benchstat -col /impl aead.txt
 
 const benchSize = 1024
 
@@ -78,18 +81,18 @@ func benchInputs() (mk, pt, ad, dst []byte) {
 func BenchmarkSeal(b *testing.B) {
 	for _, bc := range benchCases() {
 		mk, pt, ad, dst := benchInputs()
-		b.Run(bc.name, func(b *testing.B) {
-			b.SetBytes(benchSize)
-			b.ReportAllocs()
-			for b.Loop() {
-				bc.suite.Seal(dst[:0], mk, pt, ad)
-			}
-		})
-		b.Run(bc.name+"/stdlib", func(b *testing.B) {
+		b.Run("suite="+bc.name+"/impl=std", func(b *testing.B) {
 			b.SetBytes(benchSize)
 			b.ReportAllocs()
 			for b.Loop() {
 				stdSeal(bc.new, bc.info, dst[:0], mk, pt, ad)
+			}
+		})
+		b.Run("suite="+bc.name+"/impl=aead", func(b *testing.B) {
+			b.SetBytes(benchSize)
+			b.ReportAllocs()
+			for b.Loop() {
+				bc.suite.Seal(dst[:0], mk, pt, ad)
 			}
 		})
 	}
@@ -99,20 +102,20 @@ func BenchmarkOpen(b *testing.B) {
 	for _, bc := range benchCases() {
 		mk, pt, ad, dst := benchInputs()
 		ct := bc.suite.Seal(nil, mk, pt, ad)
-		b.Run(bc.name, func(b *testing.B) {
-			b.SetBytes(benchSize)
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := bc.suite.Open(dst[:0], mk, ct, ad); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(bc.name+"/stdlib", func(b *testing.B) {
+		b.Run("suite="+bc.name+"/impl=std", func(b *testing.B) {
 			b.SetBytes(benchSize)
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := stdOpen(bc.new, bc.info, dst[:0], mk, ct, ad); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("suite="+bc.name+"/impl=aead", func(b *testing.B) {
+			b.SetBytes(benchSize)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bc.suite.Open(dst[:0], mk, ct, ad); err != nil {
 					b.Fatal(err)
 				}
 			}
