@@ -662,14 +662,16 @@ func testViewSnapshot(t *testing.T, s store.Store) {
 	b := store.Address{Name: "ivy", DeviceID: 2}
 	commits, minViews := workers(20, 100), int64(workers(20, 100))
 	var done atomic.Bool
-	var views atomic.Int64
+	var views, readers atomic.Int64
+	const readerCount = 2
+	readers.Store(readerCount)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer done.Store(true)
 		// Keep writing until the readers have had their turns too, however
-		// fast either side is.
+		// fast either side is, unless they gave up.
 		deadline := time.Now().Add(testTimeout)
-		for i := 0; i < commits || views.Load() < minViews && time.Now().Before(deadline); i++ {
+		for i := 0; i < commits || views.Load() < minViews && readers.Load() > 0 && time.Now().Before(deadline); i++ {
 			v := binary.BigEndian.AppendUint32(nil, uint32(i))
 			err := s.Update(t.Context(), func(tx store.Tx) error {
 				return errors.Join(tx.Sessions().Save(t.Context(), a, v), tx.Sessions().Save(t.Context(), b, v))
@@ -680,8 +682,9 @@ func testViewSnapshot(t *testing.T, s store.Store) {
 			}
 		}
 	})
-	for range 2 {
+	for range readerCount {
 		wg.Go(func() {
+			defer readers.Add(-1)
 			for !done.Load() {
 				err := s.View(t.Context(), func(tx store.Tx) error {
 					ra, errA := tx.Sessions().Load(t.Context(), a)
