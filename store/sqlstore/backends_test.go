@@ -134,3 +134,6 @@ func mustOpen(t testing.TB, db *sql.DB, d sqlstore.Dialect) *sqlstore.Store {
 	}
 	return s
 }
+
+// sqlOpen opens a SQLite pool outside a test, for the crash child.
+func sqlOpen(dsn string) (*sql.DB, error) { return sql.Open("sqlite", dsn) }
