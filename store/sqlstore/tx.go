@@ -34,9 +34,23 @@ func (t *tx) check(write bool) error {
 	return nil
 }
 
-// exec runs a statement and returns how many rows it changed.
+// exec runs a prepared statement and returns how many rows it changed.
 func (t *tx) exec(ctx context.Context, op, query string, args ...any) (int64, error) {
+	st, err := t.s.stmt(ctx, t.tx, query)
+	if err != nil {
+		return 0, t.s.fail(ctx, op, err)
+	}
+	res, err := st.ExecContext(ctx, args...)
+	return t.result(ctx, op, res, err)
+}
+
+// execOnce runs a statement that is not prepared.
+func (t *tx) execOnce(ctx context.Context, op, query string, args ...any) (int64, error) {
 	res, err := t.tx.ExecContext(ctx, query, args...)
+	return t.result(ctx, op, res, err)
+}
+
+func (t *tx) result(ctx context.Context, op string, res sql.Result, err error) (int64, error) {
 	if err != nil {
 		return 0, t.s.fail(ctx, op, err)
 	}
@@ -47,9 +61,21 @@ func (t *tx) exec(ctx context.Context, op, query string, args ...any) (int64, er
 	return n, nil
 }
 
+// query runs a prepared query for many rows.
+func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := t.s.stmt(ctx, t.tx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
 // scan runs a query for one row; no row is store.ErrNotFound.
 func (t *tx) scan(ctx context.Context, op, query string, args []any, dst ...any) error {
-	err := t.tx.QueryRowContext(ctx, query, args...).Scan(dst...)
+	st, err := t.s.stmt(ctx, t.tx, query)
+	if err == nil {
+		err = st.QueryRowContext(ctx, args...).Scan(dst...)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ErrNotFound
 	}
@@ -219,7 +245,7 @@ func (t *preKeysTx) Add(ctx context.Context, pks []*keys.OneTimePreKey) error {
 			args = append(args, int64(pk.ID()), raws[i][:])
 		}
 		var n int64
-		n, err = (*tx)(t).exec(ctx, "add prekeys", t.s.dialect.preKeyInsert(len(chunk)), args...)
+		n, err = (*tx)(t).execOnce(ctx, "add prekeys", t.s.dialect.preKeyInsert(len(chunk)), args...)
 		inserted += n
 		if err != nil {
 			break
@@ -325,7 +351,7 @@ func (t *signedPreKeysTx) List(ctx context.Context) ([]store.SignedPreKeyInfo, e
 	if err := (*tx)(t).check(false); err != nil {
 		return nil, err
 	}
-	rows, err := t.tx.QueryContext(ctx, t.s.q.signedList)
+	rows, err := (*tx)(t).query(ctx, t.s.q.signedList)
 	if err != nil {
 		return nil, t.s.fail(ctx, "list signed prekeys", err)
 	}
@@ -401,7 +427,7 @@ func (t *sessionsTx) Devices(ctx context.Context, name string) ([]uint32, error)
 		return nil, err
 	}
 	h, _ := key(store.Address{Name: name})
-	rows, err := t.tx.QueryContext(ctx, t.s.q.sessionDevs, h)
+	rows, err := (*tx)(t).query(ctx, t.s.q.sessionDevs, h)
 	if err != nil {
 		return nil, t.s.fail(ctx, "list devices", err)
 	}
