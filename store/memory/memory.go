@@ -284,6 +284,11 @@ func (t *tx) rollback() {
 	}
 }
 
+// The methods below implement the store interfaces, whose documentation
+// states their contracts. Each checks the transaction first, reads through
+// lookup, and records writes with set; the committed data changes only in
+// commit.
+
 type localTx tx
 
 func (t *localTx) Load(ctx context.Context) (*store.LocalIdentity, error) {
@@ -410,6 +415,8 @@ func (t *preKeysTx) Remove(ctx context.Context, id uint32) error {
 	}
 	if e, pending := t.prekeys[id]; pending && e.v == k {
 		// Added and removed in this transaction: the copy is ours alone.
+		// A committed key is wiped by commit, not here, because a View
+		// may be reading it.
 		clear(k[:])
 	}
 	set(&t.prekeys, id, entry[*privateKey]{})
@@ -420,6 +427,8 @@ func (t *preKeysTx) Count(ctx context.Context) (int, error) {
 	if err := (*tx)(t).check(ctx, false); err != nil {
 		return 0, err
 	}
+	// The committed count, corrected by the pending changes, without
+	// walking the committed map.
 	n := len(t.s.d.prekeys)
 	for id, e := range t.prekeys {
 		_, committed := t.s.d.prekeys[id]
@@ -477,6 +486,7 @@ func (t *signedPreKeysTx) List(ctx context.Context) ([]store.SignedPreKeyInfo, e
 	if err := (*tx)(t).check(ctx, false); err != nil {
 		return nil, err
 	}
+	// Committed prekeys not touched by this transaction, then its own.
 	var out []store.SignedPreKeyInfo
 	for id, s := range t.s.d.signed {
 		if _, pending := t.signed[id]; !pending {

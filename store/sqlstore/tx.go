@@ -105,6 +105,9 @@ func privateKey(raw []byte) (*keys.PrivateKey, error) {
 
 type localTx tx
 
+// The methods below implement the store interfaces, whose documentation
+// states their contracts.
+
 func (t *localTx) Load(ctx context.Context) (*store.LocalIdentity, error) {
 	if err := (*tx)(t).check(false); err != nil {
 		return nil, err
@@ -114,14 +117,10 @@ func (t *localTx) Load(ctx context.Context) (*store.LocalIdentity, error) {
 	if err := (*tx)(t).scan(ctx, "load local identity", t.s.q.localLoad, nil, &raw, &dev); err != nil {
 		return nil, err
 	}
-	k, err := privateKey(raw)
+	kp, err := keys.NewIdentityKeyPair(raw) // copies raw, which is then wiped
+	clear(raw)
 	if err != nil {
-		return nil, err
-	}
-	kp, err := keys.NewIdentityKeyPair(k.Bytes())
-	k.Clear()
-	if err != nil {
-		return nil, err
+		return nil, errors.New("sqlstore: stored identity key has the wrong length")
 	}
 	return &store.LocalIdentity{KeyPair: kp, DeviceID: uint32(dev)}, nil
 }
@@ -160,6 +159,8 @@ func (t *identitiesTx) Save(ctx context.Context, addr store.Address, k *keys.Pub
 	if k == nil {
 		return false, errNilKey
 	}
+	// Read, then write: safe because Updates are serialized, and it is
+	// what reports changed on both dialects alike.
 	h, dev := key(addr)
 	u := k.Bytes()
 	var old []byte
@@ -231,6 +232,8 @@ func (t *preKeysTx) Add(ctx context.Context, pks []*keys.OneTimePreKey) error {
 	// to the savepoint, so that a refused Add changes nothing even if the
 	// caller goes on to commit. Skipping instead of failing matters on
 	// PostgreSQL, where a failed statement aborts the whole transaction.
+	// Repeats within the batch were refused above; stored ids show as
+	// fewer rows inserted than prekeys given.
 	if _, err := (*tx)(t).exec(ctx, "add prekeys", t.s.q.savepoint); err != nil {
 		return err
 	}
@@ -287,6 +290,8 @@ func (t *preKeysTx) Remove(ctx context.Context, id uint32) error {
 	if err := (*tx)(t).check(true); err != nil {
 		return err
 	}
+	// The affected-row count decides which of two racing consumers wins:
+	// the loser's DELETE finds the row gone.
 	n, err := (*tx)(t).exec(ctx, "remove prekey", t.s.q.preKeyRemove, int64(id))
 	if err == nil && n == 0 {
 		err = store.ErrNotFound
@@ -339,6 +344,8 @@ func (t *signedPreKeysTx) Add(ctx context.Context, spk *keys.SignedPreKey) error
 	}
 	raw := spk.PrivateKey().Array()
 	defer clear(raw[:])
+	// ON CONFLICT DO NOTHING rather than a unique violation: on
+	// PostgreSQL a failed statement would abort the caller's transaction.
 	n, err := (*tx)(t).exec(ctx, "add signed prekey", t.s.q.signedAdd,
 		int64(spk.ID()), spk.Created().Unix(), raw[:], spk.Signature())
 	if err == nil && n == 0 {
@@ -393,7 +400,7 @@ func (t *sessionsTx) Load(ctx context.Context, addr store.Address) ([]byte, erro
 		return nil, err
 	}
 	if rec == nil {
-		rec = []byte{}
+		rec = []byte{} // drivers scan an empty BLOB as nil; it is a record
 	}
 	return rec, nil
 }
