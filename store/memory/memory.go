@@ -70,6 +70,10 @@ type Store struct {
 	// of writer ever changes d.
 	mu sync.RWMutex
 	d  data
+	// spare holds the emptied pending maps of the last Update, for the
+	// next one: only one Update runs at a time, and reusing them saves
+	// allocating maps on every transaction.
+	spare pending
 }
 
 var _ store.Store = (*Store)(nil)
@@ -99,7 +103,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx store.Tx) error) error {
 	}
 	defer func() { <-s.writer }()
 
-	t := &tx{s: s, write: true, lastPreKey: s.d.lastPreKey}
+	t := &tx{s: s, write: true, lastPreKey: s.d.lastPreKey, pending: s.spare}
 	committed := false
 	// Deferred so that a panicking fn also drops its writes (and releases
 	// the semaphore, deferred above) before the panic goes on.
@@ -108,6 +112,11 @@ func (s *Store) Update(ctx context.Context, fn func(tx store.Tx) error) error {
 			t.rollback()
 		}
 		t.done = true
+		clear(t.identities)
+		clear(t.prekeys)
+		clear(t.signed)
+		clear(t.sessions)
+		s.spare = t.pending
 	}()
 	if err := fn(t); err != nil {
 		return err
@@ -147,9 +156,16 @@ type tx struct {
 
 	localSet   bool
 	local      *local
+	lastPreKey uint32
+	pending
+}
+
+// pending holds a transaction's changes by key. A finished transaction's
+// maps go to the next one, so a Tx leaked past its end must never reach
+// them: every method checks done first.
+type pending struct {
 	identities map[store.Address]entry[*publicKey]
 	prekeys    map[uint32]entry[*privateKey]
-	lastPreKey uint32
 	signed     map[uint32]entry[*signed]
 	sessions   map[store.Address]entry[[]byte]
 }
@@ -267,6 +283,11 @@ func (t *tx) rollback() {
 		clear(e.v)
 	}
 }
+
+// The methods below implement the store interfaces, whose documentation
+// states their contracts. Each checks the transaction first, reads through
+// lookup, and records writes with set; the committed data changes only in
+// commit.
 
 type localTx tx
 
@@ -394,6 +415,8 @@ func (t *preKeysTx) Remove(ctx context.Context, id uint32) error {
 	}
 	if e, pending := t.prekeys[id]; pending && e.v == k {
 		// Added and removed in this transaction: the copy is ours alone.
+		// A committed key is wiped by commit, not here, because a View
+		// may be reading it.
 		clear(k[:])
 	}
 	set(&t.prekeys, id, entry[*privateKey]{})
@@ -404,6 +427,8 @@ func (t *preKeysTx) Count(ctx context.Context) (int, error) {
 	if err := (*tx)(t).check(ctx, false); err != nil {
 		return 0, err
 	}
+	// The committed count, corrected by the pending changes, without
+	// walking the committed map.
 	n := len(t.s.d.prekeys)
 	for id, e := range t.prekeys {
 		_, committed := t.s.d.prekeys[id]
@@ -461,6 +486,7 @@ func (t *signedPreKeysTx) List(ctx context.Context) ([]store.SignedPreKeyInfo, e
 	if err := (*tx)(t).check(ctx, false); err != nil {
 		return nil, err
 	}
+	// Committed prekeys not touched by this transaction, then its own.
 	var out []store.SignedPreKeyInfo
 	for id, s := range t.s.d.signed {
 		if _, pending := t.signed[id]; !pending {

@@ -142,6 +142,20 @@ func newQueries(d Dialect) *queries {
 	return q
 }
 
+// prepared lists the statements a Store prepares at Open: all those its
+// transactions run, except the prekey INSERTs, whose length varies.
+func (q *queries) prepared() []string {
+	return []string{
+		q.lock,
+		q.localLoad, q.localSave,
+		q.identityLoad, q.identitySave, q.identityDelete,
+		q.preKeyLoad, q.preKeyRemove, q.preKeyCount, q.preKeyLastID, q.preKeyBumpLastID,
+		q.savepoint, q.rollbackToSavepoint, q.releaseSavepoint,
+		q.signedLoad, q.signedAdd, q.signedList, q.signedRemove,
+		q.sessionLoad, q.sessionSave, q.sessionDelete, q.sessionDevs,
+	}
+}
+
 // rebind turns the ? placeholders of query into $1, $2, … for PostgreSQL.
 // No statement of this package has a ? inside a literal.
 func (d Dialect) rebind(query string) string {

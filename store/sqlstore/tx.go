@@ -34,9 +34,23 @@ func (t *tx) check(write bool) error {
 	return nil
 }
 
-// exec runs a statement and returns how many rows it changed.
+// exec runs a prepared statement and returns how many rows it changed.
 func (t *tx) exec(ctx context.Context, op, query string, args ...any) (int64, error) {
+	st, err := t.s.stmt(ctx, t.tx, query)
+	if err != nil {
+		return 0, t.s.fail(ctx, op, err)
+	}
+	res, err := st.ExecContext(ctx, args...)
+	return t.result(ctx, op, res, err)
+}
+
+// execOnce runs a statement that is not prepared.
+func (t *tx) execOnce(ctx context.Context, op, query string, args ...any) (int64, error) {
 	res, err := t.tx.ExecContext(ctx, query, args...)
+	return t.result(ctx, op, res, err)
+}
+
+func (t *tx) result(ctx context.Context, op string, res sql.Result, err error) (int64, error) {
 	if err != nil {
 		return 0, t.s.fail(ctx, op, err)
 	}
@@ -47,9 +61,21 @@ func (t *tx) exec(ctx context.Context, op, query string, args ...any) (int64, er
 	return n, nil
 }
 
+// query runs a prepared query for many rows.
+func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := t.s.stmt(ctx, t.tx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
 // scan runs a query for one row; no row is store.ErrNotFound.
 func (t *tx) scan(ctx context.Context, op, query string, args []any, dst ...any) error {
-	err := t.tx.QueryRowContext(ctx, query, args...).Scan(dst...)
+	st, err := t.s.stmt(ctx, t.tx, query)
+	if err == nil {
+		err = st.QueryRowContext(ctx, args...).Scan(dst...)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ErrNotFound
 	}
@@ -79,6 +105,9 @@ func privateKey(raw []byte) (*keys.PrivateKey, error) {
 
 type localTx tx
 
+// The methods below implement the store interfaces, whose documentation
+// states their contracts.
+
 func (t *localTx) Load(ctx context.Context) (*store.LocalIdentity, error) {
 	if err := (*tx)(t).check(false); err != nil {
 		return nil, err
@@ -88,14 +117,10 @@ func (t *localTx) Load(ctx context.Context) (*store.LocalIdentity, error) {
 	if err := (*tx)(t).scan(ctx, "load local identity", t.s.q.localLoad, nil, &raw, &dev); err != nil {
 		return nil, err
 	}
-	k, err := privateKey(raw)
+	kp, err := keys.NewIdentityKeyPair(raw) // copies raw, which is then wiped
+	clear(raw)
 	if err != nil {
-		return nil, err
-	}
-	kp, err := keys.NewIdentityKeyPair(k.Bytes())
-	k.Clear()
-	if err != nil {
-		return nil, err
+		return nil, errors.New("sqlstore: stored identity key has the wrong length")
 	}
 	return &store.LocalIdentity{KeyPair: kp, DeviceID: uint32(dev)}, nil
 }
@@ -134,6 +159,8 @@ func (t *identitiesTx) Save(ctx context.Context, addr store.Address, k *keys.Pub
 	if k == nil {
 		return false, errNilKey
 	}
+	// Read, then write: safe because Updates are serialized, and it is
+	// what reports changed on both dialects alike.
 	h, dev := key(addr)
 	u := k.Bytes()
 	var old []byte
@@ -205,6 +232,8 @@ func (t *preKeysTx) Add(ctx context.Context, pks []*keys.OneTimePreKey) error {
 	// to the savepoint, so that a refused Add changes nothing even if the
 	// caller goes on to commit. Skipping instead of failing matters on
 	// PostgreSQL, where a failed statement aborts the whole transaction.
+	// Repeats within the batch were refused above; stored ids show as
+	// fewer rows inserted than prekeys given.
 	if _, err := (*tx)(t).exec(ctx, "add prekeys", t.s.q.savepoint); err != nil {
 		return err
 	}
@@ -219,7 +248,7 @@ func (t *preKeysTx) Add(ctx context.Context, pks []*keys.OneTimePreKey) error {
 			args = append(args, int64(pk.ID()), raws[i][:])
 		}
 		var n int64
-		n, err = (*tx)(t).exec(ctx, "add prekeys", t.s.dialect.preKeyInsert(len(chunk)), args...)
+		n, err = (*tx)(t).execOnce(ctx, "add prekeys", t.s.dialect.preKeyInsert(len(chunk)), args...)
 		inserted += n
 		if err != nil {
 			break
@@ -261,6 +290,8 @@ func (t *preKeysTx) Remove(ctx context.Context, id uint32) error {
 	if err := (*tx)(t).check(true); err != nil {
 		return err
 	}
+	// The affected-row count decides which of two racing consumers wins:
+	// the loser's DELETE finds the row gone.
 	n, err := (*tx)(t).exec(ctx, "remove prekey", t.s.q.preKeyRemove, int64(id))
 	if err == nil && n == 0 {
 		err = store.ErrNotFound
@@ -313,6 +344,8 @@ func (t *signedPreKeysTx) Add(ctx context.Context, spk *keys.SignedPreKey) error
 	}
 	raw := spk.PrivateKey().Array()
 	defer clear(raw[:])
+	// ON CONFLICT DO NOTHING rather than a unique violation: on
+	// PostgreSQL a failed statement would abort the caller's transaction.
 	n, err := (*tx)(t).exec(ctx, "add signed prekey", t.s.q.signedAdd,
 		int64(spk.ID()), spk.Created().Unix(), raw[:], spk.Signature())
 	if err == nil && n == 0 {
@@ -325,7 +358,7 @@ func (t *signedPreKeysTx) List(ctx context.Context) ([]store.SignedPreKeyInfo, e
 	if err := (*tx)(t).check(false); err != nil {
 		return nil, err
 	}
-	rows, err := t.tx.QueryContext(ctx, t.s.q.signedList)
+	rows, err := (*tx)(t).query(ctx, t.s.q.signedList)
 	if err != nil {
 		return nil, t.s.fail(ctx, "list signed prekeys", err)
 	}
@@ -367,7 +400,7 @@ func (t *sessionsTx) Load(ctx context.Context, addr store.Address) ([]byte, erro
 		return nil, err
 	}
 	if rec == nil {
-		rec = []byte{}
+		rec = []byte{} // drivers scan an empty BLOB as nil; it is a record
 	}
 	return rec, nil
 }
@@ -401,7 +434,7 @@ func (t *sessionsTx) Devices(ctx context.Context, name string) ([]uint32, error)
 		return nil, err
 	}
 	h, _ := key(store.Address{Name: name})
-	rows, err := t.tx.QueryContext(ctx, t.s.q.sessionDevs, h)
+	rows, err := (*tx)(t).query(ctx, t.s.q.sessionDevs, h)
 	if err != nil {
 		return nil, t.s.fail(ctx, "list devices", err)
 	}

@@ -16,6 +16,9 @@ import (
 	"github.com/ratchetkit/ratchetkit/store"
 )
 
+// testLocal checks the local identity round trip, that stored and loaded
+// key pairs are independent copies (the session layer wipes what it
+// loads), and that a refused Save leaves the old identity.
 func testLocal(t *testing.T, s store.Store) {
 	view(t, s, func(ctx context.Context, tx store.Tx) error {
 		_, err := tx.Local().Load(ctx)
@@ -80,6 +83,9 @@ func testLocal(t *testing.T, s store.Store) {
 	}
 }
 
+// testIdentities checks what the trust policy relies on: changed is false
+// on first use and for the same key, true for another key, per device, and
+// a deleted address is a first use again.
 func testIdentities(t *testing.T, s store.Store) {
 	a1 := store.Address{Name: "alice", DeviceID: 1}
 	a2 := store.Address{Name: "alice", DeviceID: 2}
@@ -148,6 +154,9 @@ func testIdentities(t *testing.T, s store.Store) {
 	load(a1, k2)
 }
 
+// testPreKeys checks one-time prekeys through their life: batch add,
+// load, consume once, and a LastID that never goes down, so that fresh ids
+// never collide with one a stale published bundle still names.
 func testPreKeys(t *testing.T, s store.Store) {
 	counts := func(wantCount int, wantLast uint32) {
 		t.Helper()
@@ -245,6 +254,9 @@ func testPreKeys(t *testing.T, s store.Store) {
 	})
 }
 
+// testPreKeysAddAllOrNothing checks that a refused Add has no effect of its
+// own: overwriting a published prekey would break the session a peer
+// starts with it.
 func testPreKeysAddAllOrNothing(t *testing.T, s store.Store) {
 	update(t, s, func(ctx context.Context, tx store.Tx) error {
 		return tx.PreKeys().Add(ctx, newPreKeys(t, 1, 2))
@@ -297,6 +309,9 @@ func testPreKeysAddAllOrNothing(t *testing.T, s store.Store) {
 	})
 }
 
+// testSignedPreKeys checks the signed prekey round trip (key, signature,
+// creation time) and the order of List, which rotation reads to find the
+// newest and the expired.
 func testSignedPreKeys(t *testing.T, s store.Store) {
 	ik := newIdentity(t)
 	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -399,6 +414,8 @@ func saveRecord(t testing.TB, s store.Store, a store.Address, rec []byte) {
 	})
 }
 
+// testSessions checks that records are stored as exact, independent copies
+// of any length, zero included.
 func testSessions(t *testing.T, s store.Store) {
 	a := store.Address{Name: "bob", DeviceID: 3}
 	update(t, s, func(ctx context.Context, tx store.Tx) error {
@@ -461,6 +478,8 @@ func devices(t testing.TB, s store.Store, name string) []uint32 {
 	return out
 }
 
+// testDevices checks the device list over the whole uint32 range, sorted,
+// and that names are matched exactly, not as prefixes or case-folded.
 func testDevices(t *testing.T, s store.Store) {
 	if got := devices(t, s, "carol"); len(got) != 0 {
 		t.Errorf("Devices on an empty store = %v", got)
@@ -514,6 +533,9 @@ var binaryNames = []string{
 	strings.Repeat("n", 16<<10),
 }
 
+// testBinarySafe stores a record and an identity under each of
+// binaryNames: NUL bytes, invalid UTF-8, unnormalized Unicode, SQL
+// metacharacters and a name too long for a database index.
 func testBinarySafe(t *testing.T, s store.Store) {
 	allBytes := make([]byte, 256)
 	for i := range allBytes {
@@ -569,6 +591,8 @@ func testBinarySafe(t *testing.T, s store.Store) {
 	})
 }
 
+// testLargeRecord round-trips a 4 MiB record: a session record holds up to
+// 41 ratchet states with their skipped message keys.
 func testLargeRecord(t *testing.T, s store.Store) {
 	const size = 4 << 20
 	big := make([]byte, size)

@@ -161,6 +161,8 @@ func (f *fixture) check(t testing.TB, s store.Store, changed bool) {
 
 var errSentinel = errors.New("storetest: fn failed")
 
+// testReadYourWrites checks that reads inside an Update see its own
+// uncommitted writes, as the session layer's load-decrypt-save expects.
 func testReadYourWrites(t *testing.T, s store.Store) {
 	f := newFixture(t, s)
 	update(t, s, func(ctx context.Context, tx store.Tx) error {
@@ -226,6 +228,9 @@ func testCommit(t *testing.T, s store.Store) {
 	f.check(t, s, true)
 }
 
+// testRollbackOnError checks that nothing fn wrote survives its error, in
+// any area, and that the error comes back unwrapped, so that the session
+// layer's typed errors reach its caller.
 func testRollbackOnError(t *testing.T, s store.Store) {
 	f := newFixture(t, s)
 	err := s.Update(t.Context(), func(tx store.Tx) error {
@@ -240,6 +245,8 @@ func testRollbackOnError(t *testing.T, s store.Store) {
 	f.check(t, s, false)
 }
 
+// testRollbackOnPanic checks that a panic in fn rolls back, propagates with
+// its value, and leaves the store unlocked.
 func testRollbackOnPanic(t *testing.T, s store.Store) {
 	f := newFixture(t, s)
 	type panicValue struct{ n int }
@@ -268,6 +275,8 @@ func testRollbackOnPanic(t *testing.T, s store.Store) {
 	f.check(t, s, true)
 }
 
+// testRollbackOnCanceledContext checks that an Update whose context ends
+// before it commits commits nothing, even though fn succeeded.
 func testRollbackOnCanceledContext(t *testing.T, s store.Store) {
 	f := newFixture(t, s)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -329,6 +338,8 @@ func testDecryptCommitPattern(t *testing.T, s store.Store) {
 	})
 }
 
+// testViewIsReadOnly checks that every write method fails inside a View and
+// changes nothing, even though fn returns no error of its own.
 func testViewIsReadOnly(t *testing.T, s store.Store) {
 	f := newFixture(t, s)
 	err := s.View(t.Context(), func(tx store.Tx) error {
@@ -357,6 +368,9 @@ func testViewIsReadOnly(t *testing.T, s store.Store) {
 	f.check(t, s, false)
 }
 
+// testTxUnusableAfterEnd checks that a Tx kept past its transaction can
+// neither read nor write: a write through it would escape every atomicity
+// guarantee.
 func testTxUnusableAfterEnd(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	a := store.Address{Name: "eve", DeviceID: 1}
@@ -402,6 +416,8 @@ func testContextDoneBeforeStart(t *testing.T, s store.Store) {
 	}
 }
 
+// testContextDoneInMethod checks that each method honours its own context
+// and that a write refused for it reaches nothing.
 func testContextDoneInMethod(t *testing.T, s store.Store) {
 	a := store.Address{Name: "frank", DeviceID: 1}
 	saveRecord(t, s, a, []byte("kept"))
@@ -460,6 +476,8 @@ func hold(t testing.TB, s store.Store, write func(ctx context.Context, tx store.
 	return release
 }
 
+// testWaitForWriterHonorsContext checks that an Update queued behind a
+// long one gives up when its context ends, without running fn.
 func testWaitForWriterHonorsContext(t *testing.T, s store.Store) {
 	a := store.Address{Name: "gina", DeviceID: 1}
 	release := hold(t, s, func(ctx context.Context, tx store.Tx) error {
@@ -494,6 +512,9 @@ func workers(short, long int) int {
 	return long
 }
 
+// testConsumeOnce races many transactions to consume one prekey, as
+// replays of one prekey message delivered at once would: exactly one may
+// succeed, the others see ErrNotFound.
 func testConsumeOnce(t *testing.T, s store.Store) {
 	update(t, s, func(ctx context.Context, tx store.Tx) error {
 		return tx.PreKeys().Add(ctx, newPreKeys(t, 1))
@@ -529,6 +550,8 @@ func testConsumeOnce(t *testing.T, s store.Store) {
 	}
 }
 
+// testConsumeOnceMany has workers consume every prekey in different orders
+// and counts each id's consumptions.
 func testConsumeOnceMany(t *testing.T, s store.Store) {
 	const prekeys = 40
 	ids := make([]uint32, prekeys)
@@ -711,6 +734,8 @@ func testViewSnapshot(t *testing.T, s store.Store) {
 	}
 }
 
+// testErrorsHoldNoSecrets provokes errors around secret values and checks
+// that no formatting of them shows the bytes, raw, hex or decimal.
 func testErrorsHoldNoSecrets(t *testing.T, s store.Store) {
 	pk := newPreKeys(t, 1)
 	update(t, s, func(ctx context.Context, tx store.Tx) error {
