@@ -1,0 +1,790 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ratchetkit/ratchetkit/aead"
+	"github.com/ratchetkit/ratchetkit/internal/hazmat"
+	"github.com/ratchetkit/ratchetkit/keys"
+	"github.com/ratchetkit/ratchetkit/ratchet"
+	"github.com/ratchetkit/ratchetkit/store"
+	"github.com/ratchetkit/ratchetkit/x3dh"
+)
+
+// TrustPolicy decides which identity keys a Manager accepts for a peer.
+type TrustPolicy int
+
+const (
+	// TrustOnFirstUse accepts the first identity key seen for an address
+	// and records it; a different key afterwards is refused with an
+	// *IdentityError until the application approves it. This is what
+	// messengers do by default: it stops a later impostor, not one who is
+	// there from the start, which comparing safety numbers catches.
+	TrustOnFirstUse TrustPolicy = iota
+	// TrustExplicit accepts only keys the application approved with
+	// ApproveIdentity, the first one included: for applications that learn
+	// keys through a channel they trust (a scanned QR code, a directory
+	// with key transparency) before any message is exchanged.
+	TrustExplicit
+)
+
+// Defaults of the Config fields.
+const (
+	DefaultOneTimePreKeys       = 100
+	DefaultMinOneTimePreKeys    = 10
+	DefaultSignedPreKeyRotation = 7 * 24 * time.Hour
+	DefaultSignedPreKeyGrace    = 30 * 24 * time.Hour
+)
+
+// maxAttempts bounds the retries of an operation whose record another
+// writer changed between its read and its write.
+const maxAttempts = 8
+
+// Config holds a Manager's settings. The zero Config (or nil) gives the
+// defaults; both peers must agree on Info and on Ratchet.Suite.
+type Config struct {
+	// Info is the X3DH info string (see x3dh.Config); empty means
+	// x3dh.DefaultInfo.
+	Info []byte
+	// Ratchet sets the limits and cipher suite of new sessions. A session
+	// keeps the settings it was made with.
+	Ratchet ratchet.Config
+	// MaxArchived is how many sessions per address are kept besides the
+	// current one; the oldest-created go first. Zero means
+	// DefaultMaxArchived (40, the most), negative means none.
+	MaxArchived int
+	// Trust is the identity trust policy; the zero value is
+	// TrustOnFirstUse.
+	Trust TrustPolicy
+
+	// OneTimePreKeys is how many one-time prekeys Upkeep keeps in stock
+	// when it refills; zero means DefaultOneTimePreKeys.
+	OneTimePreKeys int
+	// MinOneTimePreKeys is the stock below which Upkeep refills and
+	// PreKeyStatus reports Low; zero means DefaultMinOneTimePreKeys.
+	MinOneTimePreKeys int
+	// SignedPreKeyRotation is the age at which Upkeep replaces the signed
+	// prekey; zero means DefaultSignedPreKeyRotation.
+	SignedPreKeyRotation time.Duration
+	// SignedPreKeyGrace is how long a replaced signed prekey is kept, so
+	// that peers holding a bundle with it can still start sessions;
+	// zero means DefaultSignedPreKeyGrace.
+	SignedPreKeyGrace time.Duration
+	// Now is the clock for signed prekeys; nil means time.Now.
+	Now func() time.Time
+
+	// keySource, set only through internal/hazmat by ratchetkit's
+	// conformance driver and known-answer tests, replaces crypto/rand for
+	// X3DH ephemeral keys and ratchet key pairs.
+	keySource hazmat.KeySource
+}
+
+func init() {
+	hazmat.SetSessionKeySource = func(cfg any, src hazmat.KeySource) {
+		cfg.(*Config).keySource = src
+	}
+}
+
+// Manager is what an application talks to its peers through. It keeps
+// every session, identity and prekey in a store.Store and saves each
+// change in one transaction, so that a crash loses nothing that was
+// acknowledged: a message Encrypt returned, or a plaintext Decrypt
+// returned, has its state saved.
+//
+// A Manager is safe for concurrent use. Calls for one address run one at
+// a time, in the order they get the address's lock; calls for different
+// addresses run in parallel, each doing its cryptography outside the
+// store's write transaction and then writing in one short transaction.
+// Several Managers (or processes) may share a store: a write that finds
+// the record changed since it was read is redone from the new state.
+type Manager struct {
+	st          store.Store
+	x3dhCfg     x3dh.Config
+	ratchetCfg  ratchet.Config
+	maxArchived int
+	trust       TrustPolicy
+	otpTarget   int
+	otpMin      int
+	rotation    time.Duration
+	grace       time.Duration
+	now         func() time.Time
+	keySource   hazmat.KeySource
+
+	locks addrLocks
+	// upkeep serializes the prekey operations of this Manager.
+	upkeep sync.Mutex
+}
+
+// New returns a Manager over st. It does no I/O: call Init before
+// anything else on a new store.
+func New(st store.Store, cfg *Config) (*Manager, error) {
+	var c Config
+	if cfg != nil {
+		c = *cfg
+	}
+	if st == nil {
+		return nil, errors.New("session: nil store")
+	}
+	m := &Manager{
+		st:          st,
+		x3dhCfg:     x3dh.Config{Info: bytes.Clone(c.Info)},
+		ratchetCfg:  c.Ratchet,
+		maxArchived: c.MaxArchived,
+		trust:       c.Trust,
+		otpTarget:   c.OneTimePreKeys,
+		otpMin:      c.MinOneTimePreKeys,
+		rotation:    c.SignedPreKeyRotation,
+		grace:       c.SignedPreKeyGrace,
+		now:         c.Now,
+		keySource:   c.keySource,
+	}
+	switch {
+	case m.maxArchived == 0:
+		m.maxArchived = DefaultMaxArchived
+	case m.maxArchived < 0:
+		m.maxArchived = 0
+	case m.maxArchived > DefaultMaxArchived:
+		return nil, fmt.Errorf("session: Config.MaxArchived above %d", DefaultMaxArchived)
+	}
+	if m.trust != TrustOnFirstUse && m.trust != TrustExplicit {
+		return nil, errors.New("session: unknown Config.Trust")
+	}
+	if m.otpTarget == 0 {
+		m.otpTarget = DefaultOneTimePreKeys
+	}
+	if m.otpMin == 0 {
+		m.otpMin = DefaultMinOneTimePreKeys
+	}
+	if m.otpTarget < 0 || m.otpMin < 0 || m.otpMin > m.otpTarget {
+		return nil, errors.New("session: Config.MinOneTimePreKeys must be between 0 and OneTimePreKeys")
+	}
+	if m.rotation == 0 {
+		m.rotation = DefaultSignedPreKeyRotation
+	}
+	if m.grace == 0 {
+		m.grace = DefaultSignedPreKeyGrace
+	}
+	if m.rotation < 0 || m.grace < 0 {
+		return nil, errors.New("session: negative signed prekey period")
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.keySource != nil {
+		hazmat.SetX3DHKeySource(&m.x3dhCfg, m.keySource)
+		hazmat.SetRatchetKeySource(&m.ratchetCfg, m.keySource)
+	}
+	// Catch a bad ratchet.Config now rather than at the first session.
+	if c.Ratchet.MaxSkip > ratchet.MaxLimit || c.Ratchet.MaxSkippedKeys > ratchet.MaxLimit {
+		return nil, errors.New("session: Config.Ratchet limit above ratchet.MaxLimit")
+	}
+	switch c.Ratchet.Suite {
+	case nil, aead.AES256GCM, aead.ChaCha20Poly1305:
+	default:
+		return nil, errors.New("session: Config.Ratchet.Suite is not one of package aead's suites")
+	}
+	return m, nil
+}
+
+// Init makes sure the store holds this device's identity: on first use it
+// generates an identity key pair and saves it with deviceID; afterwards
+// it checks that the stored device id is deviceID.
+func (m *Manager) Init(ctx context.Context, deviceID uint32) error {
+	return m.st.Update(ctx, func(tx store.Tx) error {
+		id, err := tx.Local().Load(ctx)
+		switch {
+		case err == nil:
+			id.KeyPair.Clear()
+			if id.DeviceID != deviceID {
+				return fmt.Errorf("session: the store belongs to device %d, not %d", id.DeviceID, deviceID)
+			}
+			return nil
+		case !errors.Is(err, store.ErrNotFound):
+			return storeError("loading the local identity", err)
+		}
+		ik, err := keys.GenerateIdentityKeyPair()
+		if err != nil {
+			return err
+		}
+		defer ik.Clear()
+		if err := tx.Local().Save(ctx, &store.LocalIdentity{KeyPair: ik, DeviceID: deviceID}); err != nil {
+			return storeError("saving the local identity", err)
+		}
+		return nil
+	})
+}
+
+// LocalIdentity returns this device's identity key and device id. Before
+// Init, the error wraps store.ErrNotFound.
+func (m *Manager) LocalIdentity(ctx context.Context) (*keys.PublicKey, uint32, error) {
+	var pub *keys.PublicKey
+	var dev uint32
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		id, err := loadLocal(ctx, tx)
+		if err != nil {
+			return err
+		}
+		pub, dev = id.KeyPair.PublicKey(), id.DeviceID
+		id.KeyPair.Clear()
+		return nil
+	})
+	return pub, dev, err
+}
+
+func loadLocal(ctx context.Context, tx store.Tx) (*store.LocalIdentity, error) {
+	id, err := tx.Local().Load(ctx)
+	if err != nil {
+		return nil, storeError("loading the local identity (call Init first)", err)
+	}
+	return id, nil
+}
+
+// op is the scratch state of one operation on an address, pooled so that
+// a steady-state message allocates little.
+type op struct {
+	rec   record
+	orig  []byte // the stored record as read; owned, wiped after use
+	found bool   // whether a record was stored
+	out   []byte // the record to write
+
+	trusted    [encodedKeySize]byte // Encode(trusted identity key)
+	hasTrusted bool
+	// peer is the identity key of the session the operation used or made;
+	// recorded in the commit when no key was trusted (first use).
+	peer [encodedKeySize]byte
+
+	consume bool // remove one-time prekey opkID in the commit
+	opkID   uint32
+}
+
+var opPool = sync.Pool{New: func() any { return new(op) }}
+
+func getOp() *op { return opPool.Get().(*op) }
+
+func putOp(o *op) {
+	o.rec.wipe()
+	clear(o.orig)
+	o.orig = nil
+	clear(o.out)
+	o.out = o.out[:0]
+	o.found, o.hasTrusted, o.consume = false, false, false
+	opPool.Put(o)
+}
+
+// load reads addr's record and trusted identity key into o.
+func (m *Manager) load(ctx context.Context, tx store.Tx, addr store.Address, o *op) error {
+	rec, err := tx.Sessions().Load(ctx, addr)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return storeError("loading the session record", err)
+	default:
+		o.orig, o.found = rec, true
+		if err := o.rec.parse(rec); err != nil {
+			return err
+		}
+		if m.keySource != nil {
+			for i := range o.rec.n {
+				hazmat.SetRatchetKeySource(o.rec.entries[i].sess, m.keySource)
+			}
+		}
+	}
+	k, err := tx.Identities().Load(ctx, addr)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return storeError("loading the identity key", err)
+	default:
+		k.AppendEncode(o.trusted[:0])
+		o.hasTrusted = true
+	}
+	return nil
+}
+
+// checkIdentity applies the trust policy to the identity key whose
+// encoding is key.
+func (m *Manager) checkIdentity(o *op, addr store.Address, key []byte) error {
+	if o.hasTrusted {
+		if string(o.trusted[:]) == string(key) {
+			return nil
+		}
+		return &IdentityError{Address: addr, Trusted: decodeKey(o.trusted[:]), Received: decodeKey(key)}
+	}
+	if m.trust == TrustExplicit {
+		return &IdentityError{Address: addr, Received: decodeKey(key)}
+	}
+	return nil
+}
+
+// commit writes o.out as addr's record in one transaction, with the
+// prekey consumption and first-use identity the operation needs. It
+// returns errRetry if the record is no longer the one o read.
+func (m *Manager) commit(ctx context.Context, addr store.Address, o *op) error {
+	var err error
+	if o.out, err = o.rec.appendBinary(o.out[:0]); err != nil {
+		return err
+	}
+	return m.st.Update(ctx, func(tx store.Tx) error {
+		cur, err := tx.Sessions().Load(ctx, addr)
+		switch {
+		case err == nil:
+			same := o.found && bytes.Equal(cur, o.orig)
+			clear(cur)
+			if !same {
+				return errRetry
+			}
+		case errors.Is(err, store.ErrNotFound):
+			if o.found {
+				return errRetry
+			}
+		default:
+			return storeError("loading the session record", err)
+		}
+		if o.consume {
+			if err := tx.PreKeys().Remove(ctx, o.opkID); err != nil {
+				if errors.Is(err, store.ErrNotFound) {
+					return errNoOPKCommit
+				}
+				return storeError("removing the one-time prekey", err)
+			}
+		}
+		if !o.hasTrusted {
+			changed, err := tx.Identities().Save(ctx, addr, decodeKey(o.peer[:]))
+			if err != nil {
+				return storeError("saving the identity key", err)
+			}
+			if changed {
+				// Another writer trusted a different key meanwhile;
+				// the retry sees it and refuses.
+				return errRetry
+			}
+		}
+		if err := tx.Sessions().Save(ctx, addr, o.out); err != nil {
+			return storeError("saving the session record", err)
+		}
+		return nil
+	})
+}
+
+// withLock runs f under addr's lock, repeating it while it returns
+// errRetry.
+func (m *Manager) withLock(ctx context.Context, addr store.Address, f func() error) error {
+	l, err := m.locks.lock(ctx, addr)
+	if err != nil {
+		return err
+	}
+	defer m.locks.unlock(addr, l)
+	for range maxAttempts {
+		if err := f(); err != errRetry {
+			return err
+		}
+	}
+	return ErrConflict
+}
+
+// StartSession runs X3DH with the peer's bundle and makes the resulting
+// session the current one for addr; older sessions are archived. Until
+// the peer answers, Encrypt sends prekey messages, from which the peer
+// can start its side of the session.
+//
+// The bundle's identity key is checked first, against the key trusted
+// for addr: a different one is an *IdentityError (reported only for a
+// bundle that passes x3dh.Bundle.Verify, so that nobody is asked to
+// approve a forged key). Then x3dh.Initiate checks the bundle:
+// x3dh.ErrMalformed, x3dh.ErrSmallOrder, x3dh.ErrInvalidSignature. On
+// success the session and, on first use, the peer's identity key are
+// saved in one transaction; on any error nothing is.
+func (m *Manager) StartSession(ctx context.Context, addr store.Address, b *x3dh.Bundle) error {
+	if b == nil || b.IdentityKey == nil {
+		return fmt.Errorf("%w: bundle without an identity key", x3dh.ErrMalformed)
+	}
+	return m.withLock(ctx, addr, func() error { return m.start(ctx, addr, b) })
+}
+
+func (m *Manager) start(ctx context.Context, addr store.Address, b *x3dh.Bundle) error {
+	o := getOp()
+	defer putOp(o)
+	var local *store.LocalIdentity
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		if err := m.load(ctx, tx, addr, o); err != nil {
+			return err
+		}
+		var err error
+		local, err = loadLocal(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer local.KeyPair.Clear()
+
+	var e entry
+	b.IdentityKey.AppendEncode(e.peer[:0])
+	if err := m.checkIdentity(o, addr, e.peer[:]); err != nil {
+		if verr := b.Verify(); verr != nil {
+			return verr
+		}
+		return err
+	}
+	in, err := x3dh.Initiate(local.KeyPair, b, &m.x3dhCfg)
+	if err != nil {
+		return err
+	}
+	defer in.Clear()
+	e.role = roleInitiator
+	h, err := in.Header.AppendBinary(e.hdr[:0])
+	if err != nil {
+		return err
+	}
+	e.hdrLen = len(h)
+	if e.sess, err = ratchet.NewInitiator(in.SK[:], in.AD[:], b.SignedPreKey, &m.ratchetCfg); err != nil {
+		return err
+	}
+	o.rec.add(&e, m.maxArchived)
+	o.peer = e.peer
+	return m.commit(ctx, addr, o)
+}
+
+// Encrypt encrypts plaintext for addr with the current session: a prekey
+// message while the session is one this device started and the peer has
+// not answered yet, a ratchet message otherwise (PROTOCOL.md section 7).
+// The advanced session is saved before Encrypt returns, so a message key
+// is never used twice, even across a crash.
+//
+// Errors: ErrNoSession, an *IdentityError (the session's peer key is no
+// longer the trusted one), ratchet.ErrCounterOverflow, ErrConflict, a
+// context or store error. On error nothing is saved.
+func (m *Manager) Encrypt(ctx context.Context, addr store.Address, plaintext []byte) ([]byte, error) {
+	return m.AppendEncrypt(ctx, nil, addr, plaintext)
+}
+
+// AppendEncrypt is Encrypt appending the message to dst. dst's spare
+// capacity must not overlap plaintext.
+func (m *Manager) AppendEncrypt(ctx context.Context, dst []byte, addr store.Address, plaintext []byte) ([]byte, error) {
+	var out []byte
+	err := m.withLock(ctx, addr, func() error {
+		var err error
+		out, err = m.encrypt(ctx, dst, addr, plaintext)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (m *Manager) encrypt(ctx context.Context, dst []byte, addr store.Address, plaintext []byte) ([]byte, error) {
+	o := getOp()
+	defer putOp(o)
+	err := m.st.View(ctx, func(tx store.Tx) error { return m.load(ctx, tx, addr, o) })
+	if err != nil {
+		return nil, err
+	}
+	if !o.found {
+		return nil, ErrNoSession
+	}
+	e := &o.rec.entries[o.rec.current]
+	if err := m.checkIdentity(o, addr, e.peer[:]); err != nil {
+		return nil, err
+	}
+	out := dst
+	if e.role == roleInitiator && !e.sess.HasReceived() {
+		out = append(out, typePreKey)
+		out = append(out, e.header()...)
+	}
+	if out, err = e.sess.AppendEncrypt(out, plaintext); err != nil {
+		return nil, err
+	}
+	o.peer = e.peer
+	if err := m.commit(ctx, addr, o); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Decrypt decrypts a message from addr, following PROTOCOL.md section 7.
+//
+// A prekey message whose EK_A belongs to a session this device already
+// has is decrypted by that session (its other outer fields must match:
+// else ErrMalformed). Otherwise it starts a new session: the sender's
+// identity key is checked (an *IdentityError), the prekeys it names are
+// looked up (ErrUnknownPreKey), X3DH and the ratchet run, and only if the
+// message decrypts are the session saved as the current one, the
+// one-time prekey removed and, on first use, the identity key recorded,
+// all in one transaction. A ratchet message is tried on the current
+// session, then on the archived ones, newest first; the one that
+// decrypts it becomes current. If none does, the error is the current
+// session's.
+//
+// Errors, in the order they are checked: ErrMalformed, ErrUnknownType,
+// keys.ErrInvalidPublicKey (a key in the message does not decode),
+// ratchet.ErrCounterOverflow; then ErrNoSession, ErrUntrustedIdentity
+// (an *IdentityError), ErrUnknownPreKey, keys.ErrSmallOrder (X3DH or a
+// ratchet step); then the ratchet's ratchet.ErrDuplicate (drop the
+// message quietly), ratchet.ErrTooManySkipped, ratchet.ErrAuthentication;
+// and ErrConflict or a context or store error. Decrypt saves nothing
+// unless it succeeds, and nothing is returned that was not saved.
+func (m *Manager) Decrypt(ctx context.Context, addr store.Address, msg []byte) ([]byte, error) {
+	return m.AppendDecrypt(ctx, nil, addr, msg)
+}
+
+// AppendDecrypt is Decrypt appending the plaintext to dst. dst's spare
+// capacity must not overlap msg. On error dst's spare capacity may have
+// been overwritten.
+func (m *Manager) AppendDecrypt(ctx context.Context, dst []byte, addr store.Address, msg []byte) ([]byte, error) {
+	pm, err := parseMessage(msg)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	err = m.withLock(ctx, addr, func() error {
+		var err error
+		out, err = m.decrypt(ctx, dst, addr, &pm)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// preKeys are the keys a new responder session needs.
+type preKeys struct {
+	local *store.LocalIdentity
+	spk   *keys.SignedPreKey
+	opk   *keys.OneTimePreKey
+}
+
+func (p *preKeys) wipe() {
+	if p.local != nil {
+		p.local.KeyPair.Clear()
+	}
+	if p.spk != nil {
+		p.spk.PrivateKey().Clear()
+	}
+	if p.opk != nil {
+		p.opk.PrivateKey().Clear()
+	}
+}
+
+func (m *Manager) decrypt(ctx context.Context, dst []byte, addr store.Address, pm *message) ([]byte, error) {
+	o := getOp()
+	defer putOp(o)
+	var pre preKeys
+	defer pre.wipe()
+	use := -1 // the existing session a prekey message belongs to
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		if err := m.load(ctx, tx, addr, o); err != nil {
+			return err
+		}
+		if pm.kind == typeRatchet {
+			if !o.found {
+				return ErrNoSession
+			}
+			return nil
+		}
+		if use = o.rec.findBaseKey(pm.x3dh[hdrEK : hdrEK+encodedKeySize]); use >= 0 {
+			if string(o.rec.entries[use].header()) != string(pm.x3dh) {
+				return errFields
+			}
+			return nil
+		}
+		if err := m.checkIdentity(o, addr, pm.x3dh[hdrIK:hdrIK+encodedKeySize]); err != nil {
+			return err
+		}
+		return loadPreKeys(ctx, tx, pm.x3dh, &pre)
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	var out []byte
+	switch {
+	case pm.kind == typeRatchet:
+		out, err = m.tryAll(o, addr, dst, pm.inner)
+	case use >= 0:
+		e := &o.rec.entries[use]
+		if err = m.checkIdentity(o, addr, e.peer[:]); err == nil {
+			if out, err = e.sess.AppendDecrypt(dst, pm.inner); err == nil {
+				o.rec.current = use
+			}
+		}
+	default:
+		out, err = m.respond(o, dst, pm, &pre)
+	}
+	if err != nil {
+		return nil, err
+	}
+	o.peer = o.rec.entries[o.rec.current].peer
+	if err := m.commit(ctx, addr, o); err != nil {
+		clear(out[len(dst):])
+		return nil, err
+	}
+	return out, nil
+}
+
+func loadPreKeys(ctx context.Context, tx store.Tx, hdr []byte, pre *preKeys) error {
+	var err error
+	pre.spk, err = tx.SignedPreKeys().Load(ctx, binary.BigEndian.Uint32(hdr[hdrSPK:]))
+	if errors.Is(err, store.ErrNotFound) {
+		return errNoSPK
+	} else if err != nil {
+		return storeError("loading the signed prekey", err)
+	}
+	if hdr[0]&flagOneTimePreKey != 0 {
+		pre.opk, err = tx.PreKeys().Load(ctx, binary.BigEndian.Uint32(hdr[hdrOPK:]))
+		if errors.Is(err, store.ErrNotFound) {
+			return errNoOPK
+		} else if err != nil {
+			return storeError("loading the one-time prekey", err)
+		}
+	}
+	pre.local, err = loadLocal(ctx, tx)
+	return err
+}
+
+// tryAll decrypts a ratchet message with the current session, then with
+// the others, newest first, and makes the one that succeeds current.
+// Sessions whose peer key is not trusted are not tried.
+func (m *Manager) tryAll(o *op, addr store.Address, dst, msg []byte) ([]byte, error) {
+	r := &o.rec
+	var first error
+	for k := -1; k < r.n; k++ {
+		i := k
+		if k < 0 {
+			i = r.current
+		} else if k == r.current {
+			continue
+		}
+		e := &r.entries[i]
+		err := m.checkIdentity(o, addr, e.peer[:])
+		if err == nil {
+			var out []byte
+			if out, err = e.sess.AppendDecrypt(dst, msg); err == nil {
+				r.current = i
+				return out, nil
+			}
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return nil, first
+}
+
+// respond starts a responder session from a prekey message and decrypts
+// its ratchet message.
+func (m *Manager) respond(o *op, dst []byte, pm *message, pre *preKeys) ([]byte, error) {
+	h, _, err := x3dh.ParseHeader(pm.x3dh)
+	if err != nil {
+		return nil, err // unreachable: parseMessage checked the header
+	}
+	resp, err := x3dh.Respond(pre.local.KeyPair, pre.spk, pre.opk, h, &m.x3dhCfg)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Clear()
+	sess, err := ratchet.NewResponder(resp.SK[:], resp.AD[:], pre.spk.PrivateKey(), &m.ratchetCfg)
+	if err != nil {
+		return nil, err
+	}
+	out, err := sess.AppendDecrypt(dst, pm.inner)
+	if err != nil {
+		sess.Clear()
+		return nil, err
+	}
+	e := entry{role: roleResponder, sess: sess, hdrLen: len(pm.x3dh)}
+	copy(e.peer[:], pm.x3dh[hdrIK:])
+	copy(e.hdr[:], pm.x3dh)
+	o.rec.add(&e, m.maxArchived)
+	if pre.opk != nil {
+		o.consume, o.opkID = true, pre.opk.ID()
+	}
+	return out, nil
+}
+
+// HasSession reports whether a session with addr is stored.
+func (m *Manager) HasSession(ctx context.Context, addr store.Address) (bool, error) {
+	var ok bool
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		rec, err := tx.Sessions().Load(ctx, addr)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil
+		case err != nil:
+			return storeError("loading the session record", err)
+		}
+		clear(rec)
+		ok = true
+		return nil
+	})
+	return ok, err
+}
+
+// DeleteSession deletes every session with addr, current and archived.
+// The address's trusted identity key stays. Deleting what does not exist
+// is not an error.
+func (m *Manager) DeleteSession(ctx context.Context, addr store.Address) error {
+	return m.withLock(ctx, addr, func() error {
+		return m.st.Update(ctx, func(tx store.Tx) error {
+			err := tx.Sessions().Delete(ctx, addr)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return storeError("deleting the session record", err)
+			}
+			return nil
+		})
+	})
+}
+
+// Devices returns the device ids of name that this device has sessions
+// with, in increasing order: the addresses a message to that user goes to.
+func (m *Manager) Devices(ctx context.Context, name string) ([]uint32, error) {
+	var devs []uint32
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		if devs, err = tx.Sessions().Devices(ctx, name); err != nil {
+			return storeError("listing devices", err)
+		}
+		return nil
+	})
+	return devs, err
+}
+
+// Identity returns the identity key trusted for addr; the error wraps
+// store.ErrNotFound if there is none.
+func (m *Manager) Identity(ctx context.Context, addr store.Address) (*keys.PublicKey, error) {
+	var k *keys.PublicKey
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		if k, err = tx.Identities().Load(ctx, addr); err != nil {
+			return storeError("loading the identity key", err)
+		}
+		return nil
+	})
+	return k, err
+}
+
+// ApproveIdentity records key as the trusted identity key of addr,
+// replacing any other: the application's answer to an *IdentityError,
+// once the user has accepted the new key (ideally after comparing safety
+// numbers). Sessions made with another key stay stored but are not used
+// while that key is not the trusted one.
+func (m *Manager) ApproveIdentity(ctx context.Context, addr store.Address, key *keys.PublicKey) error {
+	if key == nil {
+		return errors.New("session: nil identity key")
+	}
+	return m.withLock(ctx, addr, func() error {
+		return m.st.Update(ctx, func(tx store.Tx) error {
+			if _, err := tx.Identities().Save(ctx, addr, key); err != nil {
+				return storeError("saving the identity key", err)
+			}
+			return nil
+		})
+	})
+}
