@@ -214,3 +214,16 @@ func kind(err error) string {
 	}
 	return "other: " + err.Error()
 }
+
+// innerHeader returns the 42-byte ratchet header of a ratchet or prekey
+// message.
+func innerHeader(msg []byte) []byte {
+	off := 0
+	if msg[0] == typePreKey {
+		off = preKeyFixed
+		if msg[1]&1 != 0 {
+			off = preKeyFixedOK
+		}
+	}
+	return msg[off : off+42]
+}
