@@ -35,27 +35,50 @@ func counterSource(label string) hazmat.KeySource {
 // fixedParty is a device whose every key is reproducible.
 type fixedParty struct {
 	addr store.Address
-	st   *memory.Store
+	st   store.Store
 	m    *Manager
 	ik   *keys.IdentityKeyPair
 }
 
 var fixedTime = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func newFixedParty(t testing.TB, name string, cfg Config) *fixedParty {
-	t.Helper()
-	ctx := context.Background()
+func fixedIdentity(name string) *keys.IdentityKeyPair {
 	ik, err := keys.NewIdentityKeyPair(fixedKey(name + " identity").Bytes())
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
-	p := &fixedParty{addr: store.Address{Name: name, DeviceID: 1}, st: memory.New(), ik: ik}
+	return ik
+}
+
+// newFixedParty returns a party over a new memory store holding its
+// reproducible keys, with X3DH and ratchet keys from counterSource(name).
+func newFixedParty(t testing.TB, name string, cfg Config) *fixedParty {
+	t.Helper()
+	st := memory.New()
+	seedFixed(t, st, name)
+	return newFixedManager(t, st, name, cfg, counterSource(name))
+}
+
+// newFixedManager returns a party over st, which seedFixed filled.
+func newFixedManager(t testing.TB, st store.Store, name string, cfg Config, src hazmat.KeySource) *fixedParty {
+	t.Helper()
+	p := &fixedParty{addr: store.Address{Name: name, DeviceID: 1}, st: st, ik: fixedIdentity(name)}
 	cfg.Now = func() time.Time { return fixedTime }
-	hazmat.SetSessionKeySource(&cfg, counterSource(name))
-	if p.m, err = New(p.st, &cfg); err != nil {
+	hazmat.SetSessionKeySource(&cfg, src)
+	var err error
+	if p.m, err = New(st, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	err = p.st.Update(ctx, func(tx store.Tx) error {
+	return p
+}
+
+// seedFixed stores name's identity, signed prekey 1 and one-time prekeys
+// 7 and 8.
+func seedFixed(t testing.TB, st store.Store, name string) {
+	t.Helper()
+	ctx := context.Background()
+	ik := fixedIdentity(name)
+	err := st.Update(ctx, func(tx store.Tx) error {
 		if err := tx.Local().Save(ctx, &store.LocalIdentity{KeyPair: ik, DeviceID: 1}); err != nil {
 			return err
 		}
@@ -75,11 +98,10 @@ func newFixedParty(t testing.TB, name string, cfg Config) *fixedParty {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p
 }
 
 // bundle returns p's bundle with one-time prekey opk (0 for none).
-func (p *fixedParty) bundle(t testing.TB, opk uint32) *x3dh.Bundle {
+func (p *fixedParty) bundle(opk uint32) *x3dh.Bundle {
 	spkKey := fixedKey(p.addr.Name + " spk")
 	b := &x3dh.Bundle{
 		IdentityKey:           p.ik.PublicKey(),
@@ -139,7 +161,7 @@ func makeFixture(t testing.TB) *fixture {
 	ctx := context.Background()
 	f := &fixture{alice: newFixedParty(t, "alice", Config{}), bob: newFixedParty(t, "bob", Config{})}
 	a, b := f.alice, f.bob
-	if err := a.m.StartSession(ctx, b.addr, b.bundle(t, 7)); err != nil {
+	if err := a.m.StartSession(ctx, b.addr, b.bundle(7)); err != nil {
 		t.Fatal(err)
 	}
 	m1 := must(t)(a.m.Encrypt(ctx, b.addr, []byte("one")))
@@ -148,7 +170,7 @@ func makeFixture(t testing.TB) *fixture {
 	must(t)(b.m.Decrypt(ctx, a.addr, m3))
 	r1 := must(t)(b.m.Encrypt(ctx, a.addr, []byte("r1")))
 	must(t)(a.m.Decrypt(ctx, b.addr, r1))
-	if err := a.m.StartSession(ctx, b.addr, b.bundle(t, 0)); err != nil {
+	if err := a.m.StartSession(ctx, b.addr, b.bundle(0)); err != nil {
 		t.Fatal(err)
 	}
 	m4 := must(t)(a.m.Encrypt(ctx, b.addr, []byte("four")))

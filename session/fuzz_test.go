@@ -75,7 +75,7 @@ func getDecryptFixture(t testing.TB) *decryptFixture {
 		}
 		d.ratchetMsg = must(t)(fx.alice.m.Encrypt(ctx, fx.bob.addr, []byte("ratchet")))
 		carol := newFixedParty(t, "carol", Config{})
-		if err := carol.m.StartSession(ctx, fx.bob.addr, fx.bob.bundle(t, 8)); err != nil {
+		if err := carol.m.StartSession(ctx, fx.bob.addr, fx.bob.bundle(8)); err != nil {
 			t.Fatal(err)
 		}
 		d.carolPreKey = must(t)(carol.m.Encrypt(ctx, fx.bob.addr, []byte("hi from carol")))
