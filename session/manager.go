@@ -245,9 +245,23 @@ func loadLocal(ctx context.Context, tx store.Tx) (*store.LocalIdentity, error) {
 	return id, nil
 }
 
-// op is the scratch state of one operation on an address, pooled so that
-// a steady-state message allocates little.
+// op is one operation on an address: its inputs, the state it read, and
+// the record it will write. Ops are pooled, and the functions handed to
+// the store are bound once per op, so that a steady-state message
+// allocates no closures.
 type op struct {
+	m    *Manager
+	ctx  context.Context
+	addr store.Address
+	kind byte // opEncrypt, opDecrypt, opStart
+
+	// Inputs.
+	pm     message      // the parsed message (decrypt)
+	text   []byte       // the plaintext (encrypt)
+	dst    []byte       // where the output is appended
+	bundle *x3dh.Bundle // the peer's bundle (start)
+
+	// What one attempt read and made.
 	rec   record
 	orig  []byte // the stored record as read; owned, wiped after use
 	found bool   // whether a record was stored
@@ -259,27 +273,94 @@ type op struct {
 	// recorded in the commit when no key was trusted (first use).
 	peer [encodedKeySize]byte
 
+	use   int     // decrypt: the session a prekey message belongs to, or -1
+	pre   preKeys // decrypt: the keys a new responder session needs
+	local *store.LocalIdentity
+
 	consume bool // remove one-time prekey opkID in the commit
 	opkID   uint32
+
+	viewFn, commitFn func(store.Tx) error
 }
 
-var opPool = sync.Pool{New: func() any { return new(op) }}
+const (
+	opEncrypt = iota + 1
+	opDecrypt
+	opStart
+)
 
-func getOp() *op { return opPool.Get().(*op) }
+var opPool = sync.Pool{New: func() any {
+	o := new(op)
+	o.viewFn, o.commitFn = o.view, o.commitTx
+	return o
+}}
 
-func putOp(o *op) {
+func (m *Manager) getOp(ctx context.Context, addr store.Address, kind byte) *op {
+	o := opPool.Get().(*op)
+	o.m, o.ctx, o.addr, o.kind = m, ctx, addr, kind
+	o.use = -1
+	return o
+}
+
+// reset forgets what an attempt read, wiping its secrets.
+func (o *op) reset() {
 	o.rec.wipe()
 	clear(o.orig)
 	o.orig = nil
 	clear(o.out)
 	o.out = o.out[:0]
 	o.found, o.hasTrusted, o.consume = false, false, false
+	o.use = -1
+	o.pre.wipe()
+	o.pre = preKeys{}
+	if o.local != nil {
+		o.local.KeyPair.Clear()
+		o.local = nil
+	}
+}
+
+func (o *op) put() {
+	o.reset()
+	o.m, o.ctx, o.pm, o.text, o.dst, o.bundle = nil, nil, message{}, nil, nil, nil
 	opPool.Put(o)
 }
 
-// load reads addr's record and trusted identity key into o.
-func (m *Manager) load(ctx context.Context, tx store.Tx, addr store.Address, o *op) error {
-	rec, err := tx.Sessions().Load(ctx, addr)
+// run runs step under o.addr's lock, again while it returns errRetry.
+func (m *Manager) run(o *op, step func(*op) ([]byte, error)) ([]byte, error) {
+	l, err := m.locks.lock(o.ctx, o.addr)
+	if err != nil {
+		return nil, err
+	}
+	defer m.locks.unlock(o.addr, l)
+	for range maxAttempts {
+		out, err := step(o)
+		if err != errRetry {
+			return out, err
+		}
+		o.reset()
+	}
+	return nil, ErrConflict
+}
+
+// view reads what the operation needs in one read-only transaction.
+func (o *op) view(tx store.Tx) error {
+	if err := o.load(tx); err != nil {
+		return err
+	}
+	switch o.kind {
+	case opStart:
+		var err error
+		o.local, err = loadLocal(o.ctx, tx)
+		return err
+	case opDecrypt:
+		return o.viewDecrypt(tx)
+	}
+	return nil
+}
+
+// load reads the address's record and trusted identity key.
+func (o *op) load(tx store.Tx) error {
+	rec, err := tx.Sessions().Load(o.ctx, o.addr)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
@@ -289,13 +370,13 @@ func (m *Manager) load(ctx context.Context, tx store.Tx, addr store.Address, o *
 		if err := o.rec.parse(rec); err != nil {
 			return err
 		}
-		if m.keySource != nil {
+		if src := o.m.keySource; src != nil {
 			for i := range o.rec.n {
-				hazmat.SetRatchetKeySource(o.rec.entries[i].sess, m.keySource)
+				hazmat.SetRatchetKeySource(o.rec.entries[i].sess, src)
 			}
 		}
 	}
-	k, err := tx.Identities().Load(ctx, addr)
+	k, err := tx.Identities().Load(o.ctx, o.addr)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
@@ -309,83 +390,70 @@ func (m *Manager) load(ctx context.Context, tx store.Tx, addr store.Address, o *
 
 // checkIdentity applies the trust policy to the identity key whose
 // encoding is key.
-func (m *Manager) checkIdentity(o *op, addr store.Address, key []byte) error {
+func (o *op) checkIdentity(key []byte) error {
 	if o.hasTrusted {
 		if string(o.trusted[:]) == string(key) {
 			return nil
 		}
-		return &IdentityError{Address: addr, Trusted: decodeKey(o.trusted[:]), Received: decodeKey(key)}
+		return &IdentityError{Address: o.addr, Trusted: decodeKey(o.trusted[:]), Received: decodeKey(key)}
 	}
-	if m.trust == TrustExplicit {
-		return &IdentityError{Address: addr, Received: decodeKey(key)}
+	if o.m.trust == TrustExplicit {
+		return &IdentityError{Address: o.addr, Received: decodeKey(key)}
 	}
 	return nil
 }
 
-// commit writes o.out as addr's record in one transaction, with the
-// prekey consumption and first-use identity the operation needs. It
-// returns errRetry if the record is no longer the one o read.
-func (m *Manager) commit(ctx context.Context, addr store.Address, o *op) error {
+// commit writes the record in one transaction, with the prekey
+// consumption and first-use identity the operation needs. It returns
+// errRetry if the stored record is no longer the one the operation read.
+func (o *op) commit() error {
 	var err error
 	if o.out, err = o.rec.appendBinary(o.out[:0]); err != nil {
 		return err
 	}
-	return m.st.Update(ctx, func(tx store.Tx) error {
-		cur, err := tx.Sessions().Load(ctx, addr)
-		switch {
-		case err == nil:
-			same := o.found && bytes.Equal(cur, o.orig)
-			clear(cur)
-			if !same {
-				return errRetry
-			}
-		case errors.Is(err, store.ErrNotFound):
-			if o.found {
-				return errRetry
-			}
-		default:
-			return storeError("loading the session record", err)
-		}
-		if o.consume {
-			if err := tx.PreKeys().Remove(ctx, o.opkID); err != nil {
-				if errors.Is(err, store.ErrNotFound) {
-					return errNoOPKCommit
-				}
-				return storeError("removing the one-time prekey", err)
-			}
-		}
-		if !o.hasTrusted {
-			changed, err := tx.Identities().Save(ctx, addr, decodeKey(o.peer[:]))
-			if err != nil {
-				return storeError("saving the identity key", err)
-			}
-			if changed {
-				// Another writer trusted a different key meanwhile;
-				// the retry sees it and refuses.
-				return errRetry
-			}
-		}
-		if err := tx.Sessions().Save(ctx, addr, o.out); err != nil {
-			return storeError("saving the session record", err)
-		}
-		return nil
-	})
+	return o.m.st.Update(o.ctx, o.commitFn)
 }
 
-// withLock runs f under addr's lock, repeating it while it returns
-// errRetry.
-func (m *Manager) withLock(ctx context.Context, addr store.Address, f func() error) error {
-	l, err := m.locks.lock(ctx, addr)
-	if err != nil {
-		return err
+func (o *op) commitTx(tx store.Tx) error {
+	ctx := o.ctx
+	cur, err := tx.Sessions().Load(ctx, o.addr)
+	switch {
+	case err == nil:
+		same := o.found && bytes.Equal(cur, o.orig)
+		clear(cur)
+		if !same {
+			return errRetry
+		}
+	case errors.Is(err, store.ErrNotFound):
+		if o.found {
+			return errRetry
+		}
+	default:
+		return storeError("loading the session record", err)
 	}
-	defer m.locks.unlock(addr, l)
-	for range maxAttempts {
-		if err := f(); err != errRetry {
-			return err
+	if o.consume {
+		if err := tx.PreKeys().Remove(ctx, o.opkID); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return errNoOPKCommit
+			}
+			return storeError("removing the one-time prekey", err)
 		}
 	}
-	return ErrConflict
+	if !o.hasTrusted {
+		changed, err := tx.Identities().Save(ctx, o.addr, decodeKey(o.peer[:]))
+		if err != nil {
+			return storeError("saving the identity key", err)
+		}
+		if changed {
+			// Another writer trusted a different key meanwhile; the
+			// retry sees it and refuses.
+			return errRetry
+		}
+	}
+	if err := tx.Sessions().Save(ctx, o.addr, o.out); err != nil {
+		return storeError("saving the session record", err)
+	}
+	return nil
 }
 
 // StartSession runs X3DH with the peer's bundle and makes the resulting
@@ -404,51 +472,43 @@ func (m *Manager) StartSession(ctx context.Context, addr store.Address, b *x3dh.
 	if b == nil || b.IdentityKey == nil {
 		return fmt.Errorf("%w: bundle without an identity key", x3dh.ErrMalformed)
 	}
-	return m.withLock(ctx, addr, func() error { return m.start(ctx, addr, b) })
+	o := m.getOp(ctx, addr, opStart)
+	defer o.put()
+	o.bundle = b
+	_, err := m.run(o, (*op).start)
+	return err
 }
 
-func (m *Manager) start(ctx context.Context, addr store.Address, b *x3dh.Bundle) error {
-	o := getOp()
-	defer putOp(o)
-	var local *store.LocalIdentity
-	err := m.st.View(ctx, func(tx store.Tx) error {
-		if err := m.load(ctx, tx, addr, o); err != nil {
-			return err
-		}
-		var err error
-		local, err = loadLocal(ctx, tx)
-		return err
-	})
-	if err != nil {
-		return err
+func (o *op) start() ([]byte, error) {
+	if err := o.m.st.View(o.ctx, o.viewFn); err != nil {
+		return nil, err
 	}
-	defer local.KeyPair.Clear()
-
+	b := o.bundle
 	var e entry
 	b.IdentityKey.AppendEncode(e.peer[:0])
-	if err := m.checkIdentity(o, addr, e.peer[:]); err != nil {
+	if err := o.checkIdentity(e.peer[:]); err != nil {
 		if verr := b.Verify(); verr != nil {
-			return verr
+			return nil, verr
 		}
-		return err
+		return nil, err
 	}
-	in, err := x3dh.Initiate(local.KeyPair, b, &m.x3dhCfg)
+	in, err := x3dh.Initiate(o.local.KeyPair, b, &o.m.x3dhCfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer in.Clear()
 	e.role = roleInitiator
 	h, err := in.Header.AppendBinary(e.hdr[:0])
 	if err != nil {
-		return err
+		return nil, err
 	}
 	e.hdrLen = len(h)
-	if e.sess, err = ratchet.NewInitiator(in.SK[:], in.AD[:], b.SignedPreKey, &m.ratchetCfg); err != nil {
-		return err
+	if e.sess, err = ratchet.NewInitiator(in.SK[:], in.AD[:], b.SignedPreKey, &o.m.ratchetCfg); err != nil {
+		return nil, err
 	}
-	o.rec.add(&e, m.maxArchived)
+	o.rec.add(&e, o.m.maxArchived)
 	o.peer = e.peer
-	return m.commit(ctx, addr, o)
+	return nil, o.commit()
 }
 
 // Encrypt encrypts plaintext for addr with the current session: a prekey
@@ -467,42 +527,34 @@ func (m *Manager) Encrypt(ctx context.Context, addr store.Address, plaintext []b
 // AppendEncrypt is Encrypt appending the message to dst. dst's spare
 // capacity must not overlap plaintext.
 func (m *Manager) AppendEncrypt(ctx context.Context, dst []byte, addr store.Address, plaintext []byte) ([]byte, error) {
-	var out []byte
-	err := m.withLock(ctx, addr, func() error {
-		var err error
-		out, err = m.encrypt(ctx, dst, addr, plaintext)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	o := m.getOp(ctx, addr, opEncrypt)
+	defer o.put()
+	o.dst, o.text = dst, plaintext
+	return m.run(o, (*op).encrypt)
 }
 
-func (m *Manager) encrypt(ctx context.Context, dst []byte, addr store.Address, plaintext []byte) ([]byte, error) {
-	o := getOp()
-	defer putOp(o)
-	err := m.st.View(ctx, func(tx store.Tx) error { return m.load(ctx, tx, addr, o) })
-	if err != nil {
+func (o *op) encrypt() ([]byte, error) {
+	if err := o.m.st.View(o.ctx, o.viewFn); err != nil {
 		return nil, err
 	}
 	if !o.found {
 		return nil, ErrNoSession
 	}
 	e := &o.rec.entries[o.rec.current]
-	if err := m.checkIdentity(o, addr, e.peer[:]); err != nil {
+	if err := o.checkIdentity(e.peer[:]); err != nil {
 		return nil, err
 	}
-	out := dst
+	out := o.dst
 	if e.role == roleInitiator && !e.sess.HasReceived() {
 		out = append(out, typePreKey)
 		out = append(out, e.header()...)
 	}
-	if out, err = e.sess.AppendEncrypt(out, plaintext); err != nil {
+	out, err := e.sess.AppendEncrypt(out, o.text)
+	if err != nil {
 		return nil, err
 	}
 	o.peer = e.peer
-	if err := m.commit(ctx, addr, o); err != nil {
+	if err := o.commit(); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -542,16 +594,10 @@ func (m *Manager) AppendDecrypt(ctx context.Context, dst []byte, addr store.Addr
 	if err != nil {
 		return nil, err
 	}
-	var out []byte
-	err = m.withLock(ctx, addr, func() error {
-		var err error
-		out, err = m.decrypt(ctx, dst, addr, &pm)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	o := m.getOp(ctx, addr, opDecrypt)
+	defer o.put()
+	o.dst, o.pm = dst, pm
+	return m.run(o, (*op).decrypt)
 }
 
 // preKeys are the keys a new responder session needs.
@@ -573,57 +619,53 @@ func (p *preKeys) wipe() {
 	}
 }
 
-func (m *Manager) decrypt(ctx context.Context, dst []byte, addr store.Address, pm *message) ([]byte, error) {
-	o := getOp()
-	defer putOp(o)
-	var pre preKeys
-	defer pre.wipe()
-	use := -1 // the existing session a prekey message belongs to
-	err := m.st.View(ctx, func(tx store.Tx) error {
-		if err := m.load(ctx, tx, addr, o); err != nil {
-			return err
+// viewDecrypt decides, after the record is loaded, which session a
+// message goes to, and loads the prekeys for a new one.
+func (o *op) viewDecrypt(tx store.Tx) error {
+	pm := &o.pm
+	if pm.kind == typeRatchet {
+		if !o.found {
+			return ErrNoSession
 		}
-		if pm.kind == typeRatchet {
-			if !o.found {
-				return ErrNoSession
-			}
-			return nil
+		return nil
+	}
+	if o.use = o.rec.findBaseKey(pm.x3dh[hdrEK : hdrEK+encodedKeySize]); o.use >= 0 {
+		if string(o.rec.entries[o.use].header()) != string(pm.x3dh) {
+			return errFields
 		}
-		if use = o.rec.findBaseKey(pm.x3dh[hdrEK : hdrEK+encodedKeySize]); use >= 0 {
-			if string(o.rec.entries[use].header()) != string(pm.x3dh) {
-				return errFields
-			}
-			return nil
-		}
-		if err := m.checkIdentity(o, addr, pm.x3dh[hdrIK:hdrIK+encodedKeySize]); err != nil {
-			return err
-		}
-		return loadPreKeys(ctx, tx, pm.x3dh, &pre)
-	})
-	if err != nil {
+		return nil
+	}
+	if err := o.checkIdentity(pm.x3dh[hdrIK : hdrIK+encodedKeySize]); err != nil {
+		return err
+	}
+	return loadPreKeys(o.ctx, tx, pm.x3dh, &o.pre)
+}
+
+func (o *op) decrypt() ([]byte, error) {
+	if err := o.m.st.View(o.ctx, o.viewFn); err != nil {
 		return nil, err
 	}
-
 	var out []byte
+	var err error
 	switch {
-	case pm.kind == typeRatchet:
-		out, err = m.tryAll(o, addr, dst, pm.inner)
-	case use >= 0:
-		e := &o.rec.entries[use]
-		if err = m.checkIdentity(o, addr, e.peer[:]); err == nil {
-			if out, err = e.sess.AppendDecrypt(dst, pm.inner); err == nil {
-				o.rec.current = use
+	case o.pm.kind == typeRatchet:
+		out, err = o.tryAll(o.pm.inner)
+	case o.use >= 0:
+		e := &o.rec.entries[o.use]
+		if err = o.checkIdentity(e.peer[:]); err == nil {
+			if out, err = e.sess.AppendDecrypt(o.dst, o.pm.inner); err == nil {
+				o.rec.current = o.use
 			}
 		}
 	default:
-		out, err = m.respond(o, dst, pm, &pre)
+		out, err = o.respond()
 	}
 	if err != nil {
 		return nil, err
 	}
 	o.peer = o.rec.entries[o.rec.current].peer
-	if err := m.commit(ctx, addr, o); err != nil {
-		clear(out[len(dst):])
+	if err := o.commit(); err != nil {
+		clear(out[len(o.dst):])
 		return nil, err
 	}
 	return out, nil
@@ -652,7 +694,7 @@ func loadPreKeys(ctx context.Context, tx store.Tx, hdr []byte, pre *preKeys) err
 // tryAll decrypts a ratchet message with the current session, then with
 // the others, newest first, and makes the one that succeeds current.
 // Sessions whose peer key is not trusted are not tried.
-func (m *Manager) tryAll(o *op, addr store.Address, dst, msg []byte) ([]byte, error) {
+func (o *op) tryAll(msg []byte) ([]byte, error) {
 	r := &o.rec
 	var first error
 	for k := -1; k < r.n; k++ {
@@ -663,10 +705,10 @@ func (m *Manager) tryAll(o *op, addr store.Address, dst, msg []byte) ([]byte, er
 			continue
 		}
 		e := &r.entries[i]
-		err := m.checkIdentity(o, addr, e.peer[:])
+		err := o.checkIdentity(e.peer[:])
 		if err == nil {
 			var out []byte
-			if out, err = e.sess.AppendDecrypt(dst, msg); err == nil {
+			if out, err = e.sess.AppendDecrypt(o.dst, msg); err == nil {
 				r.current = i
 				return out, nil
 			}
@@ -680,21 +722,22 @@ func (m *Manager) tryAll(o *op, addr store.Address, dst, msg []byte) ([]byte, er
 
 // respond starts a responder session from a prekey message and decrypts
 // its ratchet message.
-func (m *Manager) respond(o *op, dst []byte, pm *message, pre *preKeys) ([]byte, error) {
+func (o *op) respond() ([]byte, error) {
+	pm, pre := &o.pm, &o.pre
 	h, _, err := x3dh.ParseHeader(pm.x3dh)
 	if err != nil {
 		return nil, err // unreachable: parseMessage checked the header
 	}
-	resp, err := x3dh.Respond(pre.local.KeyPair, pre.spk, pre.opk, h, &m.x3dhCfg)
+	resp, err := x3dh.Respond(pre.local.KeyPair, pre.spk, pre.opk, h, &o.m.x3dhCfg)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Clear()
-	sess, err := ratchet.NewResponder(resp.SK[:], resp.AD[:], pre.spk.PrivateKey(), &m.ratchetCfg)
+	sess, err := ratchet.NewResponder(resp.SK[:], resp.AD[:], pre.spk.PrivateKey(), &o.m.ratchetCfg)
 	if err != nil {
 		return nil, err
 	}
-	out, err := sess.AppendDecrypt(dst, pm.inner)
+	out, err := sess.AppendDecrypt(o.dst, pm.inner)
 	if err != nil {
 		sess.Clear()
 		return nil, err
@@ -702,11 +745,21 @@ func (m *Manager) respond(o *op, dst []byte, pm *message, pre *preKeys) ([]byte,
 	e := entry{role: roleResponder, sess: sess, hdrLen: len(pm.x3dh)}
 	copy(e.peer[:], pm.x3dh[hdrIK:])
 	copy(e.hdr[:], pm.x3dh)
-	o.rec.add(&e, m.maxArchived)
+	o.rec.add(&e, o.m.maxArchived)
 	if pre.opk != nil {
 		o.consume, o.opkID = true, pre.opk.ID()
 	}
 	return out, nil
+}
+
+// withLock runs f under addr's lock.
+func (m *Manager) withLock(ctx context.Context, addr store.Address, f func() error) error {
+	l, err := m.locks.lock(ctx, addr)
+	if err != nil {
+		return err
+	}
+	defer m.locks.unlock(addr, l)
+	return f()
 }
 
 // HasSession reports whether a session with addr is stored.

@@ -57,7 +57,12 @@ func sqliteDSN(path string) string {
 
 func openSQLite(t testing.TB, path string) *sqlstore.Store {
 	t.Helper()
-	st, closeFn, err := openSQLiteNoTest(path)
+	return openSQLiteDSN(t, sqliteDSN(path))
+}
+
+func openSQLiteDSN(t testing.TB, dsn string) *sqlstore.Store {
+	t.Helper()
+	st, closeFn, err := openSQLiteNoTest(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,10 +70,8 @@ func openSQLite(t testing.TB, path string) *sqlstore.Store {
 	return st
 }
 
-// openSQLiteNoTest opens a SQLite store outside a test (in the crash
-// test's child process).
-func openSQLiteNoTest(path string) (*sqlstore.Store, func(), error) {
-	db, err := sql.Open("sqlite", sqliteDSN(path))
+func openSQLiteNoTest(dsn string) (*sqlstore.Store, func(), error) {
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, nil, err
 	}
