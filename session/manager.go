@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	mathrand "math/rand/v2"
 	"sync"
 	"time"
 
@@ -332,14 +333,33 @@ func (m *Manager) run(o *op, step func(*op) ([]byte, error)) ([]byte, error) {
 		return nil, err
 	}
 	defer m.locks.unlock(o.addr, l)
-	for range maxAttempts {
+	for attempt := range maxAttempts {
 		out, err := step(o)
 		if err != errRetry {
 			return out, err
 		}
 		o.reset()
+		if err := backoff(o.ctx, attempt); err != nil {
+			return nil, err
+		}
 	}
 	return nil, ErrConflict
+}
+
+// backoff waits a random time that grows with the attempt, so that
+// writers competing for one record (several processes on one store) stop
+// colliding: up to 50 µs after the first conflict, doubling, at most
+// 6.4 ms.
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(mathrand.Int64N(int64(50*time.Microsecond) << min(attempt, 7)))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // view reads what the operation needs in one read-only transaction.
