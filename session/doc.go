@@ -75,7 +75,7 @@
 //
 // Errors are sentinels to test with errors.Is: this package's
 // [ErrMalformed], [ErrUnknownType], [ErrNoSession], [ErrUnknownPreKey],
-// [ErrUntrustedIdentity] and [ErrConflict]; the ratchet's
+// [ErrUntrustedIdentity], [ErrConflict] and [ErrInvalidRecord]; the ratchet's
 // ratchet.ErrAuthentication, ratchet.ErrDuplicate (a message already
 // read: drop it quietly), ratchet.ErrTooManySkipped and
 // ratchet.ErrCounterOverflow; x3dh.ErrInvalidSignature and

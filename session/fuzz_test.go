@@ -27,8 +27,8 @@ func FuzzRecord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := new(record)
 		if err := r.parse(b); err != nil {
-			if !errors.Is(err, errInvalidRecord) {
-				t.Fatalf("error %v does not wrap errInvalidRecord", err)
+			if !errors.Is(err, ErrInvalidRecord) {
+				t.Fatalf("error %v does not wrap ErrInvalidRecord", err)
 			}
 			return
 		}

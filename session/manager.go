@@ -82,7 +82,14 @@ type Config struct {
 
 	// keySource, set only through internal/hazmat by ratchetkit's
 	// conformance driver and known-answer tests, replaces crypto/rand for
-	// X3DH ephemeral keys and ratchet key pairs.
+	// the keys the Manager generates for sessions, drawn in this order:
+	// StartSession draws the X3DH ephemeral key EK_A, then the
+	// initiator's first ratchet key pair; a Decrypt draws one key for the
+	// DH ratchet step it commits, if any, from the session that decrypted
+	// the message (every session tried is given the source, and sessions
+	// draw only once a message authenticated); an operation redone after
+	// a conflict draws again. Identity keys and prekeys are not drawn
+	// from it.
 	keySource hazmat.KeySource
 }
 

@@ -7,11 +7,12 @@ import (
 	"github.com/ratchetkit/ratchetkit/ratchet"
 )
 
-// errInvalidRecord is returned for a session record that does not parse.
-// A store returned bytes that this package did not write, or that were
-// damaged: the address's sessions are lost, but nothing is overwritten
-// until the application deletes the record.
-var errInvalidRecord = errors.New("session: invalid session record")
+// ErrInvalidRecord is returned when an address's stored session record
+// does not parse: the store returned bytes this package did not write, or
+// damaged ones. The address's sessions are lost; nothing overwrites the
+// record until the application calls DeleteSession, after which the peer
+// can start over.
+var ErrInvalidRecord = errors.New("session: invalid session record")
 
 // recordMagic starts every session record; the version byte follows.
 const recordMagic = "rkss"
@@ -103,14 +104,14 @@ type record struct {
 func (r *record) parse(b []byte) error {
 	r.n, r.current = 0, 0
 	if len(b) < len(recordMagic)+3 || string(b[:len(recordMagic)]) != recordMagic {
-		return errInvalidRecord
+		return ErrInvalidRecord
 	}
 	if v := b[len(recordMagic)]; v != recordVersion1 {
-		return fmt.Errorf("%w: unknown version %d", errInvalidRecord, v)
+		return fmt.Errorf("%w: unknown version %d", ErrInvalidRecord, v)
 	}
 	current, count := int(b[len(recordMagic)+1]), int(b[len(recordMagic)+2])
 	if count < 1 || count > maxSessions || current >= count {
-		return fmt.Errorf("%w: bad session count or index", errInvalidRecord)
+		return fmt.Errorf("%w: bad session count or index", ErrInvalidRecord)
 	}
 	b = b[len(recordMagic)+3:]
 	for i := range count {
@@ -124,7 +125,7 @@ func (r *record) parse(b []byte) error {
 			for j := range i {
 				if r.entries[j].role == roleResponder && string(r.entries[j].baseKey()) == string(e.baseKey()) {
 					r.n = 0
-					return fmt.Errorf("%w: two sessions with one EK_A", errInvalidRecord)
+					return fmt.Errorf("%w: two sessions with one EK_A", ErrInvalidRecord)
 				}
 			}
 		}
@@ -132,7 +133,7 @@ func (r *record) parse(b []byte) error {
 	}
 	if len(b) != 0 {
 		r.n = 0
-		return fmt.Errorf("%w: trailing bytes", errInvalidRecord)
+		return fmt.Errorf("%w: trailing bytes", ErrInvalidRecord)
 	}
 	r.current = current
 	return nil
@@ -141,15 +142,15 @@ func (r *record) parse(b []byte) error {
 // parse reads one entry from the front of b and returns the rest.
 func (e *entry) parse(b []byte) ([]byte, error) {
 	if len(b) < 1+encodedKeySize+1 {
-		return nil, fmt.Errorf("%w: truncated", errInvalidRecord)
+		return nil, fmt.Errorf("%w: truncated", ErrInvalidRecord)
 	}
 	e.role = b[0]
 	if e.role != roleInitiator && e.role != roleResponder {
-		return nil, fmt.Errorf("%w: unknown role", errInvalidRecord)
+		return nil, fmt.Errorf("%w: unknown role", ErrInvalidRecord)
 	}
 	copy(e.peer[:], b[1:])
 	if !canonicalKey(e.peer[:]) {
-		return nil, fmt.Errorf("%w: peer identity key", errInvalidRecord)
+		return nil, fmt.Errorf("%w: peer identity key", ErrInvalidRecord)
 	}
 	b = b[1+encodedKeySize:]
 	flags := b[0]
@@ -159,33 +160,33 @@ func (e *entry) parse(b []byte) ([]byte, error) {
 	case flagOneTimePreKey:
 		e.hdrLen = x3dhHeaderSizeOPK
 	default:
-		return nil, fmt.Errorf("%w: header flags", errInvalidRecord)
+		return nil, fmt.Errorf("%w: header flags", ErrInvalidRecord)
 	}
 	if len(b) < e.hdrLen+3 {
-		return nil, fmt.Errorf("%w: truncated", errInvalidRecord)
+		return nil, fmt.Errorf("%w: truncated", ErrInvalidRecord)
 	}
 	copy(e.hdr[:], b[:e.hdrLen])
 	h := e.header()
 	if !canonicalKey(h[hdrIK:]) || !canonicalKey(h[hdrEK:]) {
-		return nil, fmt.Errorf("%w: header key", errInvalidRecord)
+		return nil, fmt.Errorf("%w: header key", ErrInvalidRecord)
 	}
 	if e.role == roleResponder && string(h[hdrIK:hdrIK+encodedKeySize]) != string(e.peer[:]) {
-		return nil, fmt.Errorf("%w: responder's peer is not the header's IK_A", errInvalidRecord)
+		return nil, fmt.Errorf("%w: responder's peer is not the header's IK_A", ErrInvalidRecord)
 	}
 	b = b[e.hdrLen:]
 	n := int(b[0])<<16 | int(b[1])<<8 | int(b[2])
 	b = b[3:]
 	if n == 0 || len(b) < n {
-		return nil, fmt.Errorf("%w: truncated", errInvalidRecord)
+		return nil, fmt.Errorf("%w: truncated", ErrInvalidRecord)
 	}
 	if e.sess == nil {
 		e.sess = new(ratchet.Session)
 	}
 	if err := e.sess.UnmarshalBinary(b[:n]); err != nil {
-		return nil, fmt.Errorf("%w: %w", errInvalidRecord, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidRecord, err)
 	}
 	if e.role == roleResponder && !e.sess.HasReceived() {
-		return nil, fmt.Errorf("%w: responder session that received nothing", errInvalidRecord)
+		return nil, fmt.Errorf("%w: responder session that received nothing", ErrInvalidRecord)
 	}
 	return b[n:], nil
 }

@@ -197,8 +197,8 @@ func TestRecordStrict(t *testing.T) {
 			}
 			continue
 		}
-		if !errors.Is(err, errInvalidRecord) {
-			t.Errorf("%s: %v, want errInvalidRecord", c.name, err)
+		if !errors.Is(err, ErrInvalidRecord) {
+			t.Errorf("%s: %v, want ErrInvalidRecord", c.name, err)
 		}
 	}
 

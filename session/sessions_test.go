@@ -198,3 +198,36 @@ func TestDeleteSession(t *testing.T) {
 		t.Errorf("prekey message after delete: %v, want unknown_prekey", err)
 	}
 }
+
+// TestCorruptRecord: a record the store damaged is reported, left alone,
+// and replaced once the application deletes it.
+func TestCorruptRecord(t *testing.T) {
+	ctx := t.Context()
+	srv := newServer()
+	alice := newDevice(t, memory.New(), "alice", 1, nil)
+	bob := newDevice(t, memory.New(), "bob", 1, nil)
+	srv.publish(t, bob)
+	connect(t, srv, alice, bob)
+	bob.decrypt(alice, alice.encrypt(bob, "hi"), "hi")
+	rec := take(t, bob.st, alice.addr).records[alice.addr]
+	rec[len(rec)/2] ^= 0xff // somewhere in the ratchet state
+	rec = rec[:len(rec)-1]  // and truncated, so it cannot parse
+	if err := bob.st.Update(ctx, func(tx store.Tx) error { return tx.Sessions().Save(ctx, alice.addr, rec) }); err != nil {
+		t.Fatal(err)
+	}
+	before := take(t, bob.st, alice.addr)
+	if _, err := bob.m.Encrypt(ctx, alice.addr, []byte("x")); !errors.Is(err, session.ErrInvalidRecord) {
+		t.Errorf("Encrypt on a damaged record: %v", err)
+	}
+	if _, err := bob.m.Decrypt(ctx, alice.addr, alice.encrypt(bob, "x")); !errors.Is(err, session.ErrInvalidRecord) {
+		t.Errorf("Decrypt on a damaged record: %v", err)
+	}
+	if !before.equal(take(t, bob.st, alice.addr)) {
+		t.Fatal("the damaged record was overwritten")
+	}
+	if err := bob.m.DeleteSession(ctx, alice.addr); err != nil {
+		t.Fatal(err)
+	}
+	connect(t, srv, alice, bob)
+	bob.decrypt(alice, alice.encrypt(bob, "again"), "again")
+}
