@@ -2,10 +2,12 @@ package session_test
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log"
 
+	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/session"
 	"github.com/ratchetkit/ratchetkit/store"
 	"github.com/ratchetkit/ratchetkit/store/memory"
@@ -117,4 +119,24 @@ func Example() {
 	// safety numbers match: true 71
 	// Bob's key changed: true true
 	// Bob reads "Welcome back"
+}
+
+// ExampleSafetyNumber computes the number two users compare, here for the
+// RFC 7748 example keys. Each user's app shows the same digits.
+func ExampleSafetyNumber() {
+	aliceKey, _ := keys.DecodePublicKey(mustHex("058520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"))
+	bobKey, _ := keys.DecodePublicKey(mustHex("05de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f"))
+	fmt.Println(session.SafetyNumber("alice", aliceKey, "bob", bobKey))
+	fmt.Println(session.SafetyNumber("bob", bobKey, "alice", aliceKey))
+	// Output:
+	// 60195 48877 36947 97195 12074 86793 98047 74064 68498 39406 16994 68737
+	// 60195 48877 36947 97195 12074 86793 98047 74064 68498 39406 16994 68737
+}
+
+func mustHex(s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
