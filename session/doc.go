@@ -57,6 +57,26 @@
 // and its X3DH header (its layout is documented in record.go, versioned,
 // and parsed strictly).
 //
+// # Where PROTOCOL.md leaves room
+//
+// PROTOCOL.md section 7 describes an initiator and a responder; a device
+// is both, for each peer. This package keeps one list of sessions per
+// address, those it started (from a bundle) and those the peer started
+// (from a prekey message), newest-created first, and applies section 7 to
+// the list: encryption uses the current one, ratchet messages try the
+// current one then the others, and a prekey message whose EK_A matches a
+// session the peer started goes to that session (sessions this device
+// started are never matched: their EK_A is this device's own). A prekey
+// message is always handled as a responder would; the conformance
+// driver's rule that an initiator answers one with no_session is the
+// driver's, for its initiator-only sessions.
+//
+// Trust on first use also covers the sessions this device starts: the
+// bundle's identity key is recorded with the new session (PROTOCOL.md only
+// says when a responder records one). A session whose peer key is not the
+// trusted one is skipped when a ratchet message is tried on the sessions;
+// if it is the current session, its error is the *IdentityError.
+//
 // # Identity keys and safety numbers
 //
 // X3DH proves that a peer holds the private key of an identity key; it
