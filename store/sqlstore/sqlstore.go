@@ -69,8 +69,10 @@
 //     begin. The Store's first statement does that anyway; the setting
 //     extends it to the application's own transactions on the same pool.
 //
-// A :memory: database is private to one connection; with a pool, use a
-// file, or call SetMaxOpenConns(1).
+// Don't use a :memory: database: it is private to one connection, and a
+// pool of one would make Views wait for Updates (and deadlock an fn that
+// opens a View). Tests can use a file in a temporary directory, or the
+// memory store.
 //
 // # Secrets
 //

@@ -13,6 +13,10 @@
 // Updates and snapshot Views, binary-safe names and records, large records,
 // and errors that carry no key bytes. It runs goroutines; run it with -race.
 // With -short it runs fewer iterations of the concurrency tests.
+//
+// [RunScript] complements it: it runs arbitrary transaction scripts on a
+// store and on a reference implementation and compares every result,
+// which makes a fuzz target out of any store.
 package storetest
 
 import (
