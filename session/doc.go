@@ -105,6 +105,21 @@
 // another implementation of the profile reports the same kind for the
 // same message. No error contains secret bytes.
 //
+// # Performance
+//
+// A steady-state message costs its ratchet work plus two store
+// transactions: a read (the record and the trusted identity key) and a
+// write (the record compared with what was read, then saved). Loading and
+// saving a record allocates nothing in this package (the ratchet states
+// are parsed into pooled Sessions). On the memory store a message costs
+// about 1.6 times the bare ratchet (thread CPU time, BenchmarkRatio), of
+// which 1.4 is the memory store's two transactions alone. On SQLite with
+// synchronous=FULL the fsync of each commit dominates: about half a
+// millisecond per message on an ordinary disk, against a few
+// microseconds of cryptography (BenchmarkSteady). Starting a session
+// (X3DH both ways, the first message and the reply) takes under a
+// millisecond of CPU.
+//
 // # Security notes
 //
 // What the store holds is secret: the identity private key, prekey
