@@ -37,10 +37,21 @@ const (
 
 // Defaults of the Config fields.
 const (
-	DefaultOneTimePreKeys       = 100
-	DefaultMinOneTimePreKeys    = 10
+	// DefaultOneTimePreKeys and DefaultMinOneTimePreKeys are Signal's
+	// figures: a batch of 100, refilled when fewer than 10 are left, so
+	// that a server rarely runs out (a session started without one-time
+	// prekey has weaker forward secrecy for its first messages, and its
+	// first message can be replayed).
+	DefaultOneTimePreKeys    = 100
+	DefaultMinOneTimePreKeys = 10
+	// DefaultSignedPreKeyRotation bounds how long a stolen signed prekey
+	// helps an attacker with first messages that carry no one-time
+	// prekey.
 	DefaultSignedPreKeyRotation = 7 * 24 * time.Hour
-	DefaultSignedPreKeyGrace    = 30 * 24 * time.Hour
+	// DefaultSignedPreKeyGrace outlasts a bundle cached by a server or a
+	// client and a first message that waits undelivered, so that the
+	// first messages of late starters still decrypt.
+	DefaultSignedPreKeyGrace = 30 * 24 * time.Hour
 )
 
 // maxAttempts bounds the retries of an operation whose record another
