@@ -9,6 +9,7 @@ import (
 
 	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/ratchet"
+	"github.com/ratchetkit/ratchetkit/session"
 	"github.com/ratchetkit/ratchetkit/x3dh"
 )
 
@@ -54,6 +55,8 @@ var ops = map[string]op{
 	"ratchet_init_bob":   (*driver).ratchetInitBob,
 	"encrypt":            (*driver).encrypt,
 	"decrypt":            (*driver).decrypt,
+	"session_initiate":   (*driver).sessionInitiate,
+	"session_respond":    (*driver).sessionRespond,
 }
 
 // handleLine answers one input line (without its "\n"; a trailing "\r" is
@@ -128,13 +131,18 @@ func kindOf(err error) kind {
 	case errors.Is(err, x3dh.ErrInvalidSignature):
 		return kindInvalidSignature
 	case errors.Is(err, x3dh.ErrMalformed),
-		errors.Is(err, ratchet.ErrMalformed):
+		errors.Is(err, ratchet.ErrMalformed),
+		errors.Is(err, session.ErrMalformed):
 		return kindMalformed
-	case errors.Is(err, x3dh.ErrPreKeyMismatch):
+	case errors.Is(err, session.ErrUnknownPreKey),
 		// Respond was handed prekeys other than the ones the message
 		// names: to a peer, the prekey it named is not there.
+		errors.Is(err, x3dh.ErrPreKeyMismatch):
 		return kindUnknownPrekey
-	case errors.Is(err, ratchet.ErrUnknownType):
+	case errors.Is(err, session.ErrUntrustedIdentity):
+		return kindUntrustedIdentity
+	case errors.Is(err, ratchet.ErrUnknownType),
+		errors.Is(err, session.ErrUnknownType):
 		return kindUnknownType
 	case errors.Is(err, ratchet.ErrAuthentication):
 		return kindAuthFailed
@@ -144,7 +152,8 @@ func kindOf(err error) kind {
 		return kindTooManySkipped
 	case errors.Is(err, ratchet.ErrCounterOverflow):
 		return kindCounterOverflow
-	case errors.Is(err, ratchet.ErrNoSendingChain):
+	case errors.Is(err, ratchet.ErrNoSendingChain),
+		errors.Is(err, session.ErrNoSession):
 		return kindNoSession
 	}
 	return kindInternal

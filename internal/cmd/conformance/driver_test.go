@@ -176,9 +176,10 @@ func TestDriver(t *testing.T) {
 	run("appendix_a", testAppendixA)
 	run("errors", testErrors)
 	run("limits", testLimits)
+	run("sessions", testSessions)
 	t.Run("every_kind", func(t *testing.T) {
 		for _, k := range pinnedKinds {
-			if kinds[k] == 0 && !sessionOnlyKind(k) {
+			if kinds[k] == 0 {
 				t.Errorf("no request produced %q", k)
 			}
 		}
@@ -826,7 +827,126 @@ func testLimits(t *testing.T, p *peer) {
 	p.expect("empty ad", map[string]any{"op": "ratchet_init_bob", "id": "b9", "sk": aSK, "ad": "", "dh_priv": aSPKB}, map[string]any{})
 }
 
-// sessionOnlyKind reports the kinds only the session layer produces.
-func sessionOnlyKind(k string) bool {
-	return k == "unknown_prekey" || k == "untrusted_identity"
+// testSessions drives session_initiate and session_respond: Appendix A's
+// prekey message and reply byte for byte, the responder's routing by EK_A,
+// its field checks, trust on first use, unknown prekeys, one-time prekeys
+// kept after failures, several sessions and promotion, and the kinds only
+// the session layer has.
+func testSessions(t *testing.T, p *peer) {
+	bundle := aBundle(t, p)
+	with := func(m map[string]any, kv ...any) map[string]any {
+		out := make(map[string]any, len(m))
+		for k, v := range m {
+			out[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			out[kv[i].(string)] = kv[i+1]
+		}
+		return out
+	}
+	respond := map[string]any{"op": "session_respond", "id": "bob", "ik_priv": aIKB,
+		"spk": map[string]any{"id": aSPKID, "priv": aSPKB}, "opks": []any{map[string]any{"id": aOPKID, "priv": aOPKB}}}
+	initiate := map[string]any{"op": "session_initiate", "id": "alice", "ik_priv": aIKA, "ek_priv": aEKA, "dh_priv": aDHsA, "bundle": bundle}
+	enc := func(id, pt string) map[string]any { return map[string]any{"op": "encrypt", "id": id, "pt": pt} }
+	dec := func(id, msg string, dh any) map[string]any {
+		return map[string]any{"op": "decrypt", "id": id, "msg": msg, "dh_priv": dh}
+	}
+	msgOf := func(req map[string]any) string {
+		t.Helper()
+		got := p.call(req)
+		m, _ := got["msg"].(string)
+		if m == "" {
+			t.Fatalf("%v: %v", req, got)
+		}
+		return m
+	}
+
+	// Requests that make no session.
+	p.expect("respond, duplicate opk ids", with(respond, "id", "x", "opks", []any{
+		map[string]any{"id": 1, "priv": aOPKB}, map[string]any{"id": 1, "priv": aSPKB}}), errAns("malformed"))
+	p.expect("respond, duplicate opk ids before a bad key", with(respond, "id", "x", "ik_priv", "00", "opks", []any{
+		map[string]any{"id": 1, "priv": aOPKB}, map[string]any{"id": 1, "priv": aSPKB}}), errAns("malformed"))
+	p.expect("respond, spk missing", with(respond, "id", "x", "spk", nil), errAns("malformed"))
+	p.expect("respond, spk id missing", with(respond, "id", "x", "spk", map[string]any{"priv": aSPKB}), errAns("malformed"))
+	p.expect("respond, opks an object", with(respond, "id", "x", "opks", map[string]any{}), errAns("malformed"))
+	p.expect("respond, an opk not an object", with(respond, "id", "x", "opks", []any{"00"}), errAns("malformed"))
+	p.expect("respond, spk priv of 31 bytes", with(respond, "id", "x", "spk", map[string]any{"id": 1, "priv": aSPKB[2:]}), errAns("bad_key"))
+	p.expect("respond, opk priv empty", with(respond, "id", "x", "opks", []any{map[string]any{"id": 1, "priv": ""}}), errAns("bad_key"))
+	p.expect("initiate, bad signature", with(initiate, "id", "x", "bundle", with(bundle, "spk_sig", flipHex(t, bundle["spk_sig"].(string), 3))), errAns("invalid_signature"))
+	p.expect("initiate, ek_priv of 31 bytes", with(initiate, "id", "x", "ek_priv", aEKA[2:]), errAns("bad_key"))
+	p.expect("initiate, dh_priv of 31 bytes", with(initiate, "id", "x", "dh_priv", aDHsA[2:]), errAns("bad_key"))
+	p.expect("initiate, small-order spk", with(initiate, "id", "x", "bundle", with(bundle, "spk", "05"+strings.Repeat("00", 32))), errAns("bad_key"))
+	p.expect("initiate, bundle missing", with(initiate, "id", "x", "bundle", nil), errAns("malformed"))
+	p.expect("failed requests made no session", enc("x", "00"), errAns("unknown_session"))
+
+	p.expect("session_respond", respond, map[string]any{})
+	p.expect("session_initiate", initiate, map[string]any{})
+	p.expect("responder encrypts before any session", enc("bob", aPT2), errAns("no_session"))
+	p.expect("responder gets a ratchet message first", dec("bob", aMsg1, nil), errAns("no_session"))
+	p.expect("parse errors before no_session", dec("bob", setHex(t, aMsg1, 38, "ffffffff"), nil), errAns("counter_overflow"))
+	p.expect("truncated message first", dec("bob", aMsg1[:40], nil), errAns("malformed"))
+	p.expect("first message is Appendix A's prekey message", enc("alice", aPT1), map[string]any{"msg": aPrekey1})
+
+	pk := aPrekey1
+	p.expect("flags 0x02", dec("bob", "0202"+pk[4:], nil), errAns("malformed"))
+	p.expect("prekey message of 133 bytes", dec("bob", pk[:266], nil), errAns("malformed"))
+	p.expect("inner type 0x02", dec("bob", pk[:152]+"02"+pk[154:], nil), errAns("malformed"))
+	p.expect("IK_A type 0x06", dec("bob", pk[:4]+"06"+pk[6:], nil), errAns("bad_key"))
+	p.expect("EK_A u = p", dec("bob", pk[:70]+"edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"+pk[134:], nil), errAns("bad_key"))
+	p.expect("type 0x03", dec("bob", "03"+pk[2:], nil), errAns("unknown_type"))
+	wrongSPK := setHex(t, pk, 68, "00000002")
+	p.expect("unknown spk_id", dec("bob", wrongSPK, nil), errAns("unknown_prekey"))
+	p.expect("unknown opk_id", dec("bob", setHex(t, pk, 72, "00000008"), nil), errAns("unknown_prekey"))
+	p.expect("tampered prekey message", dec("bob", flipHex(t, pk, 8*130), aDHsB), errAns("auth_failed"))
+	p.expect("initiator given a prekey message", dec("alice", pk, nil), errAns("no_session"))
+	p.expect("initiator given a malformed prekey message", dec("alice", "0202"+pk[4:], nil), errAns("no_session"))
+	p.expect("initiator given 57 bytes", dec("alice", pk[:114], nil), errAns("malformed"))
+	p.expect("the one-time prekey survived the failures", dec("bob", pk, aDHsB), map[string]any{"pt": aPT1})
+	p.expect("same prekey message again", dec("bob", pk, aDHsB), errAns("duplicate"))
+	p.expect("same EK_A, other spk_id", dec("bob", wrongSPK, nil), errAns("malformed"))
+	p.expect("same EK_A, other IK_A", dec("bob", pk[:4]+flipHex(t, pk[4:70], 8), nil), errAns("malformed"))
+	p.expect("the reply is Appendix A's", enc("bob", aPT2), map[string]any{"msg": aReply})
+	second := msgOf(enc("alice", "02"))
+	if second[:4] != "0201" || second[4:138] != pk[4:138] {
+		t.Errorf("second message before the reply is not a prekey message with the same fields: %s", second[:140])
+	}
+	p.expect("initiator decrypts the reply", dec("alice", aReply, strings.Repeat("43", 32)), map[string]any{"pt": aPT2})
+	if m := msgOf(enc("alice", "04")); m[:2] != "01" {
+		t.Errorf("after a reply the initiator sends %s…, want a ratchet message", m[:4])
+	}
+	p.expect("a late prekey message still decrypts", dec("bob", second, nil), map[string]any{"pt": "02"})
+
+	// A second initiator with another identity key: refused after the first
+	// session made Bob trust Alice's.
+	p.expect("other identity", with(initiate, "id", "mallory", "ik_priv", strings.Repeat("99", 32), "ek_priv", strings.Repeat("98", 32),
+		"bundle", with(bundle, "opk", nil, "opk_id", nil)), map[string]any{})
+	p.expect("new identity key is untrusted", dec("bob", msgOf(enc("mallory", "05")), nil), errAns("untrusted_identity"))
+	p.expect("untrusted before unknown prekey", dec("bob", setHex(t, msgOf(enc("mallory", "06")), 68, "00000009"), nil), errAns("untrusted_identity"))
+
+	// Two sessions from one identity; replies go to the current one, and a
+	// message of the other promotes it.
+	p.expect("bob2", with(respond, "id", "bob2", "opks", nil), map[string]any{})
+	noOPK := with(bundle, "opk", nil, "opk_id", nil)
+	p.expect("a1", with(initiate, "id", "a1", "ek_priv", strings.Repeat("21", 32), "dh_priv", strings.Repeat("22", 32), "bundle", noOPK), map[string]any{})
+	p.expect("a2", with(initiate, "id", "a2", "ek_priv", strings.Repeat("23", 32), "dh_priv", strings.Repeat("24", 32), "bundle", noOPK), map[string]any{})
+	p.expect("first session", dec("bob2", msgOf(enc("a1", "a1")), strings.Repeat("31", 32)), map[string]any{"pt": "a1"})
+	p.expect("second session", dec("bob2", msgOf(enc("a2", "a2")), strings.Repeat("32", 32)), map[string]any{"pt": "a2"})
+	r2 := msgOf(enc("bob2", "b2"))
+	p.expect("the older session cannot read the reply", dec("a1", r2, nil), errAns("auth_failed"))
+	p.expect("the newest session can", dec("a2", r2, nil), map[string]any{"pt": "b2"})
+	p.expect("a prekey message of the older session", dec("bob2", msgOf(enc("a1", "a3")), nil), map[string]any{"pt": "a3"})
+	r1 := msgOf(enc("bob2", "b3"))
+	p.expect("the promoted session replied", dec("a1", r1, nil), map[string]any{"pt": "b3"})
+	p.expect("a ratchet message of the other session", dec("bob2", msgOf(enc("a2", "a4")), nil), map[string]any{"pt": "a4"})
+	p.expect("promoted again", dec("a2", msgOf(enc("bob2", "b4")), nil), map[string]any{"pt": "b4"})
+	p.expect("no session decrypts: the current session's error", dec("bob2", flipHex(t, msgOf(enc("a1", "a5")), 8*45), nil), errAns("auth_failed"))
+
+	// Keys drawn at random when none is injected; a custom info on both
+	// sides; a mismatched one fails.
+	p.expect("random keys", with(initiate, "id", "r", "ek_priv", nil, "dh_priv", nil, "info", "6d79", "bundle", noOPK), map[string]any{})
+	p.expect("bob3", with(respond, "id", "bob3", "info", "6d79"), map[string]any{})
+	p.expect("bob4", with(respond, "id", "bob4", "info", "6d7a"), map[string]any{})
+	m := msgOf(enc("r", "07"))
+	p.expect("custom info", dec("bob3", m, nil), map[string]any{"pt": "07"})
+	p.expect("other info", dec("bob4", m, nil), errAns("auth_failed"))
 }

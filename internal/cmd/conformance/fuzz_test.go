@@ -109,6 +109,17 @@ func seedScripts() [][]string {
 			j(map[string]any{"op": "x3dh_initiate", "ik_priv": aIKA, "ek_priv": aEKA, "bundle": bundle, "info": "00"}),
 			j(map[string]any{"op": "x3dh_respond", "ik_priv": aIKB, "spk_priv": aSPKB, "opk_priv": aOPKB, "peer_ik": aIKAPub, "peer_ek": aEKAPub}),
 		},
+		{
+			j(map[string]any{"op": "session_respond", "id": "b", "ik_priv": aIKB, "spk": map[string]any{"id": aSPKID, "priv": aSPKB},
+				"opks": []any{map[string]any{"id": aOPKID, "priv": aOPKB}, map[string]any{"id": 8, "priv": aEKA}}}),
+			j(map[string]any{"op": "session_initiate", "id": "a", "ik_priv": aIKA, "ek_priv": aEKA, "dh_priv": aDHsA,
+				"bundle": map[string]any{"ik": aIKBPub, "spk": aSPKBPub, "spk_id": aSPKID, "spk_sig": aSPKSig, "opk": aOPKBPub, "opk_id": aOPKID}}),
+			j(map[string]any{"op": "encrypt", "id": "a", "pt": aPT1}),
+			j(map[string]any{"op": "decrypt", "id": "b", "msg": aPrekey1, "dh_priv": aDHsB}),
+			j(map[string]any{"op": "encrypt", "id": "b", "pt": aPT2}),
+			j(map[string]any{"op": "decrypt", "id": "a", "msg": aReply}),
+			j(map[string]any{"op": "decrypt", "id": "b", "msg": aMsg1}),
+		},
 		{"not json", "[]", "null", "", "{\"op\":\"decrypt\",\"id\":\"\",\"msg\":\"01\"}\r", `{"op":"encrypt","id":1e400}`},
 	}
 }
@@ -125,7 +136,7 @@ func TestRandomRequests(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	var templates []map[string]any
-	for _, script := range seedScripts()[:3] {
+	for _, script := range seedScripts()[:4] {
 		for _, line := range script {
 			var m map[string]any
 			if err := json.Unmarshal([]byte(line), &m); err != nil {

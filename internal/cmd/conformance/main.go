@@ -7,11 +7,14 @@
 //
 // It reads one JSON object per line on standard input and writes one JSON
 // object per line on standard output, in order, until standard input ends.
-// Every operation is built on the public packages (keys, x3dh, ratchet);
-// known-answer runs inject the keys that the library would otherwise draw
-// from crypto/rand through internal/hazmat, which only ratchetkit's own
-// tools can import. testdata/crosscheck runs the JavaScript implementation
-// against it.
+// Every operation is built on the public packages: keys, x3dh and ratchet
+// for the primitives and bare ratchet sessions, and for session_initiate
+// and session_respond a session.Manager over its own store/memory store
+// per id. Known-answer runs inject the keys that the library would
+// otherwise draw from crypto/rand through internal/hazmat, which only
+// ratchetkit's own tools can import, and xeddsa_sign takes its random
+// bytes from the request through internal/xeddsa. testdata/crosscheck runs
+// the JavaScript implementation against it.
 //
 // No input line stops the driver or makes it answer anything but a JSON
 // object: a request it cannot use is {"error":"malformed"}. An answer

@@ -169,3 +169,31 @@ func (r request) object(name string) (request, error) {
 	}
 	return parseObject(v)
 }
+
+// objects returns the optional array of JSON objects name; absent is empty.
+func (r request) objects(name string) ([]request, error) {
+	v, ok := r.field(name)
+	if !ok {
+		return nil, nil
+	}
+	if v[0] != '[' {
+		return nil, kindMalformed
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(v, &elems); err != nil {
+		return nil, kindMalformed
+	}
+	out := make([]request, len(elems))
+	for i, e := range elems {
+		e = bytes.TrimSpace(e)
+		if len(e) == 0 || e[0] != '{' {
+			return nil, kindMalformed
+		}
+		o, err := parseObject(e)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = o
+	}
+	return out, nil
+}
