@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { concat, hex, unhex } from './lib/bytes.mjs';
 import { ProtocolError } from './lib/errors.mjs';
 import { createDriver } from './lib/driver-core.mjs';
-import { AES256GCM } from './lib/primitives.mjs';
+import { AES256GCM, CHACHA20POLY1305 } from './lib/primitives.mjs';
 import { RatchetSession, kdfCk, kdfRk } from './lib/ratchet.mjs';
 import { encodeBundle, encodeX3dhHeader, parseBundle, parseX3dhHeader } from './lib/bundle.mjs';
 import { KeyPair, PublicKey, dh } from './lib/keys.mjs';
@@ -347,6 +347,31 @@ const FORMATS = [
       for (const t of j.transcripts) replayTranscript(t, r);
     },
   },
+  {
+    // PROTOCOL.md 5.2: message key -> cipher key and nonce -> AEAD, for
+    // both suites.
+    name: 'aead: message keys (message_keys.json)',
+    match: (dir, j) => dir === 'aead' && Array.isArray(j.suites),
+    run(j, r) {
+      for (const s of j.suites) {
+        const suite = [AES256GCM, CHACHA20POLY1305].find((x) => x.name === s.suite);
+        r.eq(`${s.suite}: a suite of PROTOCOL.md 5.2`, suite !== undefined, true);
+        if (!suite) continue;
+        r.eq(`${s.suite}: info`, s.info, suite.info);
+        s.vectors.forEach((v, i) => {
+          r.cases++;
+          const label = `${s.suite} vector ${i}`;
+          const mk = H(v.mk), pt = H(v.plaintext), ad = H(v.ad);
+          const { key, nonce } = suite.derive(mk);
+          r.eq(`${label}: key`, key, v.key);
+          r.eq(`${label}: nonce`, nonce, v.nonce);
+          r.eq(`${label}: ciphertext`, suite.seal(mk, pt, ad), v.ciphertext);
+          const opened = suite.open(mk, H(v.ciphertext), ad);
+          r.eq(`${label}: opens`, opened === null ? null : hex(opened), v.plaintext);
+        });
+      }
+    },
+  },
 ];
 
 function clampHex(privHex) {
@@ -610,7 +635,7 @@ if (opt.demo) {
 let passed = 0;
 let failed = 0;
 let skippedFiles = 0;
-for (const dir of ['xeddsa', 'x3dh', 'ratchet']) {
+for (const dir of ['xeddsa', 'x3dh', 'ratchet', 'aead']) {
   const full = path.join(root, dir);
   const files = fs.existsSync(full) ? fs.readdirSync(full).filter((f) => f.endsWith('.json')).sort() : [];
   if (files.length === 0) {
