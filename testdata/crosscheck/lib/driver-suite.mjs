@@ -12,6 +12,7 @@
 
 import { concat, h, hex, u32be, unhex } from './bytes.mjs';
 import { appendixA as A, libsignalKat, smallOrderU, uP, uPminus1 } from './fixtures.mjs';
+import { ProtocolError } from './errors.mjs';
 import { KeyPair } from './keys.mjs';
 import { RatchetSession } from './ratchet.mjs';
 import { Initiator } from './session.mjs';
@@ -223,6 +224,50 @@ export async function runDriverSuite(call, { sessions = true } = {}) {
   await check('limits: N = 7 within max_skip of Nr = 6', dec('lb', m(7)), { pt: '07' });
   await check('limits: stored key 3', dec('lb', m(3)), { pt: '03' });
   await check('limits: stored key 6', dec('lb', m(6)), { pt: '06' });
+
+  // A peer that reuses a ratchet key (PROTOCOL.md 5.7): Alice's dh_priv
+  // takes her back to her first ratchet key, so (key, N) repeats in Bob's
+  // skipped keys. The repeated entry replaces the old one and becomes the
+  // newest; with max_skipped_keys 5 the next eviction shows the order.
+  // Expected answers come from this implementation, step by step.
+  const ra = RatchetSession.initAlice({ sk: A.sk, ad: h(ad), peerDh: A.encoded.spkB, dhPriv: A.dhsA });
+  const rb = RatchetSession.initBob({ sk: A.sk, ad: h(ad), dhPriv: A.spkB, maxSkippedKeys: 5 });
+  await check('reuse: init alice', initAlice('ua'), {});
+  await check('reuse: init bob', initBob('ub', { max_skipped_keys: 5 }), {});
+  const local = (fn) => {
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof ProtocolError) return { error: e.kind };
+      throw e;
+    }
+  };
+  const rsend = async (who, pt) => {
+    const want = local(() => ({ msg: hex((who === 'ua' ? ra : rb).encrypt(pt)) }));
+    await check(`reuse: ${who} encrypts ${hex(pt)}`, enc(who, pt), want);
+    return want.msg ? h(want.msg) : new Uint8Array(0);
+  };
+  const rrecv = async (who, name, msg, dhPriv, expect) => {
+    const want = local(() => ({ pt: hex((who === 'ua' ? ra : rb).decrypt(msg, { dhPriv })) }));
+    if (expect !== undefined && !sameJSON(want, expect)) throw new Error(`driver suite: reuse: ${name}: reference answers ${JSON.stringify(want)}`);
+    await check(`reuse: ${name}`, dec(who, msg, dhPriv), want);
+  };
+  const first = [];
+  for (let i = 0; i < 4; i++) first.push(await rsend('ua', Uint8Array.of(i))); // chain of A0
+  await rrecv('ub', 'A0 #3 stores (A0, 0..2)', first[3], A.dhsB, { pt: '03' });
+  await rrecv('ua', 'Alice moves to k1', await rsend('ub', h('b1')), h('81'.repeat(32)), { pt: 'b1' });
+  const onK1 = [await rsend('ua', h('c0')), await rsend('ua', h('c1'))];
+  await rrecv('ub', 'k1 #1 stores (k1, 0)', onK1[1], h('82'.repeat(32)), { pt: 'c1' });
+  await rrecv('ua', 'Alice back to the key of A0', await rsend('ub', h('b2')), A.dhsA, { pt: 'b2' });
+  const again = [];
+  for (let i = 0; i < 7; i++) again.push(await rsend('ua', Uint8Array.of(0x10 + i)));
+  // (A0, 4) is not stored: a new-key step that stores (A0, 0..3), three of
+  // them over the first chain's entries. Order: (k1,0), (A0,0..3).
+  await rrecv('ub', 'A0 again #4: repeated indexes', again[4], h('83'.repeat(32)), { pt: '14' });
+  await rrecv('ub', 'A0 again #6: stores (A0, 5), evicts (k1, 0)', again[6], undefined, { pt: '16' });
+  await rrecv('ub', 'the evicted (k1, 0)', onK1[0], undefined, { error: 'auth_failed' });
+  await rrecv('ub', 'first A0 #0: its key was replaced', first[0], undefined, { error: 'auth_failed' });
+  for (const i of [0, 1, 2, 3, 5]) await rrecv('ub', `A0 again #${i}`, again[i], undefined, { pt: hex(Uint8Array.of(0x10 + i)) });
 
   // ------------------------------------------------------- session layer
   if (!sessions) return results;
