@@ -608,6 +608,18 @@ func testAppendixA(t *testing.T, p *peer) {
 	p.expect("Bob decrypts the next", map[string]any{"op": "decrypt", "id": "b", "msg": msg}, map[string]any{"pt": "01"})
 }
 
+// with returns a copy of m with the given keys set (to nil: sent as null).
+func with(m map[string]any, kv ...any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	for i := 0; i < len(kv); i += 2 {
+		out[kv[i].(string)] = kv[i+1]
+	}
+	return out
+}
+
 // flipHex flips one bit of a hex string.
 func flipHex(t *testing.T, s string, bit int) string {
 	b := unhex(t, s)
@@ -626,16 +638,6 @@ func setHex(t *testing.T, s string, off int, v string) string {
 // session layer, and the precedence rules of PROTOCOL.md 8.2 and 9.
 func testErrors(t *testing.T, p *peer) {
 	bundle := aBundle(t, p)
-	with := func(m map[string]any, kv ...any) map[string]any {
-		out := make(map[string]any, len(m))
-		for k, v := range m {
-			out[k] = v
-		}
-		for i := 0; i < len(kv); i += 2 {
-			out[kv[i].(string)] = kv[i+1]
-		}
-		return out
-	}
 	smallOrder := "05" + strings.Repeat("00", 32)
 	uP := "05edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f" // u = p
 	sig := bundle["spk_sig"].(string)
@@ -834,16 +836,6 @@ func testLimits(t *testing.T, p *peer) {
 // the session layer has.
 func testSessions(t *testing.T, p *peer) {
 	bundle := aBundle(t, p)
-	with := func(m map[string]any, kv ...any) map[string]any {
-		out := make(map[string]any, len(m))
-		for k, v := range m {
-			out[k] = v
-		}
-		for i := 0; i < len(kv); i += 2 {
-			out[kv[i].(string)] = kv[i+1]
-		}
-		return out
-	}
 	respond := map[string]any{"op": "session_respond", "id": "bob", "ik_priv": aIKB,
 		"spk": map[string]any{"id": aSPKID, "priv": aSPKB}, "opks": []any{map[string]any{"id": aOPKID, "priv": aOPKB}}}
 	initiate := map[string]any{"op": "session_initiate", "id": "alice", "ik_priv": aIKA, "ek_priv": aEKA, "dh_priv": aDHsA, "bundle": bundle}
