@@ -13,20 +13,15 @@ import (
 
 // Every operation reads all of its fields first, so that a request's
 // shape (malformed) is judged before its contents (PROTOCOL.md 9.1), and
-// then checks contents in the order PROTOCOL.md 8.2 and 9.2 give.
+// then checks the contents in the order of PROTOCOL.md 8.2 and 9.2.
 
+// xeddsaSign signs with the z of the request instead of fresh random
+// bytes, which only internal/xeddsa offers.
 func (d *driver) xeddsaSign(r request) (answer, error) {
-	priv, err := r.bytes("priv")
-	if err != nil {
-		return nil, err
-	}
-	msg, err := r.bytes("msg")
-	if err != nil {
-		return nil, err
-	}
-	z, err := r.bytes("z")
-	if err != nil {
-		return nil, err
+	f := fields{r: r}
+	priv, msg, z := f.bytes("priv"), f.bytes("msg"), f.bytes("z")
+	if f.err != nil {
+		return nil, f.err
 	}
 	// z before priv (PROTOCOL.md 9.2): a z of the wrong length is an
 	// unusable request, a priv of the wrong length a bad key.
@@ -45,22 +40,14 @@ func (d *driver) xeddsaSign(r request) (answer, error) {
 // xeddsaVerify never fails: whatever cannot be read is not a valid
 // signature.
 func (d *driver) xeddsaVerify(r request) (answer, error) {
-	no := answer{"ok": false}
-	pub, err := r.bytes("pub")
-	if err != nil {
-		return no, nil
-	}
-	msg, err := r.bytes("msg")
-	if err != nil {
-		return no, nil
-	}
-	sig, err := r.bytes("sig")
-	if err != nil {
-		return no, nil
+	f := fields{r: r}
+	pub, msg, sig := f.bytes("pub"), f.bytes("msg"), f.bytes("sig")
+	if f.err != nil {
+		return answer{"ok": false}, nil
 	}
 	k, err := keys.DecodePublicKey(pub)
 	if err != nil {
-		return no, nil
+		return answer{"ok": false}, nil
 	}
 	return answer{"ok": k.Verify(msg, sig)}, nil
 }
@@ -72,39 +59,24 @@ type bundleFields struct {
 	hasOPK               bool
 }
 
-func readBundle(r request) (*bundleFields, error) {
-	o, err := r.object("bundle")
-	if err != nil {
-		return nil, err
-	}
+func readBundle(f *fields) *bundleFields {
+	o := f.object("bundle")
 	var b bundleFields
-	if b.ik, err = o.bytes("ik"); err != nil {
-		return nil, err
-	}
-	if b.spk, err = o.bytes("spk"); err != nil {
-		return nil, err
-	}
-	if b.spkID, err = o.u32("spk_id"); err != nil {
-		return nil, err
-	}
-	if b.spkSig, err = o.bytes("spk_sig"); err != nil {
-		return nil, err
-	}
+	b.ik, b.spk = o.bytes("ik"), o.bytes("spk")
+	b.spkID = o.u32("spk_id")
+	b.spkSig = o.bytes("spk_sig")
+	b.opk, b.hasOPK = o.optBytes("opk")
 	var hasID bool
-	if b.opk, b.hasOPK, err = o.optBytes("opk"); err != nil {
-		return nil, err
-	}
-	if b.opkID, hasID, err = o.optU32("opk_id"); err != nil {
-		return nil, err
-	}
+	b.opkID, hasID = o.optU32("opk_id")
 	if b.hasOPK != hasID {
-		return nil, kindMalformed
+		o.keep(kindMalformed)
 	}
-	return &b, nil
+	f.keep(o.err)
+	return &b
 }
 
-// decode decodes the bundle's keys: bad_key for one that does not. Order
-// and signature are x3dh.Initiate's to check.
+// decode decodes the bundle's keys: bad_key for one that does not. Their
+// order and the signature are x3dh.Initiate's to check.
 func (b *bundleFields) decode() (*x3dh.Bundle, error) {
 	ik, err := keys.DecodePublicKey(b.ik)
 	if err != nil {
@@ -129,18 +101,8 @@ func (b *bundleFields) decode() (*x3dh.Bundle, error) {
 	return out, nil
 }
 
-// x3dhConfig returns the X3DH options of a request: its info, if any. An
-// empty info is the default, as an absent one (PROTOCOL.md 4.4).
-func x3dhConfig(r request) (*x3dh.Config, error) {
-	info, _, err := r.optBytes("info")
-	if err != nil {
-		return nil, err
-	}
-	return &x3dh.Config{Info: info}, nil
-}
-
-// optKey returns the optional private key name: nil when absent, bad_key
-// when not 32 bytes.
+// optKey returns the optional private key raw: nil when not given, bad_key
+// when not 32 bytes. It wipes raw.
 func optKey(raw []byte, given bool) (*keys.PrivateKey, error) {
 	if !given {
 		return nil, nil
@@ -150,22 +112,16 @@ func optKey(raw []byte, given bool) (*keys.PrivateKey, error) {
 	return k, err
 }
 
+// x3dhInitiate runs X3DH as Alice with the request's ephemeral key, handed
+// to x3dh.Initiate through its hazmat key source. An empty info is the
+// default, as an absent one (PROTOCOL.md 4.4): x3dh.Config says the same.
 func (d *driver) x3dhInitiate(r request) (answer, error) {
-	ikRaw, err := r.bytes("ik_priv")
-	if err != nil {
-		return nil, err
-	}
-	ekRaw, err := r.bytes("ek_priv")
-	if err != nil {
-		return nil, err
-	}
-	bf, err := readBundle(r)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := x3dhConfig(r)
-	if err != nil {
-		return nil, err
+	f := fields{r: r}
+	ikRaw, ekRaw := f.bytes("ik_priv"), f.bytes("ek_priv")
+	bf := readBundle(&f)
+	info, _ := f.optBytes("info")
+	if f.err != nil {
+		return nil, f.err
 	}
 	ik, err := keys.NewIdentityKeyPair(ikRaw)
 	clear(ikRaw)
@@ -181,6 +137,7 @@ func (d *driver) x3dhInitiate(r request) (answer, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg := &x3dh.Config{Info: info}
 	hazmat.SetX3DHKeySource(cfg, hazmat.Keys(ek))
 	in, err := x3dh.Initiate(ik, b, cfg)
 	if err != nil {
@@ -191,38 +148,23 @@ func (d *driver) x3dhInitiate(r request) (answer, error) {
 }
 
 // The ids x3dh_respond gives the prekeys it is handed: the request names
-// no ids, and Respond only checks that the header and the keys agree.
+// none, and x3dh.Respond only checks that the header and the keys agree.
 const (
 	respondSPKID = 1
 	respondOPKID = 2
 )
 
+// x3dhRespond runs X3DH as Bob. The header it builds names the keys it was
+// given, so x3dh.ErrPreKeyMismatch cannot occur here.
 func (d *driver) x3dhRespond(r request) (answer, error) {
-	ikRaw, err := r.bytes("ik_priv")
-	if err != nil {
-		return nil, err
+	f := fields{r: r}
+	ikRaw, spkRaw := f.bytes("ik_priv"), f.bytes("spk_priv")
+	opkRaw, hasOPK := f.optBytes("opk_priv")
+	peerIK, peerEK := f.bytes("peer_ik"), f.bytes("peer_ek")
+	info, _ := f.optBytes("info")
+	if f.err != nil {
+		return nil, f.err
 	}
-	spkRaw, err := r.bytes("spk_priv")
-	if err != nil {
-		return nil, err
-	}
-	opkRaw, hasOPK, err := r.optBytes("opk_priv")
-	if err != nil {
-		return nil, err
-	}
-	peerIK, err := r.bytes("peer_ik")
-	if err != nil {
-		return nil, err
-	}
-	peerEK, err := r.bytes("peer_ek")
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := x3dhConfig(r)
-	if err != nil {
-		return nil, err
-	}
-
 	ik, err := keys.NewIdentityKeyPair(ikRaw)
 	clear(ikRaw)
 	if err != nil {
@@ -256,7 +198,7 @@ func (d *driver) x3dhRespond(r request) (answer, error) {
 	if h.EphemeralKey, err = keys.DecodePublicKey(peerEK); err != nil {
 		return nil, err
 	}
-	res, err := x3dh.Respond(ik, spk, opk, h, cfg)
+	res, err := x3dh.Respond(ik, spk, opk, h, &x3dh.Config{Info: info})
 	if err != nil {
 		return nil, err
 	}
@@ -264,78 +206,54 @@ func (d *driver) x3dhRespond(r request) (answer, error) {
 	return answer{"sk": hex.EncodeToString(res.SK[:]), "ad": hex.EncodeToString(res.AD[:])}, nil
 }
 
-// ratchetConfig reads max_skip and max_skipped_keys into a ratchet.Config.
-// The protocol's 0 is the ratchet's "none" (a negative value there, where 0
-// means the default). Values above ratchet.MaxLimit, which the library
-// refuses to bound the work a forged message can cause, are malformed: the
-// request asks for a session this implementation does not offer
-// (PROTOCOL.md 9.2).
-func ratchetConfig(r request) (*ratchet.Config, error) {
-	var cfg ratchet.Config
+// readRatchetInit reads what both ratchet_init operations share: the id,
+// sk and ad, and the limits as a ratchet.Config. The protocol's limit 0 is
+// the ratchet's "none" (a negative value there, where 0 means the default).
+func readRatchetInit(f *fields) (id string, sk, ad []byte, cfg *ratchet.Config) {
+	id = f.str("id")
+	sk, ad = f.bytes("sk"), f.bytes("ad")
+	cfg = new(ratchet.Config)
 	for _, l := range []struct {
 		name string
 		dst  *int
 	}{{"max_skip", &cfg.MaxSkip}, {"max_skipped_keys", &cfg.MaxSkippedKeys}} {
-		v, ok, err := r.optU32(l.name)
-		switch {
-		case err != nil:
-			return nil, err
+		switch v, ok := f.optU32(l.name); {
 		case !ok:
 			// The default: 0 in ratchet.Config.
 		case v == 0:
 			*l.dst = -1
-		case v > ratchet.MaxLimit:
-			return nil, kindMalformed
 		default:
-			*l.dst = int(v)
+			*l.dst = int(min(v, ratchet.MaxLimit+1))
 		}
 	}
-	return &cfg, nil
+	return id, sk, ad, cfg
 }
 
-// readSecret reads sk and ad of ratchet_init_*: sk must be 32 bytes
-// (PROTOCOL.md 12.13) and ad at most ratchet.MaxADSize, both malformed
-// otherwise.
-func readSecret(r request) (sk, ad []byte, err error) {
-	if sk, err = r.bytes("sk"); err != nil {
-		return nil, nil, err
-	}
-	if ad, err = r.bytes("ad"); err != nil {
-		return nil, nil, err
-	}
-	return sk, ad, nil
-}
-
-func checkSecret(sk, ad []byte) error {
-	if len(sk) != ratchet.SecretSize || len(ad) > ratchet.MaxADSize {
+// checkRatchetInit judges sk, ad and the limits once every field has been
+// read, all as malformed (PROTOCOL.md 9.2, 12.13): sk must be 32 bytes,
+// and ad and the limits within what package ratchet accepts (MaxADSize,
+// MaxLimit; the library bounds the limits because a forged message may
+// cost MaxSkip chain steps).
+func checkRatchetInit(sk, ad []byte, cfg *ratchet.Config) error {
+	if len(sk) != ratchet.SecretSize || len(ad) > ratchet.MaxADSize ||
+		cfg.MaxSkip > ratchet.MaxLimit || cfg.MaxSkippedKeys > ratchet.MaxLimit {
 		return kindMalformed
 	}
 	return nil
 }
 
+// ratchetInitAlice starts a bare initiator session; dh_priv, if given, is
+// its first ratchet key, through the Config's hazmat key source.
 func (d *driver) ratchetInitAlice(r request) (answer, error) {
-	id, err := r.str("id")
-	if err != nil {
-		return nil, err
-	}
-	sk, ad, err := readSecret(r)
-	if err != nil {
-		return nil, err
+	f := fields{r: r}
+	id, sk, ad, cfg := readRatchetInit(&f)
+	peer := f.bytes("peer_dh")
+	dhRaw, hasDH := f.optBytes("dh_priv")
+	if f.err != nil {
+		return nil, f.err
 	}
 	defer clear(sk)
-	peer, err := r.bytes("peer_dh")
-	if err != nil {
-		return nil, err
-	}
-	dhRaw, hasDH, err := r.optBytes("dh_priv")
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := ratchetConfig(r)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkSecret(sk, ad); err != nil {
+	if err := checkRatchetInit(sk, ad, cfg); err != nil {
 		return nil, err
 	}
 	peerKey, err := keys.DecodePublicKey(peer)
@@ -358,25 +276,17 @@ func (d *driver) ratchetInitAlice(r request) (answer, error) {
 	return answer{}, nil
 }
 
+// ratchetInitBob starts a bare responder session whose first ratchet key
+// pair (the signed prekey, in X3DH) is dh_priv.
 func (d *driver) ratchetInitBob(r request) (answer, error) {
-	id, err := r.str("id")
-	if err != nil {
-		return nil, err
-	}
-	sk, ad, err := readSecret(r)
-	if err != nil {
-		return nil, err
+	f := fields{r: r}
+	id, sk, ad, cfg := readRatchetInit(&f)
+	dhRaw := f.bytes("dh_priv")
+	if f.err != nil {
+		return nil, f.err
 	}
 	defer clear(sk)
-	dhRaw, err := r.bytes("dh_priv")
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := ratchetConfig(r)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkSecret(sk, ad); err != nil {
+	if err := checkRatchetInit(sk, ad, cfg); err != nil {
 		return nil, err
 	}
 	dh, err := optKey(dhRaw, true)
@@ -392,7 +302,9 @@ func (d *driver) ratchetInitBob(r request) (answer, error) {
 	return answer{}, nil
 }
 
-// store keeps c under id, replacing (and wiping) what was there.
+// store keeps c under id, replacing (and wiping) what was there: only a
+// request that succeeded gets here, so a failed one leaves the id as it
+// was (PROTOCOL.md 9.3).
 func (d *driver) store(id string, c conn) {
 	if old, ok := d.sessions[id]; ok {
 		old.clear()
@@ -409,13 +321,10 @@ func (d *driver) lookup(id string) (conn, error) {
 }
 
 func (d *driver) encrypt(r request) (answer, error) {
-	id, err := r.str("id")
-	if err != nil {
-		return nil, err
-	}
-	pt, err := r.bytes("pt")
-	if err != nil {
-		return nil, err
+	f := fields{r: r}
+	id, pt := f.str("id"), f.bytes("pt")
+	if f.err != nil {
+		return nil, f.err
 	}
 	c, err := d.lookup(id)
 	if err != nil {
@@ -428,24 +337,19 @@ func (d *driver) encrypt(r request) (answer, error) {
 	return answer{"msg": hex.EncodeToString(msg)}, nil
 }
 
+// decrypt checks dh_priv after the session id and before the message,
+// whether or not the message would cause a DH step (PROTOCOL.md 9.2).
 func (d *driver) decrypt(r request) (answer, error) {
-	id, err := r.str("id")
-	if err != nil {
-		return nil, err
-	}
-	msg, err := r.bytes("msg")
-	if err != nil {
-		return nil, err
-	}
-	dhRaw, hasDH, err := r.optBytes("dh_priv")
-	if err != nil {
-		return nil, err
+	f := fields{r: r}
+	id, msg := f.str("id"), f.bytes("msg")
+	dhRaw, hasDH := f.optBytes("dh_priv")
+	if f.err != nil {
+		return nil, f.err
 	}
 	c, err := d.lookup(id)
 	if err != nil {
 		return nil, err
 	}
-	// After the id, before the message (PROTOCOL.md 9.2).
 	dh, err := optKey(dhRaw, hasDH)
 	if err != nil {
 		return nil, err
@@ -473,21 +377,17 @@ func newBare(s *ratchet.Session) *bare {
 
 func (b *bare) encrypt(pt []byte) ([]byte, error) { return b.s.Encrypt(pt) }
 
+// decrypt offers dh, if not nil, as the key of a DH step the message
+// causes. The ratchet draws that key only when it commits the step, so a
+// message that takes no step leaves it unused; the source is removed
+// afterwards either way.
 func (b *bare) decrypt(msg []byte, dh *keys.PrivateKey) ([]byte, error) {
-	return decryptWith(b.s, msg, dh)
+	if dh == nil {
+		return b.s.Decrypt(msg)
+	}
+	hazmat.SetRatchetKeySource(b.s, hazmat.Keys(dh))
+	defer hazmat.SetRatchetKeySource(b.s, nil)
+	return b.s.Decrypt(msg)
 }
 
 func (b *bare) clear() { b.s.Clear() }
-
-// decryptWith decrypts msg on s with dh, if not nil, as the key of a DH
-// step the message causes. The ratchet draws that key only when it commits
-// the step, so a message that takes no step leaves it unused; the source is
-// removed afterwards either way.
-func decryptWith(s *ratchet.Session, msg []byte, dh *keys.PrivateKey) ([]byte, error) {
-	if dh == nil {
-		return s.Decrypt(msg)
-	}
-	hazmat.SetRatchetKeySource(s, hazmat.Keys(dh))
-	defer hazmat.SetRatchetKeySource(s, nil)
-	return s.Decrypt(msg)
-}

@@ -197,3 +197,84 @@ func (r request) objects(name string) ([]request, error) {
 	}
 	return out, nil
 }
+
+// fields reads the fields of one request and keeps the first error, so
+// that an operation reads all of its fields, checks once, and so judges a
+// request's shape (malformed) before anything in it.
+type fields struct {
+	r   request
+	err error
+}
+
+func (f *fields) keep(err error) {
+	if f.err == nil {
+		f.err = err
+	}
+}
+
+func (f *fields) str(name string) string {
+	if f.err != nil {
+		return ""
+	}
+	s, err := f.r.str(name)
+	f.keep(err)
+	return s
+}
+
+func (f *fields) bytes(name string) []byte {
+	if f.err != nil {
+		return nil
+	}
+	b, err := f.r.bytes(name)
+	f.keep(err)
+	return b
+}
+
+func (f *fields) optBytes(name string) ([]byte, bool) {
+	if f.err != nil {
+		return nil, false
+	}
+	b, ok, err := f.r.optBytes(name)
+	f.keep(err)
+	return b, ok
+}
+
+func (f *fields) u32(name string) uint32 {
+	if f.err != nil {
+		return 0
+	}
+	v, err := f.r.u32(name)
+	f.keep(err)
+	return v
+}
+
+func (f *fields) optU32(name string) (uint32, bool) {
+	if f.err != nil {
+		return 0, false
+	}
+	v, ok, err := f.r.optU32(name)
+	f.keep(err)
+	return v, ok
+}
+
+func (f *fields) object(name string) *fields {
+	if f.err != nil {
+		return &fields{err: f.err}
+	}
+	o, err := f.r.object(name)
+	f.keep(err)
+	return &fields{r: o, err: err}
+}
+
+func (f *fields) objects(name string) []*fields {
+	if f.err != nil {
+		return nil
+	}
+	os, err := f.r.objects(name)
+	f.keep(err)
+	out := make([]*fields, len(os))
+	for i, o := range os {
+		out[i] = &fields{r: o}
+	}
+	return out
+}

@@ -112,30 +112,17 @@ const (
 	typePreKey     = 0x02
 )
 
+// sessionInitiate makes an initiator: X3DH on the bundle and the first
+// ratchet step, through session.Manager.StartSession.
 func (d *driver) sessionInitiate(r request) (answer, error) {
-	id, err := r.str("id")
-	if err != nil {
-		return nil, err
-	}
-	ikRaw, err := r.bytes("ik_priv")
-	if err != nil {
-		return nil, err
-	}
-	ekRaw, hasEK, err := r.optBytes("ek_priv")
-	if err != nil {
-		return nil, err
-	}
-	dhRaw, hasDH, err := r.optBytes("dh_priv")
-	if err != nil {
-		return nil, err
-	}
-	bf, err := readBundle(r)
-	if err != nil {
-		return nil, err
-	}
-	info, _, err := r.optBytes("info")
-	if err != nil {
-		return nil, err
+	f := fields{r: r}
+	id, ikRaw := f.str("id"), f.bytes("ik_priv")
+	ekRaw, hasEK := f.optBytes("ek_priv")
+	dhRaw, hasDH := f.optBytes("dh_priv")
+	bf := readBundle(&f)
+	info, _ := f.optBytes("info")
+	if f.err != nil {
+		return nil, f.err
 	}
 
 	// Keys in the order the X3DH initiator reads them (PROTOCOL.md 4.2);
@@ -184,48 +171,30 @@ type preKeyFields struct {
 	priv []byte
 }
 
-func readPreKey(o request) (preKeyFields, error) {
-	var p preKeyFields
-	var err error
-	if p.id, err = o.u32("id"); err != nil {
-		return p, err
-	}
-	p.priv, err = o.bytes("priv")
-	return p, err
+func readPreKey(o *fields) preKeyFields {
+	return preKeyFields{id: o.u32("id"), priv: o.bytes("priv")}
 }
 
+// sessionRespond makes a responder holding one signed prekey (signed here:
+// the protocol gives no signature, and the Manager never checks its own)
+// and the listed one-time prekeys, with no session and no trusted peer.
 func (d *driver) sessionRespond(r request) (answer, error) {
-	id, err := r.str("id")
-	if err != nil {
-		return nil, err
-	}
-	ikRaw, err := r.bytes("ik_priv")
-	if err != nil {
-		return nil, err
-	}
-	spkObj, err := r.object("spk")
-	if err != nil {
-		return nil, err
-	}
-	spkF, err := readPreKey(spkObj)
-	if err != nil {
-		return nil, err
-	}
-	opkObjs, err := r.objects("opks")
-	if err != nil {
-		return nil, err
-	}
+	f := fields{r: r}
+	id, ikRaw := f.str("id"), f.bytes("ik_priv")
+	spkObj := f.object("spk")
+	spkF := readPreKey(spkObj)
+	f.keep(spkObj.err)
+	opkObjs := f.objects("opks")
 	opkF := make([]preKeyFields, len(opkObjs))
-	seen := make(map[uint32]bool, len(opkObjs))
 	for i, o := range opkObjs {
-		if opkF[i], err = readPreKey(o); err != nil {
-			return nil, err
-		}
+		opkF[i] = readPreKey(o)
+		f.keep(o.err)
 	}
-	info, _, err := r.optBytes("info")
-	if err != nil {
-		return nil, err
+	info, _ := f.optBytes("info")
+	if f.err != nil {
+		return nil, f.err
 	}
+	seen := make(map[uint32]bool, len(opkF))
 	for _, p := range opkF {
 		if seen[p.id] {
 			return nil, kindMalformed
