@@ -10,11 +10,41 @@
 // AES hardware. The two never interoperate: a suite is part of a session's
 // configuration.
 //
-// This differs from Signal's Double Ratchet recommendation (AES-256-CBC and a
-// truncated HMAC): messages are not wire-compatible with Signal's.
+// # Deviations from Signal
 //
-// Every Open failure is the one opaque error [ErrOpen], and a failed Open
-// returns no plaintext.
+// Signal's Double Ratchet recommendation encrypts with AES-256-CBC and a
+// truncated HMAC-SHA256, keyed from an 80-byte HKDF output. This package
+// uses an AEAD instead, so messages are not wire-compatible with Signal's.
+//
+// # What it does and does not protect
+//
+// Open authenticates the ciphertext and the associated data together; the
+// caller puts everything that must not be changed in transit (the parties'
+// identities, the message header) in ad. Every Open failure is the one
+// opaque error [ErrOpen], whatever failed, and a failed Open returns no
+// plaintext and leaves none in dst. Attacker-controlled ciphertext and
+// associated data never cause a panic.
+//
+// The construction is safe only while each message key seals one message:
+// the nonce is a function of the key, so sealing two messages under one key
+// reuses a nonce, which breaks both AES-GCM and ChaCha20-Poly1305. The
+// ratchet guarantees that; code using this package directly must too.
+// Neither cipher commits to its key, which matters only when one ciphertext
+// could be tried under several keys chosen by an attacker; message keys are
+// secret and derived, so that does not arise here.
+//
+// The derived key and nonce and the HKDF intermediates are wiped after each
+// call, best effort: the ciphers' own key schedules, allocated by crypto/aes,
+// crypto/cipher and x/crypto, cannot be wiped and are left to the garbage
+// collector, and Go gives no control over copies the runtime makes.
+//
+// # Performance
+//
+// A call derives its key with the allocation-free HKDF of internal/kdf and
+// then builds the cipher, which costs the allocations crypto/aes and
+// crypto/cipher (or x/crypto) make for a key schedule and nothing else when
+// dst has room. Pass ad from a heap buffer you own: a stack buffer handed
+// through the Suite interface escapes, one more allocation per call.
 package aead
 
 import (
@@ -45,13 +75,18 @@ var ErrOpen = errors.New("aead: message authentication failed")
 // Suite encrypts single messages under single-use message keys.
 type Suite interface {
 	// Seal encrypts and authenticates plaintext, authenticates ad, and
-	// appends the ciphertext and tag to dst. mk must be KeySize bytes and
-	// must never be used again; Seal panics on a wrong length.
-	// To reuse plaintext's storage, use plaintext[:0] as dst.
+	// appends the ciphertext and tag (len(plaintext)+Overhead bytes) to dst.
+	// mk must be KeySize bytes and must never be used again; Seal panics on
+	// a wrong length, a bug in the caller. To reuse plaintext's storage, use
+	// plaintext[:0] as dst; otherwise dst must not overlap plaintext or ad
+	// (the ciphers panic on inexact overlap, as cipher.AEAD's do).
 	Seal(dst, mk, plaintext, ad []byte) []byte
 	// Open authenticates and decrypts ciphertext and ad and appends the
-	// plaintext to dst. On failure it returns ErrOpen and no plaintext, and
-	// whatever it wrote into dst's spare capacity is zeroed.
+	// plaintext to dst. On any failure it returns nil and ErrOpen, and the
+	// part of dst's spare capacity that the plaintext would have used is
+	// zeroed. It panics only if mk is not KeySize bytes, a bug in the caller;
+	// ciphertext and ad may be anything. To decrypt in place, use
+	// ciphertext[:0] as dst.
 	Open(dst, mk, ciphertext, ad []byte) ([]byte, error)
 	// Name names the suite, for diagnostics.
 	Name() string
@@ -96,31 +131,34 @@ type scratch struct {
 
 var scratchPool = sync.Pool{New: func() any { return &scratch{h: kdf.NewHasher()} }}
 
+func (sc *scratch) key() *[32]byte   { return (*[32]byte)(sc.derived[:32]) }
+func (sc *scratch) nonce() *[12]byte { return (*[12]byte)(sc.derived[32:]) }
+
+// release wipes the derived key and nonce and the HKDF intermediates, then
+// returns sc to the pool. The cipher's own key schedule, allocated by
+// crypto/aes or x/crypto, is left to the garbage collector: there is no way
+// to wipe it.
+func (sc *scratch) release() {
+	clear(sc.derived[:])
+	sc.h.Wipe()
+	scratchPool.Put(sc)
+}
+
 func (s *suite) Name() string { return s.name }
 
-// derive returns a scratch holding the key and nonce for mk, and the cipher.
-func (s *suite) derive(mk []byte) (*scratch, cipher.AEAD) {
+// derive returns a scratch holding the cipher key and nonce for mk.
+func (s *suite) derive(mk []byte) *scratch {
 	if len(mk) != KeySize {
 		panic("aead: message key must be 32 bytes")
 	}
 	sc := scratchPool.Get().(*scratch)
 	sc.h.HKDF(sc.derived[:], kdf.ZeroSalt(), mk, s.info)
-	c, err := s.new(sc.derived[:32])
-	if err != nil {
-		// Both constructors only fail on a wrong key length.
-		panic("aead: internal error: " + err.Error())
-	}
-	return sc, c
-}
-
-func (sc *scratch) release() {
-	clear(sc.derived[:])
-	scratchPool.Put(sc)
+	return sc
 }
 
 func (s *suite) Seal(dst, mk, plaintext, ad []byte) []byte {
-	sc, c := s.derive(mk)
-	out := c.Seal(dst, sc.derived[32:], plaintext, ad)
+	sc := s.derive(mk)
+	out := s.sealRaw(dst, sc.key(), sc.nonce(), plaintext, ad)
 	sc.release()
 	return out
 }
@@ -130,12 +168,46 @@ func (s *suite) Open(dst, mk, ciphertext, ad []byte) ([]byte, error) {
 		panic("aead: message key must be 32 bytes")
 	}
 	if len(ciphertext) < Overhead {
+		// Not worth a derivation; openRaw would refuse it too.
 		return nil, ErrOpen
 	}
-	sc, c := s.derive(mk)
-	out, err := c.Open(dst, sc.derived[32:], ciphertext, ad)
+	sc := s.derive(mk)
+	out, err := s.openRaw(dst, sc.key(), sc.nonce(), ciphertext, ad)
 	sc.release()
+	return out, err
+}
+
+// newAEAD returns the suite's AEAD under key.
+func (s *suite) newAEAD(key *[32]byte) cipher.AEAD {
+	c, err := s.new(key[:])
 	if err != nil {
+		// Both constructors only fail on a wrong key length.
+		panic("aead: internal error: " + err.Error())
+	}
+	return c
+}
+
+// sealRaw is Seal after the key derivation: the suite's cipher under key and
+// nonce. It exists apart so that tests can run the cipher's own vectors
+// through the exact code Seal uses.
+func (s *suite) sealRaw(dst []byte, key *[32]byte, nonce *[12]byte, plaintext, ad []byte) []byte {
+	return s.newAEAD(key).Seal(dst, nonce[:], plaintext, ad)
+}
+
+// openRaw is Open after the key derivation. Every failure is ErrOpen with a
+// nil result, and the part of dst's spare capacity that the plaintext would
+// have occupied is zeroed. The ciphers already clear their output on
+// failure; doing it here as well makes that a property of this package
+// rather than of the cipher behind it.
+func (s *suite) openRaw(dst []byte, key *[32]byte, nonce *[12]byte, ciphertext, ad []byte) ([]byte, error) {
+	if len(ciphertext) < Overhead {
+		return nil, ErrOpen
+	}
+	out, err := s.newAEAD(key).Open(dst, nonce[:], ciphertext, ad)
+	if err != nil {
+		if n := len(ciphertext) - Overhead; cap(dst)-len(dst) >= n {
+			clear(dst[len(dst) : len(dst)+n])
+		}
 		return nil, ErrOpen
 	}
 	return out, nil

@@ -11,6 +11,21 @@
 // ladder and gives the same u-coordinate (RFC 7748, section 4.1).
 //
 // Everything here is constant time in the secret scalar.
+//
+// # What is and is not checked
+//
+// ScalarMult is exactly RFC 7748's X25519 function: it accepts every 32-byte
+// u-coordinate, masks bit 255, reduces non-canonical values and happily
+// multiplies points of the quadratic twist, which is what makes X25519 safe
+// without point validation. DH adds the one check RFC 7748 section 6.1
+// recommends, rejecting the all-zero output that small-order inputs give.
+// Rejecting non-canonical encodings (u ≥ p) is the decoder's job, with
+// IsCanonical; keys.DecodePublicKey does it, so that every public key has one
+// encoding.
+//
+// Stack copies of the clamped scalar are wiped, best effort: the field
+// elements of the ladder and copies the compiler or runtime make are out of
+// reach.
 package curve
 
 import (

@@ -10,36 +10,63 @@
 // allocation. The all-zero HKDF salt used by the profile's message-key and
 // X3DH derivations is precomputed once per process.
 //
-// The SHA-256 compression itself is crypto/sha256's, hardware-accelerated
-// where the CPU allows; states are saved and restored through its
-// encoding.BinaryAppender and encoding.BinaryUnmarshaler methods.
+// # How the hashing is done
+//
+// The SHA-256 compression is crypto/sha256's, hardware-accelerated where the
+// CPU allows. States are saved and restored through its
+// encoding.BinaryAppender and encoding.BinaryUnmarshaler methods, whose
+// layout ("sha\x03", the eight chaining words big-endian, the buffered block,
+// the length) the standard library keeps stable so that saved states stay
+// loadable across releases. This package pads messages itself and only ever
+// writes whole blocks, so every Write goes straight to the compression
+// function, and it reads the digest out of the saved state's chaining words
+// instead of calling Sum, which would copy the hash state and pad again. A
+// self-check against crypto/sha256 guards that reading.
+//
+// # Secrets
+//
+// A [Key] is as secret as the key it was made from, and a [Hasher]'s buffers
+// hold intermediate values after use. Both print as REDACTED under every fmt
+// verb. [Key.Clear] and [Put] wipe them; that is best effort, since Go gives
+// no control over copies the runtime makes.
 package kdf
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding"
+	"encoding/binary"
+	"fmt"
 	"hash"
+	"io"
 	"sync"
 )
 
 const (
 	// Size is the output length of HMAC-SHA256 and the HKDF-SHA256 PRK.
 	Size = sha256.Size
-	// blockSize is SHA-256's block size, the HMAC pad length.
-	blockSize = sha256.BlockSize
-	// stateSize is the length of crypto/sha256's marshaled state:
-	// "sha\x03" || h[8] (u32) || buffered block (64) || length (u64).
-	stateSize = 4 + 8*4 + blockSize + 8
 	// MaxExpand is the longest output HKDF-SHA256 can produce.
 	MaxExpand = 255 * Size
-	// scratchSize bounds the buffer through which input is copied into the
-	// hash. It only has to be large enough for the common messages.
-	scratchSize = 256
+
+	blockSize = sha256.BlockSize
+	// stateSize is the length of crypto/sha256's marshaled state:
+	// "sha\x03" || h[8] (u32, big-endian) || buffered block (64) || length (u64).
+	stateSize = 4 + 8*4 + blockSize + 8
+	// digestOffset locates the chaining words, which after the final block
+	// are the digest, in the marshaled state.
+	digestOffset = 4
+	// chunkSize is how much input is gathered before it is compressed.
+	chunkSize = 4 * blockSize
+	// bufSize leaves room for the padding (0x80, zeros, the 8-byte length)
+	// after the at most chunkSize-1 bytes still waiting: one more block.
+	bufSize = chunkSize + blockSize
 )
 
 // Key is an HMAC-SHA256 key in precomputed form: the SHA-256 states after
 // absorbing key⊕ipad and key⊕opad. It is as secret as the key it came from.
-// The zero Key is not valid; set it with [Hasher.SetKey].
+// The zero Key is not valid; set it with [Hasher.SetKey]. A Key may be
+// copied, and may live anywhere (stack or heap) without costing allocations.
 type Key struct {
 	inner, outer [stateSize]byte
 }
@@ -51,37 +78,70 @@ func (k *Key) Clear() {
 	clear(k.outer[:])
 }
 
-// String and GoString keep key material out of formatted output.
-func (k *Key) String() string   { return "kdf.Key(REDACTED)" }
-func (k *Key) GoString() string { return k.String() }
+// String, GoString and Format keep key material out of formatted output,
+// whatever the verb, for Key values and pointers alike.
+func (Key) String() string                   { return "kdf.Key(REDACTED)" }
+func (k Key) GoString() string               { return k.String() }
+func (k Key) Format(f fmt.State, _ rune)     { io.WriteString(f, k.String()) }
+func (*Hasher) String() string               { return "kdf.Hasher(REDACTED)" }
+func (h *Hasher) Format(f fmt.State, _ rune) { io.WriteString(f, h.String()) }
 
-// Hasher holds the SHA-256 state and scratch buffers that the MAC and KDF
-// functions work in. It is not safe for concurrent use; get one per goroutine
-// or use [Get] and [Put]. Its buffers may hold secret intermediate values
-// after use; [Put] wipes them.
+// Hasher holds the SHA-256 state and buffers that the MAC and KDF functions
+// work in. It is not safe for concurrent use; keep one per goroutine or
+// session, or use [Get] and [Put]. Its buffers may hold secret intermediate
+// values after use; [Put] wipes them.
 type Hasher struct {
-	h       hash.Hash
+	d       hash.Hash
 	save    encoding.BinaryAppender
 	restore encoding.BinaryUnmarshaler
 
-	// All bytes handed to h pass through these buffers, which live on the
-	// heap with the Hasher: passing a caller's stack buffer to an interface
-	// method would make it escape, costing an allocation per call.
-	scratch [scratchSize]byte
-	sum     [Size]byte
-	prk     Key
+	// All bytes handed to d pass through buf, and states through state,
+	// both on the heap with the Hasher: handing a caller's buffer to an
+	// interface method would make it escape, an allocation per call.
+	buf   [bufSize]byte
+	n     int    // bytes of buf waiting to be compressed
+	total uint64 // message length so far, in bytes, for the padding
+	state [stateSize]byte
+	sum   [Size]byte
+	prk   Key
 }
 
 // NewHasher returns a Hasher. It allocates; reuse Hashers on hot paths.
 func NewHasher() *Hasher {
-	h := sha256.New()
-	save, ok1 := h.(encoding.BinaryAppender)
-	restore, ok2 := h.(encoding.BinaryUnmarshaler)
+	d := sha256.New()
+	save, ok1 := d.(encoding.BinaryAppender)
+	restore, ok2 := d.(encoding.BinaryUnmarshaler)
 	if !ok1 || !ok2 {
 		panic("kdf: crypto/sha256 state cannot be saved and restored")
 	}
-	return &Hasher{h: h, save: save, restore: restore}
+	h := &Hasher{d: d, save: save, restore: restore}
+	if err := selfCheck(); err != nil {
+		panic(err)
+	}
+	return h
 }
+
+// selfCheck compares the digest this package reads out of a saved state with
+// crypto/sha256's Sum, once per process, for a message that spans the
+// chunking and padding boundaries.
+var selfCheck = sync.OnceValue(func() error {
+	h := &Hasher{d: sha256.New()}
+	h.save = h.d.(encoding.BinaryAppender)
+	h.restore = h.d.(encoding.BinaryUnmarshaler)
+	msg := make([]byte, chunkSize+blockSize-8)
+	for i := range msg {
+		msg[i] = byte(i)
+	}
+	var got [Size]byte
+	h.d.Reset()
+	h.n, h.total = 0, 0
+	h.absorb(msg)
+	h.end(&got)
+	if want := sha256.Sum256(msg); !bytes.Equal(got[:], want[:]) {
+		return fmt.Errorf("kdf: internal error: crypto/sha256 state layout changed")
+	}
+	return nil
+})
 
 var pool = sync.Pool{New: func() any { return NewHasher() }}
 
@@ -90,92 +150,125 @@ func Get() *Hasher { return pool.Get().(*Hasher) }
 
 // Put wipes h's buffers and returns it to the pool.
 func Put(h *Hasher) {
-	h.wipe()
+	h.Wipe()
 	pool.Put(h)
 }
 
-func (h *Hasher) wipe() {
-	h.h.Reset()
-	clear(h.scratch[:])
+// Wipe clears the intermediate values h holds, as Put does, for a Hasher kept
+// outside the pool. It costs about as much as a short memclr.
+func (h *Hasher) Wipe() {
+	h.d.Reset()
+	clear(h.buf[:])
+	clear(h.state[:])
 	clear(h.sum[:])
 	h.prk.Clear()
+	h.n, h.total = 0, 0
 }
 
-// write feeds p to the hash through the scratch buffer.
-func (h *Hasher) write(p []byte) {
-	for len(p) > 0 {
-		n := copy(h.scratch[:], p)
-		h.h.Write(h.scratch[:n])
-		p = p[n:]
-	}
-}
-
-func (h *Hasher) resume(state *[stateSize]byte) {
-	if err := h.restore.UnmarshalBinary(state[:]); err != nil {
+// begin resumes hashing from state, a saved state that has absorbed exactly
+// one pad block.
+func (h *Hasher) begin(state *[stateSize]byte) {
+	h.state = *state
+	if err := h.restore.UnmarshalBinary(h.state[:]); err != nil {
 		panic("kdf: internal error: " + err.Error())
 	}
+	h.n, h.total = 0, blockSize
 }
 
-func (h *Hasher) snapshot(state *[stateSize]byte) {
-	b, err := h.save.AppendBinary(state[:0])
+// absorb adds p to the message, compressing whenever a chunk is full.
+func (h *Hasher) absorb(p []byte) {
+	h.total += uint64(len(p))
+	for len(p) > 0 {
+		c := copy(h.buf[h.n:chunkSize], p)
+		h.n += c
+		p = p[c:]
+		if h.n == chunkSize {
+			h.d.Write(h.buf[:chunkSize])
+			h.n = 0
+		}
+	}
+}
+
+// end pads the message (FIPS 180-4, section 5.1.1), compresses what is left
+// and sets out to the digest.
+func (h *Hasher) end(out *[Size]byte) {
+	n := h.n
+	h.buf[n] = 0x80
+	n++
+	last := (n + 8 + blockSize - 1) &^ (blockSize - 1)
+	clear(h.buf[n : last-8])
+	binary.BigEndian.PutUint64(h.buf[last-8:last], h.total<<3)
+	h.d.Write(h.buf[:last])
+	h.n = 0
+	h.snapshot()
+	copy(out[:], h.state[digestOffset:digestOffset+Size])
+}
+
+// snapshot saves the hash state into h.state.
+func (h *Hasher) snapshot() {
+	b, err := h.save.AppendBinary(h.state[:0])
 	if err != nil || len(b) != stateSize {
 		panic("kdf: internal error: unexpected SHA-256 state size")
 	}
 }
 
+var ipad, opad = bytes.Repeat([]byte{0x36}, blockSize), bytes.Repeat([]byte{0x5c}, blockSize)
+
 // SetKey sets k to the precomputed form of the HMAC-SHA256 key key, of any
 // length (keys longer than a block are hashed first, as RFC 2104 says).
 func (h *Hasher) SetKey(k *Key, key []byte) {
-	pad := h.scratch[:blockSize]
 	if len(key) > blockSize {
-		h.h.Reset()
-		h.write(key)
-		h.h.Sum(h.sum[:0])
+		h.d.Reset()
+		h.n, h.total = 0, 0
+		h.absorb(key)
+		h.end(&h.sum)
 		key = h.sum[:]
 	}
-	clear(pad)
-	copy(pad, key)
-	for i := range pad {
-		pad[i] ^= 0x36
-	}
-	h.h.Reset()
-	h.h.Write(pad)
-	h.snapshot(&k.inner)
-	for i := range pad {
-		pad[i] ^= 0x36 ^ 0x5c
-	}
-	h.h.Reset()
-	h.h.Write(pad)
-	h.snapshot(&k.outer)
-	clear(pad)
+	// buf holds the zero-padded key in its second block and the pad in its
+	// first.
+	pad, padded := h.buf[:blockSize], h.buf[blockSize:2*blockSize]
+	clear(padded)
+	copy(padded, key)
+	subtle.XORBytes(pad, padded, ipad[:])
+	h.d.Reset()
+	h.d.Write(pad)
+	h.snapshot()
+	k.inner = h.state
+	subtle.XORBytes(pad, padded, opad[:])
+	h.d.Reset()
+	h.d.Write(pad)
+	h.snapshot()
+	k.outer = h.state
+	clear(h.buf[:2*blockSize])
+	clear(h.sum[:])
 }
 
 // MAC sets out to HMAC-SHA256(k, m1 || m2 || m3). Any of the parts may be
 // empty; splitting the message saves the caller a concatenation.
 func (h *Hasher) MAC(out *[Size]byte, k *Key, m1, m2, m3 []byte) {
-	h.resume(&k.inner)
-	h.write(m1)
-	h.write(m2)
-	h.write(m3)
+	h.begin(&k.inner)
+	h.absorb(m1)
+	h.absorb(m2)
+	h.absorb(m3)
+	h.end(&h.sum)
 	h.finish(out, k)
 }
 
 // MACByte sets out to HMAC-SHA256(k, {b}), the chain-key step of the Double
 // Ratchet.
 func (h *Hasher) MACByte(out *[Size]byte, k *Key, b byte) {
-	h.resume(&k.inner)
-	h.scratch[0] = b
-	h.h.Write(h.scratch[:1])
+	h.begin(&k.inner)
+	h.buf[0] = b
+	h.n, h.total = 1, blockSize+1
+	h.end(&h.sum)
 	h.finish(out, k)
 }
 
-// finish completes an HMAC whose inner hash has absorbed the message.
+// finish runs the outer hash over the inner digest in h.sum.
 func (h *Hasher) finish(out *[Size]byte, k *Key) {
-	h.h.Sum(h.sum[:0])
-	h.resume(&k.outer)
-	h.h.Write(h.sum[:])
-	h.h.Sum(h.sum[:0])
-	*out = h.sum
+	h.begin(&k.outer)
+	h.absorb(h.sum[:])
+	h.end(out)
 }
 
 // Extract sets prk to the precomputed key of HKDF-Extract(salt, ikm).
@@ -193,15 +286,14 @@ func (h *Hasher) Expand(out []byte, prk *Key, info []byte) {
 		panic("kdf: HKDF output too long")
 	}
 	var t [Size]byte
-	var ctr [1]byte
-	for i := 0; len(out) > 0; i++ {
-		ctr[0] = byte(i + 1)
-		h.resume(&prk.inner)
-		if i > 0 {
-			h.write(t[:])
+	for i := 1; len(out) > 0; i++ {
+		h.begin(&prk.inner)
+		if i > 1 {
+			h.absorb(t[:])
 		}
-		h.write(info)
-		h.write(ctr[:])
+		h.absorb(info)
+		h.absorb([]byte{byte(i)})
+		h.end(&h.sum)
 		h.finish(&t, prk)
 		out = out[copy(out, t[:]):]
 	}
@@ -220,8 +312,7 @@ func (h *Hasher) HKDF(out []byte, salt *Key, ikm, info []byte) {
 // uses when no salt is given (a salt of HashLen zeros).
 var zeroSalt = sync.OnceValue(func() *Key {
 	k := new(Key)
-	h := NewHasher()
-	h.SetKey(k, make([]byte, Size))
+	NewHasher().SetKey(k, make([]byte, Size))
 	return k
 })
 
