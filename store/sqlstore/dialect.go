@@ -1,0 +1,177 @@
+package sqlstore
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Dialect selects the SQL that a Store speaks. The package imports no
+// driver, so it cannot tell the database from the *sql.DB alone.
+type Dialect int
+
+const (
+	// SQLite is SQLite 3.35 or later, as modernc.org/sqlite provides.
+	SQLite Dialect = iota + 1
+	// PostgreSQL is PostgreSQL 12 or later, through a database/sql driver
+	// such as pgx's stdlib package.
+	PostgreSQL
+)
+
+func (d Dialect) String() string {
+	switch d {
+	case SQLite:
+		return "SQLite"
+	case PostgreSQL:
+		return "PostgreSQL"
+	}
+	return "Dialect(" + strconv.Itoa(int(d)) + ")"
+}
+
+// queries is the SQL of one dialect. Statements are written once, with ?
+// placeholders, and rebound for PostgreSQL, which numbers them.
+type queries struct {
+	dir string // of the dialect's migrations
+
+	// lock starts every Update. Its row lock (PostgreSQL) or write lock
+	// (SQLite) on the schema row serializes Updates across connections
+	// and processes, and it returns the schema version to check. On
+	// SQLite it is the transaction's first statement and a write, so it
+	// takes the write lock at once, waiting under busy_timeout; a
+	// transaction that read first and wrote later would instead fail with
+	// SQLITE_BUSY whenever another connection had written in between.
+	lock string
+	// migrationLock serializes concurrent Opens of a new PostgreSQL
+	// database, whose CREATE TABLE IF NOT EXISTS statements would
+	// otherwise race.
+	migrationLock string
+	createSchema  string
+	initSchema    string
+	schemaVersion string
+	setVersion    string
+
+	localLoad, localSave                                 string
+	identityLoad, identitySave, identityDelete           string
+	preKeyLoad, preKeyRemove, preKeyCount, preKeyLastID  string
+	preKeyBumpLastID                                     string
+	savepoint, rollbackToSavepoint, releaseSavepoint     string
+	signedLoad, signedAdd, signedList, signedRemove      string
+	sessionLoad, sessionSave, sessionDelete, sessionDevs string
+}
+
+// preKeyInsertRows is how many prekeys one INSERT statement adds, which
+// keeps its placeholders well below both databases' limits.
+const preKeyInsertRows = 256
+
+// preKeyInsert returns an INSERT of n prekeys that skips stored ids.
+func (d Dialect) preKeyInsert(n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO ratchetkit_prekeys (id, private_key) VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?)")
+	}
+	b.WriteString(" ON CONFLICT (id) DO NOTHING")
+	return d.rebind(b.String())
+}
+
+func newQueries(d Dialect) *queries {
+	q := &queries{
+		createSchema: `CREATE TABLE IF NOT EXISTS ratchetkit_schema (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	version INTEGER NOT NULL)`,
+		initSchema:    `INSERT INTO ratchetkit_schema (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING`,
+		schemaVersion: `SELECT version FROM ratchetkit_schema WHERE id = 1`,
+		setVersion:    `UPDATE ratchetkit_schema SET version = ? WHERE id = 1`,
+
+		localLoad: `SELECT private_key, device_id FROM ratchetkit_local WHERE id = 1`,
+		localSave: `INSERT INTO ratchetkit_local (id, private_key, device_id) VALUES (1, ?, ?)
+	ON CONFLICT (id) DO UPDATE SET private_key = excluded.private_key, device_id = excluded.device_id`,
+
+		identityLoad: `SELECT public_key FROM ratchetkit_identities WHERE name_hash = ? AND device_id = ?`,
+		identitySave: `INSERT INTO ratchetkit_identities (name_hash, device_id, name, public_key) VALUES (?, ?, ?, ?)
+	ON CONFLICT (name_hash, device_id) DO UPDATE SET public_key = excluded.public_key`,
+		identityDelete: `DELETE FROM ratchetkit_identities WHERE name_hash = ? AND device_id = ?`,
+
+		preKeyLoad:       `SELECT private_key FROM ratchetkit_prekeys WHERE id = ?`,
+		preKeyRemove:     `DELETE FROM ratchetkit_prekeys WHERE id = ?`,
+		preKeyCount:      `SELECT COUNT(*) FROM ratchetkit_prekeys`,
+		preKeyLastID:     `SELECT last_id FROM ratchetkit_prekey_counter WHERE id = 1`,
+		preKeyBumpLastID: `UPDATE ratchetkit_prekey_counter SET last_id = ? WHERE id = 1 AND last_id < ?`,
+
+		savepoint:           `SAVEPOINT ratchetkit_add`,
+		rollbackToSavepoint: `ROLLBACK TO SAVEPOINT ratchetkit_add`,
+		releaseSavepoint:    `RELEASE SAVEPOINT ratchetkit_add`,
+
+		signedLoad: `SELECT created, private_key, signature FROM ratchetkit_signed_prekeys WHERE id = ?`,
+		signedAdd: `INSERT INTO ratchetkit_signed_prekeys (id, created, private_key, signature) VALUES (?, ?, ?, ?)
+	ON CONFLICT (id) DO NOTHING`,
+		signedList:   `SELECT id, created FROM ratchetkit_signed_prekeys ORDER BY created, id`,
+		signedRemove: `DELETE FROM ratchetkit_signed_prekeys WHERE id = ?`,
+
+		sessionLoad: `SELECT record FROM ratchetkit_sessions WHERE name_hash = ? AND device_id = ?`,
+		sessionSave: `INSERT INTO ratchetkit_sessions (name_hash, device_id, name, record) VALUES (?, ?, ?, ?)
+	ON CONFLICT (name_hash, device_id) DO UPDATE SET record = excluded.record`,
+		sessionDelete: `DELETE FROM ratchetkit_sessions WHERE name_hash = ? AND device_id = ?`,
+		sessionDevs:   `SELECT device_id FROM ratchetkit_sessions WHERE name_hash = ? ORDER BY device_id`,
+	}
+	switch d {
+	case SQLite:
+		q.dir = "migrations/sqlite"
+		q.lock = `UPDATE ratchetkit_schema SET version = version WHERE id = 1 RETURNING version`
+	case PostgreSQL:
+		q.dir = "migrations/postgres"
+		q.lock = `SELECT version FROM ratchetkit_schema WHERE id = 1 FOR UPDATE`
+		// Any fixed key will do; this one spells "ratchetk".
+		q.migrationLock = `SELECT pg_advisory_xact_lock(8241996763366782059)`
+		q.createSchema = `CREATE TABLE IF NOT EXISTS ratchetkit_schema (
+	id SMALLINT PRIMARY KEY CHECK (id = 1),
+	version BIGINT NOT NULL)`
+	default:
+		return nil
+	}
+	for _, s := range []*string{
+		&q.setVersion, &q.localSave, &q.identityLoad, &q.identitySave, &q.identityDelete,
+		&q.preKeyLoad, &q.preKeyRemove, &q.preKeyBumpLastID,
+		&q.signedLoad, &q.signedAdd, &q.signedRemove,
+		&q.sessionLoad, &q.sessionSave, &q.sessionDelete, &q.sessionDevs,
+	} {
+		*s = d.rebind(*s)
+	}
+	return q
+}
+
+// prepared lists the statements a Store prepares at Open: all those its
+// transactions run, except the prekey INSERTs, whose length varies.
+func (q *queries) prepared() []string {
+	return []string{
+		q.lock,
+		q.localLoad, q.localSave,
+		q.identityLoad, q.identitySave, q.identityDelete,
+		q.preKeyLoad, q.preKeyRemove, q.preKeyCount, q.preKeyLastID, q.preKeyBumpLastID,
+		q.savepoint, q.rollbackToSavepoint, q.releaseSavepoint,
+		q.signedLoad, q.signedAdd, q.signedList, q.signedRemove,
+		q.sessionLoad, q.sessionSave, q.sessionDelete, q.sessionDevs,
+	}
+}
+
+// rebind turns the ? placeholders of query into $1, $2, … for PostgreSQL.
+// No statement of this package has a ? inside a literal.
+func (d Dialect) rebind(query string) string {
+	if d != PostgreSQL {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, c := range []byte(query) {
+		if c == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
