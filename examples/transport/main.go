@@ -79,6 +79,23 @@ func readFrame(r io.Reader) ([]byte, error) {
 	return p, nil
 }
 
+// outbox holds a peer's consecutive messages until it is the other's turn,
+// so that the sender's transcript lines for them all come before the
+// receiver's: only the transcript needs this, not the protocol.
+type outbox [][]byte
+
+func (o *outbox) add(msg []byte) { *o = append(*o, msg) }
+
+func (o *outbox) flush(w io.Writer) error {
+	for _, msg := range *o {
+		if err := writeFrame(w, msg); err != nil {
+			return err
+		}
+	}
+	*o = (*o)[:0]
+	return nil
+}
+
 // script is the conversation: who speaks, in order. Alice's first line
 // travels with the X3DH header.
 var script = []struct {
@@ -101,9 +118,9 @@ func main() {
 // run plays the script between two goroutines over loopback TCP and writes
 // a transcript to out.
 //
-// Each side writes its line about a frame before sending it and after
-// receiving it, so the transcript's order follows the frames, however the
-// goroutines are scheduled.
+// Each side writes its lines about its frames before sending them and
+// after receiving them, so the transcript's order follows the frames,
+// however the goroutines are scheduled.
 func run(out io.Writer) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -168,6 +185,7 @@ func bob(ln net.Listener, say func(string, ...any)) error {
 	}
 
 	var sess *ratchet.Session
+	var out outbox
 	for i, step := range script {
 		if !step.alice {
 			msg, err := sess.Encrypt([]byte(step.text))
@@ -175,10 +193,11 @@ func bob(ln net.Listener, say func(string, ...any)) error {
 				return err
 			}
 			say("Bob   → %d-byte ratchet message", len(msg))
-			if err := writeFrame(conn, msg); err != nil {
-				return err
-			}
+			out.add(msg)
 			continue
+		}
+		if err := out.flush(conn); err != nil {
+			return err
 		}
 		frame, err := readFrame(conn)
 		if err != nil {
@@ -219,6 +238,9 @@ func bob(ln net.Listener, say func(string, ...any)) error {
 			opks[0].PrivateKey().Clear()
 		}
 		say("Bob   ← %q", pt)
+	}
+	if err := out.flush(conn); err != nil {
+		return err
 	}
 	if _, err := readFrame(conn); err != io.EOF {
 		return fmt.Errorf("expected Alice to hang up, got %v", err)
@@ -263,6 +285,7 @@ func alice(addr string, say func(string, ...any)) error {
 	}
 	say("Alice ← bundle; signature verified, X3DH done, Double Ratchet started")
 
+	var out outbox
 	for i, step := range script {
 		if step.alice {
 			msg, err := sess.Encrypt([]byte(step.text))
@@ -276,10 +299,11 @@ func alice(addr string, say func(string, ...any)) error {
 			} else {
 				say("Alice → %d-byte ratchet message", len(msg))
 			}
-			if err := writeFrame(conn, msg); err != nil {
-				return err
-			}
+			out.add(msg)
 			continue
+		}
+		if err := out.flush(conn); err != nil {
+			return err
 		}
 		frame, err := readFrame(conn)
 		if err != nil {
@@ -290,6 +314,9 @@ func alice(addr string, say func(string, ...any)) error {
 			return err
 		}
 		say("Alice ← %q", pt)
+	}
+	if err := out.flush(conn); err != nil {
+		return err
 	}
 	sess.Clear()
 	say("Alice hangs up")
