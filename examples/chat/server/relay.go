@@ -77,10 +77,15 @@ func (h *hub) get(user string) *wsConn {
 // wake tells user's connection, if any, to push what is queued.
 func (h *hub) wake(user string) {
 	if c := h.get(user); c != nil {
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+		c.notify()
+	}
+}
+
+// notify wakes the pusher without blocking: one pending wake is enough.
+func (c *wsConn) notify() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -153,7 +158,9 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if n, err := s.countPreKeys(ctx, name); err == nil {
 		conn.reportPreKeys(n)
 	}
-	conn.wake <- struct{}{}
+	// The pusher starts by reading the queue anyway; the wake only makes
+	// sure it does not wait first. A sender may have woken it already.
+	conn.notify()
 
 	var wg sync.WaitGroup
 	var pushErr error
