@@ -19,6 +19,9 @@ import (
 	"github.com/ratchetkit/ratchetkit/x3dh"
 )
 
+// routes maps the API of package api onto handlers. Method-qualified
+// patterns let the mux answer a wrong method with 405; everything else
+// falls through to a JSON 404, so clients always get an ErrorResponse.
 func (s *Server) routes() {
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("POST /v1/register", s.handleRegister)
@@ -40,6 +43,9 @@ type apiError struct {
 	msg    string
 }
 
+// fail answers with an api.ErrorResponse. Messages are fixed texts or
+// name the offending field: they never echo request bytes back, which
+// could carry keys or terminal escapes.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
 	if rec, ok := w.(*statusRecorder); ok {
 		rec.code = code
@@ -59,6 +65,8 @@ func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
 	s.fail(w, r, http.StatusInternalServerError, api.CodeInternal, "internal server error")
 }
 
+// writeJSON answers with v. nosniff keeps browsers from reading a JSON
+// body as anything else.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -126,6 +134,7 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// user returns the name authed put in r's context.
 func user(r *http.Request) string { return r.Context().Value(userKey{}).(string) }
 
 // checkKeys validates the public keys of a registration or reset before
@@ -149,6 +158,9 @@ func checkKeys(ik []byte, spk api.SignedPreKey, opks []api.PreKey) (*keySet, *ap
 	return &keySet{identityKey: ik, spk: spk, opks: opks}, nil
 }
 
+// verifyBundle maps x3dh.Bundle.Verify's verdict to API errors. Verify
+// judges the keys before the signature, so a small-order key is reported
+// as a bad key rather than as a bad signature.
 func verifyBundle(xb *x3dh.Bundle) *apiError {
 	switch err := xb.Verify(); {
 	case err == nil:
@@ -189,6 +201,9 @@ func checkPreKeys(xb *x3dh.Bundle, opks []api.PreKey) *apiError {
 	return nil
 }
 
+// remoteIP is the peer address that rate limits key on. Behind a reverse
+// proxy it is the proxy's; this server trusts no forwarding headers,
+// which any client could forge.
 func remoteIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -202,6 +217,9 @@ func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, wait time.D
 	s.fail(w, r, http.StatusTooManyRequests, api.CodeRateLimited, "too many requests; retry later")
 }
 
+// handleRegister claims a name. The rate limit comes first, so that a
+// flood costs no signature checks; the keys are verified before anything
+// is stored, and name and keys are stored in one transaction.
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if ok, wait := s.registry.allow(remoteIP(r)); !ok {
 		s.rateLimited(w, r, wait)
@@ -241,6 +259,10 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, api.RegisterResponse{Token: token, OneTimePreKeys: len(ks.opks)})
 }
 
+// handleReplaceKeys is an identity reset: the caller's identity key,
+// signed prekey and one-time prekeys are all replaced at once. Queued
+// envelopes stay; those made for the old identity will not decrypt, which
+// the client reports.
 func (s *Server) handleReplaceKeys(w http.ResponseWriter, r *http.Request) {
 	var req api.KeysRequest
 	if e := decode(w, r, &req); e != nil {
@@ -264,6 +286,9 @@ func (s *Server) handleReplaceKeys(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.PreKeyCount{OneTimePreKeys: len(ks.opks)})
 }
 
+// handleSignedPreKey publishes a rotated signed prekey, which must be
+// signed by the identity key already stored: a stolen token alone cannot
+// make bundles carry a signed prekey of the thief's.
 func (s *Server) handleSignedPreKey(w http.ResponseWriter, r *http.Request) {
 	var spk api.SignedPreKey
 	if e := decode(w, r, &spk); e != nil {
@@ -287,6 +312,14 @@ func (s *Server) handleSignedPreKey(w http.ResponseWriter, r *http.Request) {
 	s.handleCount(w, r)
 }
 
+// handleAddPreKeys stores more one-time prekeys, all or none: each is
+// checked as part of a bundle with the stored keys, ids must be new, and
+// the total stays within MaxPreKeys. A one-time prekey carries no
+// signature (X3DH has none for it), so a stolen token can upload keys of
+// the thief's. First messages made with them fail to decrypt, since the
+// owner lacks their private halves: a denial of service, not a loss of
+// confidentiality, because SK also rests on DH1 to DH3, which involve the
+// owner's identity and signed prekeys.
 func (s *Server) handleAddPreKeys(w http.ResponseWriter, r *http.Request) {
 	var req api.PreKeysRequest
 	if e := decode(w, r, &req); e != nil {
@@ -326,6 +359,10 @@ func (s *Server) handleCount(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.PreKeyCount{OneTimePreKeys: n})
 }
 
+// handleBundle hands out a bundle, consuming one one-time prekey. The
+// limit is per fetching user, since each fetch costs the owner a prekey.
+// An invalid name is answered like an unknown one, without a database
+// query. When the owner's stock runs low, its connection, if any, is told.
 func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) {
 	if ok, wait := s.bundles.allow(user(r)); !ok {
 		s.rateLimited(w, r, wait)

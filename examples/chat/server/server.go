@@ -32,8 +32,12 @@
 //     narrow alphabet of api.ValidName.
 //   - The token in transit. Without TLS (the -tls-cert and -tls-key flags)
 //     anyone on the path can read tokens and act as their owners towards the
-//     server: fetch bundles, drain one-time prekeys, delete queued
-//     envelopes. They still cannot read or forge messages.
+//     server: fetch bundles, drain one-time prekeys, acknowledge (delete)
+//     queued envelopes, upload one-time prekeys of their own that make
+//     first messages fail. They still cannot read or forge messages: a
+//     signed prekey must be signed by the stored identity key, and
+//     replacing the identity key itself shows as an identity change to
+//     every contact.
 //   - Availability. Rate limits on bundle fetches and registrations slow
 //     down a client that drains others' one-time prekeys, but a determined
 //     one registers many names; the per-IP limit on registration is the only
