@@ -169,10 +169,17 @@ func (s *Server) storedBundle(ctx context.Context, name string) (*x3dh.Bundle, e
 	return b.X3DH()
 }
 
-func (s *Server) setSignedPreKey(ctx context.Context, name string, spk api.SignedPreKey) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE users SET spk_id = ?, spk = ?, spk_sig = ? WHERE name = ?`,
-		spk.ID, spk.Key, spk.Signature, name)
-	return err
+// setSignedPreKey stores spk as name's signed prekey and reports whether
+// it differs from the one stored.
+func (s *Server) setSignedPreKey(ctx context.Context, name string, spk api.SignedPreKey) (changed bool, err error) {
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE users SET spk_id = ?, spk = ?, spk_sig = ? WHERE name = ? AND (spk_id != ? OR spk != ? OR spk_sig != ?)`,
+		spk.ID, spk.Key, spk.Signature, name, spk.ID, spk.Key, spk.Signature)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 func (s *Server) addPreKeys(ctx context.Context, name string, opks []api.PreKey) error {

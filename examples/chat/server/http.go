@@ -288,7 +288,9 @@ func (s *Server) handleReplaceKeys(w http.ResponseWriter, r *http.Request) {
 
 // handleSignedPreKey publishes a rotated signed prekey, which must be
 // signed by the identity key already stored: a stolen token alone cannot
-// make bundles carry a signed prekey of the thief's.
+// make bundles carry a signed prekey of the thief's. Clients publish on
+// every connection, so that a rotation whose upload failed is not lost;
+// publishing the current one again changes nothing.
 func (s *Server) handleSignedPreKey(w http.ResponseWriter, r *http.Request) {
 	var spk api.SignedPreKey
 	if e := decode(w, r, &spk); e != nil {
@@ -304,11 +306,14 @@ func (s *Server) handleSignedPreKey(w http.ResponseWriter, r *http.Request) {
 		s.failErr(w, r, e)
 		return
 	}
-	if err := s.setSignedPreKey(r.Context(), user(r), spk); err != nil {
+	changed, err := s.setSignedPreKey(r.Context(), user(r), spk)
+	if err != nil {
 		s.internal(w, r, err)
 		return
 	}
-	s.log.Info("signed prekey replaced", "user", user(r), "spk_id", spk.ID)
+	if changed {
+		s.log.Info("signed prekey replaced", "user", user(r), "spk_id", spk.ID)
+	}
 	s.handleCount(w, r)
 }
 
