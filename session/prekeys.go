@@ -1,0 +1,324 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/ratchetkit/ratchetkit/keys"
+	"github.com/ratchetkit/ratchetkit/store"
+	"github.com/ratchetkit/ratchetkit/x3dh"
+)
+
+// PublicPreKey is the public half of a one-time prekey, for the server to
+// hand out in at most one bundle.
+type PublicPreKey struct {
+	ID  uint32
+	Key *keys.PublicKey
+}
+
+// PreKeyUpload is the public material a device publishes so that peers can
+// start sessions with it while it is offline. Nothing in it is secret.
+type PreKeyUpload struct {
+	IdentityKey           *keys.PublicKey
+	DeviceID              uint32
+	SignedPreKeyID        uint32
+	SignedPreKey          *keys.PublicKey
+	SignedPreKeySignature []byte
+	// Rotated reports that the signed prekey is new: the server must hand
+	// it out instead of the previous one.
+	Rotated bool
+	// OneTimePreKeys are new one-time prekeys, to add to those the server
+	// holds already.
+	OneTimePreKeys []PublicPreKey
+}
+
+// Bundle returns the bundle a server hands out for this device, with the
+// one-time prekey opk, or without one if opk is nil.
+func (u *PreKeyUpload) Bundle(opk *PublicPreKey) *x3dh.Bundle {
+	b := &x3dh.Bundle{
+		IdentityKey:           u.IdentityKey,
+		SignedPreKeyID:        u.SignedPreKeyID,
+		SignedPreKey:          u.SignedPreKey,
+		SignedPreKeySignature: u.SignedPreKeySignature,
+	}
+	if opk != nil {
+		b.OneTimePreKeyID, b.OneTimePreKey = opk.ID, opk.Key
+	}
+	return b
+}
+
+// PreKeyStatus describes the device's prekeys.
+type PreKeyStatus struct {
+	// OneTimePreKeys is the number of one-time prekeys in stock, and Low
+	// whether that is below Config.MinOneTimePreKeys.
+	OneTimePreKeys int
+	Low            bool
+	// SignedPreKeys is the number of signed prekeys kept, the current one
+	// and those in their grace period.
+	SignedPreKeys int
+	// SignedPreKeyID and SignedPreKeyCreated describe the current (newest)
+	// signed prekey; RotationDue reports that there is none or that it is
+	// older than Config.SignedPreKeyRotation.
+	SignedPreKeyID      uint32
+	SignedPreKeyCreated time.Time
+	RotationDue         bool
+}
+
+// PreKeyStatus reports the state of the prekeys, so that the application
+// can tell when to call Upkeep or upload more.
+func (m *Manager) PreKeyStatus(ctx context.Context) (*PreKeyStatus, error) {
+	st := new(PreKeyStatus)
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		n, err := tx.PreKeys().Count(ctx)
+		if err != nil {
+			return storeError("counting one-time prekeys", err)
+		}
+		list, err := tx.SignedPreKeys().List(ctx)
+		if err != nil {
+			return storeError("listing signed prekeys", err)
+		}
+		st.OneTimePreKeys, st.Low = n, n < m.otpMin
+		st.SignedPreKeys = len(list)
+		if len(list) == 0 {
+			st.RotationDue = true
+			return nil
+		}
+		cur := list[len(list)-1]
+		st.SignedPreKeyID, st.SignedPreKeyCreated = cur.ID, cur.Created
+		st.RotationDue = m.now().Sub(cur.Created) >= m.rotation
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Upkeep does the routine prekey work, and is meant to run at start-up and
+// then every few hours: it makes a new signed prekey if there is none or
+// the current one is due for rotation, deletes signed prekeys whose grace
+// period has passed, and refills the one-time prekeys to
+// Config.OneTimePreKeys if fewer than Config.MinOneTimePreKeys are left.
+// It returns what to upload: the current signed prekey (new if Rotated)
+// and the new one-time prekeys, if any.
+func (m *Manager) Upkeep(ctx context.Context) (*PreKeyUpload, error) {
+	m.upkeep.Lock()
+	defer m.upkeep.Unlock()
+	st, err := m.PreKeyStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rotated := false
+	if st.RotationDue {
+		if err := m.rotate(ctx); err != nil {
+			return nil, err
+		}
+		rotated = true
+	}
+	if err := m.pruneSignedPreKeys(ctx); err != nil {
+		return nil, err
+	}
+	var fresh []PublicPreKey
+	if st.Low {
+		if fresh, err = m.generate(ctx, m.otpTarget-st.OneTimePreKeys); err != nil {
+			return nil, err
+		}
+	}
+	u, err := m.PreKeyUpload(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u.Rotated, u.OneTimePreKeys = rotated, fresh
+	return u, nil
+}
+
+// PreKeyUpload returns the device's identity key and current signed
+// prekey, without one-time prekeys: what a server needs besides the
+// one-time prekeys, for example after it lost its copy.
+func (m *Manager) PreKeyUpload(ctx context.Context) (*PreKeyUpload, error) {
+	u := new(PreKeyUpload)
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		id, err := loadLocal(ctx, tx)
+		if err != nil {
+			return err
+		}
+		u.IdentityKey, u.DeviceID = id.KeyPair.PublicKey(), id.DeviceID
+		id.KeyPair.Clear()
+		list, err := tx.SignedPreKeys().List(ctx)
+		if err != nil {
+			return storeError("listing signed prekeys", err)
+		}
+		if len(list) == 0 {
+			return errors.New("session: no signed prekey: call Upkeep or RotateSignedPreKey")
+		}
+		spk, err := tx.SignedPreKeys().Load(ctx, list[len(list)-1].ID)
+		if err != nil {
+			return storeError("loading the signed prekey", err)
+		}
+		u.SignedPreKeyID, u.SignedPreKey, u.SignedPreKeySignature = spk.ID(), spk.PublicKey(), spk.Signature()
+		spk.PrivateKey().Clear()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// GenerateOneTimePreKeys makes n new one-time prekeys, with ids above any
+// this device ever used (store LastID), saves them, and returns their
+// public halves for upload.
+func (m *Manager) GenerateOneTimePreKeys(ctx context.Context, n int) ([]PublicPreKey, error) {
+	m.upkeep.Lock()
+	defer m.upkeep.Unlock()
+	return m.generate(ctx, n)
+}
+
+func (m *Manager) generate(ctx context.Context, n int) ([]PublicPreKey, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	for range maxAttempts {
+		var last uint32
+		err := m.st.View(ctx, func(tx store.Tx) error {
+			var err error
+			if last, err = tx.PreKeys().LastID(ctx); err != nil {
+				return storeError("reading the last prekey id", err)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if uint64(last)+uint64(n) > math.MaxUint32 {
+			return nil, errors.New("session: one-time prekey ids exhausted")
+		}
+		// Keys are made outside the write transaction, which other
+		// addresses' commits wait for; the id range is checked again
+		// inside it.
+		pks, err := keys.GenerateOneTimePreKeys(last+1, n)
+		if err != nil {
+			return nil, err
+		}
+		err = m.st.Update(ctx, func(tx store.Tx) error {
+			now, err := tx.PreKeys().LastID(ctx)
+			if err != nil {
+				return storeError("reading the last prekey id", err)
+			}
+			if now != last {
+				return errRetry
+			}
+			if err := tx.PreKeys().Add(ctx, pks); err != nil {
+				return storeError("saving one-time prekeys", err)
+			}
+			return nil
+		})
+		pubs := make([]PublicPreKey, len(pks))
+		for i, pk := range pks {
+			pubs[i] = PublicPreKey{ID: pk.ID(), Key: pk.PublicKey()}
+			pk.PrivateKey().Clear()
+		}
+		switch {
+		case err == errRetry:
+			continue
+		case err != nil:
+			return nil, err
+		}
+		return pubs, nil
+	}
+	return nil, ErrConflict
+}
+
+// RotateSignedPreKey makes a new signed prekey the current one, whatever
+// the age of the current one (for example after a suspected compromise),
+// and deletes those whose grace period has passed. Call PreKeyUpload
+// for the material to publish.
+func (m *Manager) RotateSignedPreKey(ctx context.Context) error {
+	m.upkeep.Lock()
+	defer m.upkeep.Unlock()
+	if err := m.rotate(ctx); err != nil {
+		return err
+	}
+	return m.pruneSignedPreKeys(ctx)
+}
+
+// rotate adds a signed prekey whose id follows the highest stored one.
+func (m *Manager) rotate(ctx context.Context) error {
+	for range maxAttempts {
+		var id uint32 = 1
+		var ik *keys.IdentityKeyPair
+		err := m.st.View(ctx, func(tx store.Tx) error {
+			local, err := loadLocal(ctx, tx)
+			if err != nil {
+				return err
+			}
+			ik = local.KeyPair
+			list, err := tx.SignedPreKeys().List(ctx)
+			if err != nil {
+				return storeError("listing signed prekeys", err)
+			}
+			for _, s := range list {
+				if s.ID >= id {
+					if s.ID == math.MaxUint32 {
+						return errors.New("session: signed prekey ids exhausted")
+					}
+					id = s.ID + 1
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		priv, err := keys.GeneratePrivateKey()
+		if err != nil {
+			ik.Clear()
+			return err
+		}
+		sig := ik.Sign(priv.PublicKey().Encode())
+		ik.Clear()
+		spk, err := keys.NewSignedPreKey(id, priv, sig, m.now())
+		if err != nil {
+			return err
+		}
+		err = m.st.Update(ctx, func(tx store.Tx) error {
+			if err := tx.SignedPreKeys().Add(ctx, spk); err != nil {
+				if errors.Is(err, store.ErrExists) {
+					return errRetry
+				}
+				return storeError("saving the signed prekey", err)
+			}
+			return nil
+		})
+		priv.Clear()
+		if err != errRetry {
+			return err
+		}
+	}
+	return ErrConflict
+}
+
+// pruneSignedPreKeys deletes every signed prekey that was replaced more
+// than the grace period ago. A key counts as replaced when the next newer
+// one was created.
+func (m *Manager) pruneSignedPreKeys(ctx context.Context) error {
+	return m.st.Update(ctx, func(tx store.Tx) error {
+		list, err := tx.SignedPreKeys().List(ctx)
+		if err != nil {
+			return storeError("listing signed prekeys", err)
+		}
+		now := m.now()
+		for i := 0; i+1 < len(list); i++ {
+			if now.Sub(list[i+1].Created) < m.grace {
+				continue
+			}
+			if err := tx.SignedPreKeys().Remove(ctx, list[i].ID); err != nil {
+				return storeError(fmt.Sprintf("removing signed prekey %d", list[i].ID), err)
+			}
+		}
+		return nil
+	})
+}
