@@ -49,21 +49,6 @@ func (ts *testServer) queued(t *testing.T, recipient string) int {
 	return n
 }
 
-// queuedUpTo counts the envelopes for recipient up to sequence number seq.
-func (ts *testServer) queuedUpTo(t *testing.T, recipient string, seq int64) int {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+ts.dbPath+"?mode=ro&_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var n int
-	if err := db.QueryRow(`SELECT count(*) FROM queue WHERE recipient = ? AND seq <= ?`, recipient, seq).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // Envelopes reach an online recipient at once, wait in the queue for an
 // offline one, arrive in order, and are deleted only when acknowledged: an
 // unacknowledged one comes back on the next connection.
