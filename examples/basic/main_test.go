@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -37,5 +38,51 @@ func TestRun(t *testing.T) {
 	}
 	if n := strings.Count(got, "\n"); n != 22 {
 		t.Errorf("transcript has %d lines, want 22", n)
+	}
+}
+
+// The README's quick start is an excerpt of session.Example, which go test
+// compiles and runs: every line of it, comments aside, appears in the
+// example, in the same order.
+func TestReadmeQuickStart(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile("../../session/example_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "## Quick start")
+	if !ok {
+		t.Fatal("README has no quick start")
+	}
+	_, rest, _ = strings.Cut(rest, "```go\n")
+	snippet, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("README's quick start has no Go block")
+	}
+	var lines []string
+	for l := range strings.Lines(string(example)) {
+		lines = append(lines, strings.TrimSpace(l))
+	}
+	i, checked := 0, 0
+	for l := range strings.Lines(snippet) {
+		l, _, _ = strings.Cut(l, "//")
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		for i < len(lines) && lines[i] != l && !strings.HasPrefix(lines[i], l+" //") {
+			i++
+		}
+		if i == len(lines) {
+			t.Fatalf("README quick start line %q is not in session.Example (or out of order)", l)
+		}
+		i++
+		checked++
+	}
+	if checked < 15 {
+		t.Fatalf("only %d lines checked", checked)
 	}
 }
