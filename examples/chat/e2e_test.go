@@ -449,6 +449,15 @@ func TestEndToEnd(t *testing.T) {
 		u.c = nil
 	}
 	w.srv.Close()
+	// Nothing arrived late, twice, while the clients shut down.
+	for _, u := range w.users {
+		for dir, want := range w.sent {
+			from, to, _ := strings.Cut(dir, "→")
+			if to == u.name && !slices.Equal(u.got[from], want) {
+				t.Errorf("%s finally has from %s:\n%q\nwant:\n%q", u.name, from, u.got[from], want)
+			}
+		}
+	}
 	var files [][]byte
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		b, err := os.ReadFile(w.dbPath + suffix)
