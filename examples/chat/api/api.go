@@ -1,0 +1,230 @@
+// Package api is the wire protocol between the chat server and its clients:
+// the JSON bodies of the HTTP key-distribution API and the JSON frames of the
+// WebSocket relay. Both sides import it, so the protocol is written down once.
+//
+// # HTTP
+//
+// Every request and response body is a JSON object; byte strings (keys,
+// signatures, envelopes) are standard base64, as encoding/json writes []byte.
+// Public keys are in the profile's 33-byte form 0x05 || u. Requests marked
+// "auth" carry the token that registration returned, as
+// "Authorization: Bearer <token>".
+//
+//	POST /v1/register              RegisterRequest → 201 RegisterResponse
+//	PUT  /v1/keys          (auth)  KeysRequest → PreKeyCount       replace identity, reset
+//	PUT  /v1/keys/signed   (auth)  SignedPreKey → PreKeyCount      rotate the signed prekey
+//	POST /v1/keys/one-time (auth)  PreKeysRequest → PreKeyCount    add one-time prekeys
+//	GET  /v1/keys/count    (auth)  → PreKeyCount
+//	GET  /v1/users/{name}/bundle (auth) → Bundle                   takes one one-time prekey
+//	GET  /v1/ws            (auth)  WebSocket upgrade, then Frames
+//
+// A failed request answers with an HTTP error status and an ErrorResponse
+// whose Code is one of the Code constants.
+//
+// # WebSocket
+//
+// Each WebSocket message is one JSON Frame. The client sends FrameSend (an
+// opaque envelope for a named user) and FrameAck (a delivered message has
+// been processed). The server answers a send with FrameSent once the envelope
+// is stored, pushes FrameMessage for every queued envelope, FramePreKeys with
+// the client's remaining one-time prekeys, and FrameError for a bad frame.
+// Envelopes stay queued until acknowledged, so a message may be delivered
+// more than once (after a reconnect); the ratchet recognises the repeat.
+package api
+
+import (
+	"fmt"
+
+	"github.com/ratchetkit/ratchetkit/keys"
+	"github.com/ratchetkit/ratchetkit/x3dh"
+)
+
+// Limits shared by the server, which enforces them, and the client, which
+// stays within them.
+const (
+	// MaxNameLen is the longest user name.
+	MaxNameLen = 32
+	// MaxBodySize bounds an HTTP request body.
+	MaxBodySize = 64 << 10
+	// MaxEnvelopeSize bounds one envelope, the encrypted message a client
+	// relays: a plaintext of up to a few tens of kilobytes fits.
+	MaxEnvelopeSize = 48 << 10
+	// MaxFrameSize bounds one WebSocket message: an envelope in base64
+	// (4/3 of its size) and the JSON around it.
+	MaxFrameSize = 72 << 10
+	// MaxPreKeysPerRequest bounds the one-time prekeys of one request.
+	MaxPreKeysPerRequest = 100
+	// MaxPreKeys bounds the one-time prekeys stored per user.
+	MaxPreKeys = 500
+	// MaxIDLen bounds a client's message id in a send frame.
+	MaxIDLen = 64
+)
+
+// Error codes of ErrorResponse and FrameError.
+const (
+	CodeBadRequest   = "bad_request"   // malformed JSON, missing or unknown field, bad name
+	CodeTooLarge     = "too_large"     // body, frame or envelope over its limit
+	CodeUnauthorized = "unauthorized"  // missing or unknown token
+	CodeUnknownUser  = "unknown_user"  // no such user
+	CodeNameTaken    = "name_taken"    // registration of a name in use
+	CodeBadKey       = "bad_key"       // a key that does not decode or has small order
+	CodeBadSignature = "bad_signature" // the signed prekey's signature does not verify
+	CodePreKeyExists = "prekey_exists" // a one-time prekey id in use or repeated
+	CodeTooMany      = "too_many"      // prekeys over MaxPreKeys, or a full queue
+	CodeRateLimited  = "rate_limited"  // too many requests; see Retry-After
+	CodeNotFound     = "not_found"     // no such endpoint
+	CodeInternal     = "internal"      // the server failed; nothing was changed
+)
+
+// ErrorResponse is the body of every failed HTTP request.
+type ErrorResponse struct {
+	Error Error `json:"error"`
+}
+
+// Error describes a failure. Message is for people; Code is for programs.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return "chat server: " + e.Code + ": " + e.Message }
+
+// SignedPreKey is a signed prekey's public half and its signature by the
+// identity key.
+type SignedPreKey struct {
+	ID        uint32 `json:"id"`
+	Key       []byte `json:"key"`
+	Signature []byte `json:"signature"`
+}
+
+// PreKey is a one-time prekey's public half.
+type PreKey struct {
+	ID  uint32 `json:"id"`
+	Key []byte `json:"key"`
+}
+
+// RegisterRequest claims a name and publishes its owner's keys.
+type RegisterRequest struct {
+	Name           string       `json:"name"`
+	IdentityKey    []byte       `json:"identity_key"`
+	SignedPreKey   SignedPreKey `json:"signed_prekey"`
+	OneTimePreKeys []PreKey     `json:"one_time_prekeys"`
+}
+
+// RegisterResponse returns the token that authenticates the new user from
+// then on. The server keeps only its hash; a lost token loses the name.
+type RegisterResponse struct {
+	Token          string `json:"token"`
+	OneTimePreKeys int    `json:"one_time_prekeys"`
+}
+
+// KeysRequest replaces all of a user's keys: a reset identity.
+type KeysRequest struct {
+	IdentityKey    []byte       `json:"identity_key"`
+	SignedPreKey   SignedPreKey `json:"signed_prekey"`
+	OneTimePreKeys []PreKey     `json:"one_time_prekeys"`
+}
+
+// PreKeysRequest adds one-time prekeys.
+type PreKeysRequest struct {
+	OneTimePreKeys []PreKey `json:"one_time_prekeys"`
+}
+
+// PreKeyCount says how many one-time prekeys the server holds for the
+// caller.
+type PreKeyCount struct {
+	OneTimePreKeys int `json:"one_time_prekeys"`
+}
+
+// Bundle is what a client fetches to start a session with Name. OneTimePreKey
+// is nil, and Exhausted true, when the server had none left: the session
+// then starts from the signed prekey alone, whose forward secrecy lasts only
+// until it is rotated.
+type Bundle struct {
+	Name          string       `json:"name"`
+	IdentityKey   []byte       `json:"identity_key"`
+	SignedPreKey  SignedPreKey `json:"signed_prekey"`
+	OneTimePreKey *PreKey      `json:"one_time_prekey,omitempty"`
+	Exhausted     bool         `json:"one_time_prekeys_exhausted"`
+}
+
+// X3DH converts b to the library's bundle. It decodes the keys but leaves
+// the signature and small-order checks to x3dh.Bundle.Verify (or
+// x3dh.Initiate, which runs them).
+func (b *Bundle) X3DH() (*x3dh.Bundle, error) {
+	ik, err := keys.DecodePublicKey(b.IdentityKey)
+	if err != nil {
+		return nil, fmt.Errorf("identity key: %w", err)
+	}
+	spk, err := keys.DecodePublicKey(b.SignedPreKey.Key)
+	if err != nil {
+		return nil, fmt.Errorf("signed prekey: %w", err)
+	}
+	xb := &x3dh.Bundle{
+		IdentityKey:           ik,
+		SignedPreKeyID:        b.SignedPreKey.ID,
+		SignedPreKey:          spk,
+		SignedPreKeySignature: b.SignedPreKey.Signature,
+	}
+	if b.OneTimePreKey != nil {
+		if xb.OneTimePreKey, err = keys.DecodePublicKey(b.OneTimePreKey.Key); err != nil {
+			return nil, fmt.Errorf("one-time prekey: %w", err)
+		}
+		xb.OneTimePreKeyID = b.OneTimePreKey.ID
+	}
+	return xb, nil
+}
+
+// NewSignedPreKey describes spk's public half for the server.
+func NewSignedPreKey(spk *keys.SignedPreKey) SignedPreKey {
+	return SignedPreKey{ID: spk.ID(), Key: spk.PublicKey().Encode(), Signature: spk.Signature()}
+}
+
+// NewPreKeys describes the public halves of pks for the server.
+func NewPreKeys(pks []*keys.OneTimePreKey) []PreKey {
+	out := make([]PreKey, len(pks))
+	for i, pk := range pks {
+		out[i] = PreKey{ID: pk.ID(), Key: pk.PublicKey().Encode()}
+	}
+	return out
+}
+
+// ValidName reports whether name can be registered: 1 to MaxNameLen
+// characters from a-z, 0-9, '-' and '_'. The narrow alphabet keeps names
+// safe to print in a terminal and in logs, and rules out look-alikes.
+func ValidName(name string) bool {
+	if len(name) == 0 || len(name) > MaxNameLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Frame types.
+const (
+	FrameSend    = "send"    // client → server: To, Body, optional ID
+	FrameAck     = "ack"     // client → server: Seq of a processed message
+	FrameSent    = "sent"    // server → client: ID and Seq of a stored envelope
+	FrameMessage = "message" // server → client: Seq, From, Body
+	FramePreKeys = "prekeys" // server → client: Remaining one-time prekeys
+	FrameError   = "error"   // server → client: Code, Message, and ID if the frame had one
+)
+
+// Frame is one WebSocket message in either direction; Type says which
+// fields are used.
+type Frame struct {
+	Type      string `json:"type"`
+	ID        string `json:"id,omitempty"`
+	To        string `json:"to,omitempty"`
+	From      string `json:"from,omitempty"`
+	Seq       int64  `json:"seq,omitempty"`
+	Body      []byte `json:"body,omitempty"`
+	Remaining *int   `json:"remaining,omitempty"`
+	Code      string `json:"code,omitempty"`
+	Message   string `json:"message,omitempty"`
+}

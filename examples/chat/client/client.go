@@ -1,0 +1,996 @@
+// Package client is the chat example's client library: the terminal client
+// (command chat) and the end-to-end test both drive it.
+//
+// A Client owns one account on a chat server (package server) and keeps
+// everything in two SQLite files in its directory (see Open): its keys and
+// sessions in a ratchetkit store, and its account, outbox and held messages
+// in a small database of its own. It talks to the server's HTTP API to
+// register, publish prekeys and fetch peers' bundles, and to the WebSocket
+// relay to send and receive envelopes. Every envelope is a ratchetkit
+// message made by package session; the server sees only ciphertext.
+//
+// # Delivery
+//
+// Sending encrypts the message (which saves the advanced session), puts the
+// envelope in the outbox, and sends the outbox in order whenever the relay
+// is connected; an envelope leaves the outbox once the server has stored
+// it. Receiving decrypts each envelope (saving the session), reports it, and
+// then acknowledges it, which lets the server delete it. So a crash or a
+// lost connection can make an envelope travel twice, but never lose it: a
+// repeat is recognised by its server sequence number, or by the ratchet as
+// a duplicate, and dropped. Messages from one sender are reported in the
+// order they were sent.
+//
+// The windows that remain: a crash between encrypting and writing the
+// outbox loses that message (the peer's ratchet skips over it), and one
+// between decrypting and reporting loses it from the user's view.
+//
+// # Identity keys
+//
+// The client trusts a peer's identity key on first use and records it. A
+// different key later (the peer reset its identity, or someone is
+// impersonating it) stops the conversation: incoming envelopes are held
+// back, sending fails with an *IdentityChangedError, and an
+// EventIdentityChanged reports the new safety number. Only ApproveIdentity,
+// which the user should call after comparing safety numbers out of band,
+// lets it continue; the held envelopes are then decrypted in order.
+package client
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/ratchetkit/ratchetkit/examples/chat/api"
+	"github.com/ratchetkit/ratchetkit/keys"
+	"github.com/ratchetkit/ratchetkit/ratchet"
+	"github.com/ratchetkit/ratchetkit/session"
+	"github.com/ratchetkit/ratchetkit/store"
+	"github.com/ratchetkit/ratchetkit/store/sqlstore"
+)
+
+// deviceID is the one device every user has in this example.
+const deviceID = 1
+
+// MaxMessageSize is the longest message Send accepts: its envelope (the
+// text, a 42-byte ratchet header, a 16-byte tag and, until the peer
+// answers, a 76-byte X3DH header) must fit the relay's limit.
+const MaxMessageSize = api.MaxEnvelopeSize - 256
+
+// Config configures Open.
+type Config struct {
+	// Dir holds the client's state; it is created if missing.
+	Dir string
+	// Server is the server's base URL ("https://chat.example:8443"). It is
+	// needed to register; afterwards the URL saved at registration is
+	// used and Server, if set, must match it.
+	Server string
+	// Name is the user name to register. Afterwards it must match the
+	// registered name if set.
+	Name string
+	// HTTPClient makes the client's requests and WebSocket connections;
+	// nil means http.DefaultClient. Set it to trust a private CA.
+	HTTPClient *http.Client
+	// OnEvent receives the client's events. It is called from the client's
+	// goroutines, one call at a time, and must not call the Client's
+	// methods (hand the event to another goroutine to do that). Message
+	// events of one sender come in the order the messages were sent.
+	OnEvent func(Event)
+	// PreKeyBatch is how many one-time prekeys the client keeps on the
+	// server (default 20). Every session a peer starts while the client is
+	// offline uses one.
+	PreKeyBatch int
+	// MinPreKeys is the server-side count below which the client uploads
+	// more, up to PreKeyBatch (default 5).
+	MinPreKeys int
+}
+
+// EventKind says what an Event reports.
+type EventKind int
+
+const (
+	// EventMessage: Peer sent Text.
+	EventMessage EventKind = iota
+	// EventIdentityChanged: Peer's identity key is not the one trusted.
+	// Safety is the safety number with the new key. Envelopes from Peer
+	// are held back until ApproveIdentity.
+	EventIdentityChanged
+	// EventUndecryptable: an envelope from Peer could not be decrypted
+	// (Err says why) and was dropped. After a peer reset its identity,
+	// messages sent to the old one end up here.
+	EventUndecryptable
+	// EventSendFailed: the server refused an envelope for Peer (Err).
+	EventSendFailed
+	// EventSessionStarted: a new session with Peer, from its bundle;
+	// OneTimePreKey says whether the bundle had a one-time prekey (if not,
+	// the server had run out).
+	EventSessionStarted
+	// EventPreKeysUploaded: Count one-time prekeys are now on the server.
+	EventPreKeysUploaded
+	// EventConnected and EventDisconnected follow the relay connection;
+	// Err says why it ended. The client reconnects by itself.
+	EventConnected
+	EventDisconnected
+	// EventError: background work failed (Err), such as a prekey upload
+	// or a frame the server refused without saying which.
+	EventError
+)
+
+// Event is something the user should hear about.
+type Event struct {
+	Kind          EventKind
+	Peer          string
+	Text          string
+	Safety        string
+	Count         int
+	OneTimePreKey bool
+	Err           error
+}
+
+// IdentityChangedError reports that a peer's bundle carries an identity key
+// other than the trusted one. Nothing was sent.
+type IdentityChangedError struct {
+	Peer   string
+	Safety string // safety number with the new key
+}
+
+func (e *IdentityChangedError) Error() string {
+	return "identity key of " + e.Peer + " changed: compare safety numbers, then approve the new key"
+}
+
+// Client is a chat account. Its methods are safe for concurrent use.
+type Client struct {
+	cfg  Config
+	name string
+	api  *serverAPI
+	chat *sql.DB
+
+	// keysMu guards the ratchetkit store, which ResetIdentity replaces.
+	keysMu sync.RWMutex
+	keysDB *sql.DB
+	st     *sqlstore.Store
+	mgr    *session.Manager
+
+	// sendMu makes session start, encryption and the outbox write of one
+	// message atomic with respect to other sends, so the outbox order is
+	// the encryption order.
+	sendMu sync.Mutex
+	// procMu serializes the processing of received envelopes with the
+	// release of held ones, so a sender's messages are reported in order.
+	procMu sync.Mutex
+	// evMu serializes OnEvent calls.
+	evMu sync.Mutex
+
+	wake     chan struct{} // the outbox has new envelopes
+	wmu      sync.Mutex
+	waiters  map[int64]chan error // Send calls waiting for the server
+	lastSeq  int64                // guarded by procMu
+	pending  map[string]*keys.PublicKey
+	pendMu   sync.Mutex
+	connMu   sync.Mutex
+	stopConn context.CancelFunc
+	connDone chan struct{}
+}
+
+// Open opens the client in cfg.Dir, registering a new account first if
+// the directory has none.
+func Open(ctx context.Context, cfg Config) (*Client, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("client: no directory")
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = http.DefaultClient
+	}
+	if cfg.PreKeyBatch <= 0 {
+		cfg.PreKeyBatch = 20
+	}
+	if cfg.MinPreKeys <= 0 {
+		cfg.MinPreKeys = 5
+	}
+	if cfg.MinPreKeys > cfg.PreKeyBatch {
+		return nil, errors.New("client: MinPreKeys above PreKeyBatch")
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	c := &Client{
+		cfg:     cfg,
+		wake:    make(chan struct{}, 1),
+		waiters: make(map[int64]chan error),
+		pending: make(map[string]*keys.PublicKey),
+	}
+	var err error
+	if c.chat, err = openSQLite(ctx, filepath.Join(cfg.Dir, "chat.db"), chatSchema); err != nil {
+		return nil, err
+	}
+	if err := c.openKeys(ctx); err != nil {
+		c.chat.Close()
+		return nil, err
+	}
+	acct, err := loadAccount(ctx, c.chat)
+	switch {
+	case errors.Is(err, errNoAccount):
+		err = c.register(ctx)
+	case err == nil:
+		err = c.resume(acct)
+	}
+	if err != nil {
+		c.closeKeys()
+		c.chat.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Client) resume(a *account) error {
+	if c.cfg.Name != "" && c.cfg.Name != a.name {
+		return fmt.Errorf("client: %s holds the account %q, not %q", c.cfg.Dir, a.name, c.cfg.Name)
+	}
+	if c.cfg.Server != "" && strings.TrimRight(c.cfg.Server, "/") != a.server {
+		return fmt.Errorf("client: %s holds an account on %s, not %s", c.cfg.Dir, a.server, c.cfg.Server)
+	}
+	c.name, c.lastSeq = a.name, a.lastSeq
+	c.api = &serverAPI{base: a.server, hc: c.cfg.HTTPClient, token: a.token}
+	return nil
+}
+
+// keysPath is the ratchetkit store's file.
+func (c *Client) keysPath() string { return filepath.Join(c.cfg.Dir, "keys.db") }
+
+// openKeys opens the ratchetkit store and makes sure it holds an identity.
+func (c *Client) openKeys(ctx context.Context) error {
+	db, err := openSQLite(ctx, c.keysPath(), "")
+	if err != nil {
+		return err
+	}
+	st, err := sqlstore.Open(ctx, db, sqlstore.SQLite)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	mgr, err := session.New(st, &session.Config{
+		OneTimePreKeys:    c.cfg.PreKeyBatch,
+		MinOneTimePreKeys: c.cfg.MinPreKeys,
+	})
+	if err == nil {
+		err = mgr.Init(ctx, deviceID)
+	}
+	if err != nil {
+		st.Close()
+		db.Close()
+		return err
+	}
+	c.keysDB, c.st, c.mgr = db, st, mgr
+	return nil
+}
+
+// closeKeys closes the ratchetkit store; closing it again does nothing.
+func (c *Client) closeKeys() error {
+	if c.st == nil {
+		return nil
+	}
+	err := errors.Join(c.st.Close(), c.keysDB.Close())
+	c.keysDB, c.st, c.mgr = nil, nil, nil
+	return err
+}
+
+// removeKeys deletes the store's files, the SQLite journal files included.
+func (c *Client) removeKeys() error {
+	var errs []error
+	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+		if err := os.Remove(c.keysPath() + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// register claims cfg.Name on cfg.Server with a fresh identity.
+func (c *Client) register(ctx context.Context) error {
+	if !api.ValidName(c.cfg.Name) {
+		return fmt.Errorf("client: %q is not a valid name: 1 to %d characters of a-z, 0-9, '-' and '_'", c.cfg.Name, api.MaxNameLen)
+	}
+	if c.cfg.Server == "" {
+		return errors.New("client: no server to register with")
+	}
+	c.name = c.cfg.Name
+	c.api = &serverAPI{base: strings.TrimRight(c.cfg.Server, "/"), hc: c.cfg.HTTPClient}
+	up, err := c.mgr.Upkeep(ctx)
+	if err != nil {
+		return err
+	}
+	resp, err := c.api.register(ctx, &api.RegisterRequest{
+		Name:           c.name,
+		IdentityKey:    up.IdentityKey.Encode(),
+		SignedPreKey:   signedPreKey(up),
+		OneTimePreKeys: preKeys(up.OneTimePreKeys),
+	})
+	if err != nil {
+		// Start from scratch next time, so that the keys uploaded then are
+		// all the store holds.
+		c.closeKeys()
+		c.removeKeys()
+		return fmt.Errorf("client: registering %q: %w", c.name, err)
+	}
+	c.api.token = resp.Token
+	return saveAccount(ctx, c.chat, &account{server: c.api.base, name: c.name, token: resp.Token})
+}
+
+func signedPreKey(up *session.PreKeyUpload) api.SignedPreKey {
+	return api.SignedPreKey{ID: up.SignedPreKeyID, Key: up.SignedPreKey.Encode(), Signature: up.SignedPreKeySignature}
+}
+
+func preKeys(pks []session.PublicPreKey) []api.PreKey {
+	out := make([]api.PreKey, len(pks))
+	for i, pk := range pks {
+		out[i] = api.PreKey{ID: pk.ID, Key: pk.Key.Encode()}
+	}
+	return out
+}
+
+// publishSignedPreKey rotates the signed prekey when it is due and
+// publishes the current one. It runs on every connection: publishing is
+// idempotent, and so a rotation whose upload failed is published the next
+// time. One-time prekeys are left to topUp, which goes by the server's
+// count.
+func (c *Client) publishSignedPreKey(ctx context.Context) error {
+	c.keysMu.RLock()
+	defer c.keysMu.RUnlock()
+	st, err := c.mgr.PreKeyStatus(ctx)
+	if err != nil {
+		return err
+	}
+	if st.RotationDue {
+		if err := c.mgr.RotateSignedPreKey(ctx); err != nil {
+			return err
+		}
+	}
+	up, err := c.mgr.PreKeyUpload(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.api.setSignedPreKey(ctx, signedPreKey(up)); err != nil {
+		return fmt.Errorf("client: publishing the signed prekey: %w", err)
+	}
+	return nil
+}
+
+// topUp uploads one-time prekeys when the server holds fewer than
+// MinPreKeys. The server's count is what matters: the local store also
+// holds prekeys the server handed out to peers who have not written yet.
+func (c *Client) topUp(ctx context.Context, remaining int) error {
+	if remaining >= c.cfg.MinPreKeys {
+		return nil
+	}
+	c.keysMu.RLock()
+	defer c.keysMu.RUnlock()
+	pks, err := c.mgr.GenerateOneTimePreKeys(ctx, c.cfg.PreKeyBatch-remaining)
+	if err != nil {
+		return err
+	}
+	n, err := c.api.addPreKeys(ctx, preKeys(pks))
+	if err != nil {
+		return fmt.Errorf("client: uploading one-time prekeys: %w", err)
+	}
+	c.emit(Event{Kind: EventPreKeysUploaded, Count: n})
+	return nil
+}
+
+// Name returns the account's user name.
+func (c *Client) Name() string { return c.name }
+
+// PreKeyCount asks the server how many of the client's one-time prekeys it
+// holds.
+func (c *Client) PreKeyCount(ctx context.Context) (int, error) { return c.api.count(ctx) }
+
+func (c *Client) emit(ev Event) {
+	if c.cfg.OnEvent == nil {
+		return
+	}
+	c.evMu.Lock()
+	defer c.evMu.Unlock()
+	c.cfg.OnEvent(ev)
+}
+
+func addr(name string) store.Address { return store.Address{Name: name, DeviceID: deviceID} }
+
+// SafetyNumber returns the safety number of the conversation with peer, to
+// compare with the peer's out of band: equal numbers mean each side has the
+// other's real identity key.
+func (c *Client) SafetyNumber(ctx context.Context, peer string) (string, error) {
+	c.keysMu.RLock()
+	defer c.keysMu.RUnlock()
+	return c.mgr.SafetyNumber(ctx, c.name, addr(peer))
+}
+
+// safetyWith returns the safety number with key as peer's identity key.
+func (c *Client) safetyWith(ctx context.Context, peer string, key *keys.PublicKey) string {
+	local, _, err := c.mgr.LocalIdentity(ctx)
+	if err != nil {
+		return ""
+	}
+	return session.SafetyNumber(c.name, local, peer, key)
+}
+
+// Send encrypts text for peer and returns once the server has stored the
+// envelope. Without a session it starts one from the peer's bundle.
+//
+// If ctx ends after the envelope is in the outbox, it stays there and goes
+// out when the relay is connected; the error then wraps ctx's.
+func (c *Client) Send(ctx context.Context, peer, text string) error {
+	id, done, err := c.queue(ctx, peer, text, true)
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		c.wmu.Lock()
+		delete(c.waiters, id)
+		c.wmu.Unlock()
+		return fmt.Errorf("client: message queued, not yet stored by the server: %w", ctx.Err())
+	}
+}
+
+// Queue is Send without the wait: it returns once the envelope is in the
+// outbox, connected or not. A refusal by the server comes as an
+// EventSendFailed.
+func (c *Client) Queue(ctx context.Context, peer, text string) error {
+	_, _, err := c.queue(ctx, peer, text, false)
+	return err
+}
+
+func (c *Client) queue(ctx context.Context, peer, text string, wait bool) (int64, chan error, error) {
+	if !api.ValidName(peer) {
+		return 0, nil, fmt.Errorf("client: %q is not a valid user name", peer)
+	}
+	if peer == c.name {
+		return 0, nil, errors.New("client: cannot send to yourself")
+	}
+	if len(text) > MaxMessageSize {
+		return 0, nil, fmt.Errorf("client: message over %d bytes", MaxMessageSize)
+	}
+	return c.encrypt(ctx, peer, []byte(text), wait)
+}
+
+// encrypt starts a session if needed, encrypts, and queues the envelope in
+// the outbox. If wait is set, done receives the server's verdict.
+func (c *Client) encrypt(ctx context.Context, peer string, pt []byte, wait bool) (int64, chan error, error) {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	c.keysMu.RLock()
+	defer c.keysMu.RUnlock()
+	a := addr(peer)
+	has, err := c.mgr.HasSession(ctx, a)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !has {
+		if err := c.startSession(ctx, peer); err != nil {
+			return 0, nil, err
+		}
+	}
+	body, err := c.mgr.Encrypt(ctx, a, pt)
+	if errors.Is(err, session.ErrUntrustedIdentity) {
+		// The current session is with a key no longer trusted (the user
+		// approved a new one): start over from a fresh bundle, which must
+		// carry the approved key.
+		if err = c.startSession(ctx, peer); err == nil {
+			body, err = c.mgr.Encrypt(ctx, a, pt)
+		}
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	// The waiter is in place before the sender can see the envelope: it
+	// looks waiters up under the same lock.
+	c.wmu.Lock()
+	id, err := addOutbox(ctx, c.chat, peer, body)
+	var done chan error
+	if err == nil && wait {
+		done = make(chan error, 1)
+		c.waiters[id] = done
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		return 0, nil, err
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return id, done, nil
+}
+
+// startSession fetches peer's bundle and starts a session from it. Called
+// with keysMu held.
+func (c *Client) startSession(ctx context.Context, peer string) error {
+	b, err := c.api.bundle(ctx, peer)
+	if err != nil {
+		return fmt.Errorf("client: fetching %s's keys: %w", peer, err)
+	}
+	xb, err := b.X3DH()
+	if err != nil {
+		return fmt.Errorf("client: %s's bundle: %w", peer, err)
+	}
+	err = c.mgr.StartSession(ctx, addr(peer), xb)
+	if ie, ok := errors.AsType[*session.IdentityError](err); ok {
+		c.setPending(peer, ie.Received)
+		return &IdentityChangedError{Peer: peer, Safety: c.safetyWith(ctx, peer, ie.Received)}
+	}
+	if err != nil {
+		return fmt.Errorf("client: starting a session with %s: %w", peer, err)
+	}
+	c.emit(Event{Kind: EventSessionStarted, Peer: peer, OneTimePreKey: xb.OneTimePreKey != nil})
+	return nil
+}
+
+func (c *Client) setPending(peer string, key *keys.PublicKey) {
+	c.pendMu.Lock()
+	defer c.pendMu.Unlock()
+	c.pending[peer] = key
+}
+
+// ApproveIdentity accepts the new identity key of peer that an
+// EventIdentityChanged or an *IdentityChangedError reported, and decrypts
+// the envelopes held back meanwhile. Call it only once the user has
+// compared the new safety number with the peer's.
+func (c *Client) ApproveIdentity(ctx context.Context, peer string) error {
+	c.procMu.Lock()
+	defer c.procMu.Unlock()
+	c.keysMu.RLock()
+	defer c.keysMu.RUnlock()
+	c.pendMu.Lock()
+	key := c.pending[peer]
+	c.pendMu.Unlock()
+	held, err := listHeld(ctx, c.chat, peer)
+	if err != nil {
+		return err
+	}
+	if key == nil && len(held) > 0 {
+		// After a restart the key is found again in the first held
+		// envelope.
+		_, err := c.mgr.Decrypt(ctx, addr(peer), held[0].body)
+		if ie, ok := errors.AsType[*session.IdentityError](err); ok {
+			key = ie.Received
+		}
+	}
+	if key == nil {
+		return fmt.Errorf("client: no identity change of %s to approve", peer)
+	}
+	if err := c.mgr.ApproveIdentity(ctx, addr(peer), key); err != nil {
+		return err
+	}
+	c.pendMu.Lock()
+	delete(c.pending, peer)
+	c.pendMu.Unlock()
+	for _, h := range held {
+		if err := c.decrypt(ctx, h.seq, peer, h.body, true); err != nil {
+			return err
+		}
+		if err := deleteHeld(ctx, c.chat, h.seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// errTransient marks a failure that says nothing about the envelope (the
+// store or the context failed): it is not acknowledged, so the server
+// delivers it again.
+type errTransient struct{ err error }
+
+func (e errTransient) Error() string { return e.err.Error() }
+func (e errTransient) Unwrap() error { return e.err }
+
+// messageError reports whether a Decrypt error is about the envelope
+// itself, so that trying again cannot help.
+func messageError(err error) bool {
+	for _, e := range []error{
+		session.ErrMalformed, session.ErrUnknownType, session.ErrNoSession, session.ErrUnknownPreKey,
+		keys.ErrInvalidPublicKey, keys.ErrSmallOrder,
+		ratchet.ErrTooManySkipped, ratchet.ErrAuthentication, ratchet.ErrCounterOverflow,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// receive processes one envelope from the relay. An error means it must
+// not be acknowledged.
+func (c *Client) receive(ctx context.Context, seq int64, from string, body []byte) error {
+	c.procMu.Lock()
+	defer c.procMu.Unlock()
+	if seq <= c.lastSeq {
+		// Processed before the last connection dropped; only the ack was
+		// lost.
+		return nil
+	}
+	if !api.ValidName(from) {
+		return nil
+	}
+	held, err := listHeld(ctx, c.chat, from)
+	if err != nil {
+		return errTransient{err}
+	}
+	if len(held) > 0 {
+		// Earlier envelopes of this sender wait for approval; this one
+		// waits behind them.
+		if err := hold(ctx, c.chat, seq, from, body); err != nil {
+			return errTransient{err}
+		}
+	} else {
+		c.keysMu.RLock()
+		err := c.decrypt(ctx, seq, from, body, false)
+		c.keysMu.RUnlock()
+		if err != nil {
+			return err
+		}
+	}
+	if err := setLastSeq(ctx, c.chat, seq); err != nil {
+		return errTransient{err}
+	}
+	c.lastSeq = seq
+	return nil
+}
+
+// decrypt decrypts and reports one envelope. Called with procMu and
+// keysMu held.
+func (c *Client) decrypt(ctx context.Context, seq int64, from string, body []byte, released bool) error {
+	pt, err := c.mgr.Decrypt(ctx, addr(from), body)
+	switch ie, isIdentity := errors.AsType[*session.IdentityError](err); {
+	case err == nil:
+		c.emit(Event{Kind: EventMessage, Peer: from, Text: string(pt)})
+	case errors.Is(err, ratchet.ErrDuplicate):
+		// A repeat of a message already reported: drop it quietly.
+	case isIdentity && !released:
+		if err := hold(ctx, c.chat, seq, from, body); err != nil {
+			return errTransient{err}
+		}
+		c.setPending(from, ie.Received)
+		c.emit(Event{Kind: EventIdentityChanged, Peer: from, Safety: c.safetyWith(ctx, from, ie.Received)})
+	case isIdentity || messageError(err):
+		c.emit(Event{Kind: EventUndecryptable, Peer: from, Err: err})
+	default:
+		return errTransient{err}
+	}
+	return nil
+}
+
+// ResetIdentity replaces the client's identity key and every prekey, and
+// forgets every session and every peer's identity key: the account starts
+// over under the same name. Peers see an identity change on the next
+// message; messages they send to the old identity cannot be decrypted.
+func (c *Client) ResetIdentity(ctx context.Context) error {
+	connected := c.disconnect()
+	c.procMu.Lock()
+	defer c.procMu.Unlock()
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	c.keysMu.Lock()
+	defer c.keysMu.Unlock()
+	if err := c.closeKeys(); err != nil {
+		return err
+	}
+	if err := c.removeKeys(); err != nil {
+		return err
+	}
+	if err := c.openKeys(ctx); err != nil {
+		return err
+	}
+	up, err := c.mgr.Upkeep(ctx)
+	if err != nil {
+		return err
+	}
+	n, err := c.api.replaceKeys(ctx, &api.KeysRequest{
+		IdentityKey:    up.IdentityKey.Encode(),
+		SignedPreKey:   signedPreKey(up),
+		OneTimePreKeys: preKeys(up.OneTimePreKeys),
+	})
+	if err != nil {
+		return fmt.Errorf("client: publishing the new identity: %w", err)
+	}
+	// Envelopes held for the old identity can never be decrypted now.
+	if _, err := c.chat.ExecContext(ctx, `DELETE FROM held`); err != nil {
+		return err
+	}
+	c.pendMu.Lock()
+	clear(c.pending)
+	c.pendMu.Unlock()
+	c.emit(Event{Kind: EventPreKeysUploaded, Count: n})
+	if connected {
+		return c.Connect(ctx)
+	}
+	return nil
+}
+
+// Close disconnects and closes the client's databases. Envelopes in the
+// outbox go out after the next Open and Connect.
+func (c *Client) Close() error {
+	c.disconnect()
+	c.keysMu.Lock()
+	defer c.keysMu.Unlock()
+	return errors.Join(c.closeKeys(), c.chat.Close())
+}
+
+// Connect connects to the relay and keeps the connection up, reconnecting
+// after failures, until Disconnect or Close. It returns once the first
+// connection is up, or with the error that prevented it.
+func (c *Client) Connect(ctx context.Context) error {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	if c.stopConn != nil {
+		return nil
+	}
+	ws, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	c.stopConn, c.connDone = cancel, make(chan struct{})
+	go c.supervise(runCtx, ws, c.connDone)
+	return nil
+}
+
+// Disconnect closes the relay connection. Received envelopes being
+// processed are finished first.
+func (c *Client) Disconnect() { c.disconnect() }
+
+func (c *Client) disconnect() (was bool) {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	if c.stopConn == nil {
+		return false
+	}
+	c.stopConn()
+	<-c.connDone
+	c.stopConn, c.connDone = nil, nil
+	return true
+}
+
+func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+c.api.token)
+	ws, _, err := websocket.Dial(ctx, c.api.wsURL(), &websocket.DialOptions{HTTPClient: c.cfg.HTTPClient, HTTPHeader: h})
+	if err != nil {
+		return nil, fmt.Errorf("client: connecting to the relay: %w", err)
+	}
+	ws.SetReadLimit(api.MaxFrameSize)
+	return ws, nil
+}
+
+// supervise runs connections until ctx ends, redialling with backoff.
+func (c *Client) supervise(ctx context.Context, ws *websocket.Conn, done chan struct{}) {
+	defer close(done)
+	backoff := 100 * time.Millisecond
+	for {
+		c.emit(Event{Kind: EventConnected})
+		err := c.run(ctx, ws)
+		if ctx.Err() != nil {
+			c.emit(Event{Kind: EventDisconnected})
+			return
+		}
+		c.emit(Event{Kind: EventDisconnected, Err: err})
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			ws, err = c.dial(dctx)
+			cancel()
+			if err == nil {
+				backoff = 100 * time.Millisecond
+				break
+			}
+		}
+	}
+}
+
+// run serves one connection: a reader that routes frames, a processor for
+// received envelopes, a sender for the outbox, and prekey upkeep. It
+// returns, with the connection closed, when any of them fails or ctx ends.
+//
+// Ending ctx closes the connection gracefully: the processor finishes and
+// acknowledges the envelope in hand before the close frame goes out. (The
+// reader's Read does not take ctx, because the WebSocket library closes a
+// connection at once when a Read's context ends, cutting off those acks.)
+func (c *Client) run(ctx context.Context, ws *websocket.Conn) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	incoming := make(chan api.Frame, 256)
+	replies := make(chan api.Frame, 16)
+	counts := make(chan int, 1)
+
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		cancel(c.read(ctx, ws, incoming, replies, counts))
+	}()
+	var wg sync.WaitGroup
+	wg.Go(func() { cancel(ping(ctx, ws)) })
+	wg.Go(func() { cancel(c.process(ctx, ws, incoming)) })
+	wg.Go(func() { cancel(c.sendOutbox(ctx, ws, replies)) })
+	wg.Go(func() {
+		if err := c.publishSignedPreKey(ctx); err != nil && ctx.Err() == nil {
+			c.emit(Event{Kind: EventError, Err: err})
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case n := <-counts:
+				if err := c.topUp(ctx, n); err != nil && ctx.Err() == nil {
+					c.emit(Event{Kind: EventError, Err: err})
+				}
+			}
+		}
+	})
+	<-ctx.Done()
+	err := context.Cause(ctx)
+	wg.Wait()
+	ws.Close(websocket.StatusNormalClosure, "")
+	<-readDone
+	return err
+}
+
+// pingInterval is how often the client checks that the server still
+// answers: without it, a connection whose network path died could wait
+// for a frame forever.
+const pingInterval = 30 * time.Second
+
+func ping(ctx context.Context, ws *websocket.Conn) error {
+	t := time.NewTicker(pingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+		err := ws.Ping(pctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("client: the server stopped answering: %w", err)
+		}
+	}
+}
+
+// read routes the server's frames until the connection ends. Frames that
+// arrive once ctx has ended are dropped: what they carry comes again on the
+// next connection.
+func (c *Client) read(ctx context.Context, ws *websocket.Conn, incoming, replies chan<- api.Frame, counts chan int) error {
+	for {
+		_, data, err := ws.Read(context.WithoutCancel(ctx))
+		if err != nil {
+			return err
+		}
+		var f api.Frame
+		if err := json.Unmarshal(data, &f); err != nil {
+			return fmt.Errorf("client: bad frame from the server: %w", err)
+		}
+		switch f.Type {
+		case api.FrameMessage:
+			select {
+			case incoming <- f:
+			case <-ctx.Done():
+			}
+		case api.FrameSent, api.FrameError:
+			if f.ID == "" {
+				c.emit(Event{Kind: EventError, Err: &api.Error{Code: f.Code, Message: f.Message}})
+				continue
+			}
+			select {
+			case replies <- f:
+			case <-ctx.Done():
+			}
+		case api.FramePreKeys:
+			if f.Remaining != nil {
+				select {
+				case <-counts:
+				default:
+				}
+				counts <- *f.Remaining
+			}
+		}
+	}
+}
+
+func (c *Client) process(ctx context.Context, ws *websocket.Conn, incoming <-chan api.Frame) error {
+	for {
+		var f api.Frame
+		select {
+		case <-ctx.Done():
+			return nil
+		case f = <-incoming:
+		}
+		// An envelope in hand is processed and acknowledged even if ctx
+		// has ended (Disconnect closes the connection only after this
+		// returns); if the ack is lost anyway, the sequence number
+		// recognises the envelope when it comes again.
+		if err := c.receive(context.WithoutCancel(ctx), f.Seq, f.From, f.Body); err != nil {
+			return err
+		}
+		if err := writeFrame(ctx, ws, &api.Frame{Type: api.FrameAck, Seq: f.Seq}); err != nil {
+			return err
+		}
+	}
+}
+
+// sendOutbox sends the outbox in order, one envelope at a time: each waits
+// for the server's answer, so that a refused envelope cannot overtake or
+// be overtaken.
+func (c *Client) sendOutbox(ctx context.Context, ws *websocket.Conn, replies <-chan api.Frame) error {
+	for {
+		out, err := listOutbox(ctx, c.chat)
+		if err != nil {
+			return err
+		}
+		for _, o := range out {
+			id := strconv.FormatInt(o.id, 10)
+			if err := writeFrame(ctx, ws, &api.Frame{Type: api.FrameSend, ID: id, To: o.to, Body: o.body}); err != nil {
+				return err
+			}
+			var reply api.Frame
+			for reply.ID != id {
+				select {
+				case <-ctx.Done():
+					return nil
+				case reply = <-replies:
+				}
+			}
+			var verdict error
+			if reply.Type == api.FrameError {
+				verdict = &api.Error{Code: reply.Code, Message: reply.Message}
+				c.emit(Event{Kind: EventSendFailed, Peer: o.to, Err: verdict})
+			}
+			if err := deleteOutbox(ctx, c.chat, o.id); err != nil {
+				return err
+			}
+			c.wmu.Lock()
+			if w, ok := c.waiters[o.id]; ok {
+				w <- verdict
+				delete(c.waiters, o.id)
+			}
+			c.wmu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.wake:
+		}
+	}
+}
+
+// writeTimeout bounds a write or ping on the relay connection.
+const writeTimeout = 5 * time.Second
+
+// writeFrame writes one frame. Its deadline ignores ctx's cancellation: the
+// WebSocket library closes the connection when a write's context ends, and
+// a Disconnect must not cut off the acks still being written.
+func writeFrame(ctx context.Context, ws *websocket.Conn, f *api.Frame) error {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	return ws.Write(ctx, websocket.MessageText, b)
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ratchetkit/ratchetkit/examples/chat/client"
+	"github.com/ratchetkit/ratchetkit/examples/chat/server"
+)
+
+func TestSanitize(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"hello, world", "hello, world"},
+		{"tab\there", "tab\there"},
+		{"héllo ✓ 你好", "héllo ✓ 你好"},
+		{"clear\x1b[2Jscreen", `clear\u001b[2Jscreen`},
+		{"new\nline\r", `new\u000aline\u000d`},
+		{"bell\a", `bell\u0007`},
+		{"csi\u009b31m", `csi\u009b31m`},
+		{"evil\u202eexe.txt", `evil\u202eexe.txt`},
+		{"zero\u200bwidth", `zero\u200bwidth`},
+		{"bad\xffutf8", `bad\xffutf8`},
+		{"real \uFFFD stays", "real \uFFFD stays"},
+	}
+	for _, tt := range tests {
+		if got := sanitize(tt.in); got != tt.want {
+			t.Errorf("sanitize(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The terminal client registers, sends what is typed, prints what arrives
+// with control characters escaped, and shows the safety number.
+func TestTerminal(t *testing.T) {
+	srv, err := server.New(server.Config{DBPath: filepath.Join(t.TempDir(), "s.db"), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer srv.Close()
+	defer hs.Close()
+
+	var mu sync.Mutex
+	var got []string
+	bob, err := client.Open(context.Background(), client.Config{
+		Dir: t.TempDir(), Server: hs.URL, Name: "bob",
+		OnEvent: func(ev client.Event) {
+			if ev.Kind == client.EventMessage {
+				mu.Lock()
+				got = append(got, ev.Text)
+				mu.Unlock()
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	if err := bob.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	in, typed := io.Pipe()
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(context.Background(), []string{"-name", "alice", "-server", hs.URL, "-dir", t.TempDir()}, in, out)
+	}()
+	typeLine := func(s string) {
+		if _, err := io.WriteString(typed, s+"\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	typeLine("hello?")
+	waitFor(t, "the no-peer hint", func() bool { return strings.Contains(out.String(), "/to NAME") })
+	typeLine("/to bob")
+	typeLine("Hi Bob!")
+	waitFor(t, "bob to receive", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
+	if got[0] != "Hi Bob!" {
+		t.Fatalf("bob got %q", got)
+	}
+	if err := bob.Send(context.Background(), "alice", "Hi Alice \x1b]0;pwned\x07"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "alice to print bob's message", func() bool { return strings.Contains(out.String(), "[bob] Hi Alice ") })
+	if o := out.String(); strings.Contains(o, "\x1b") || !strings.Contains(o, `[bob] Hi Alice \u001b]0;pwned\u0007`) {
+		t.Fatalf("bob's message printed unescaped:\n%q", o)
+	}
+	typeLine("/safety")
+	num, err := bob.SafetyNumber(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the safety number", func() bool { return strings.Contains(out.String(), num) })
+	typeLine("/frobnicate")
+	waitFor(t, "the unknown-command hint", func() bool { return strings.Contains(out.String(), "Unknown command /frobnicate") })
+	typeLine("/quit")
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

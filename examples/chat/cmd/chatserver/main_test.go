@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// The database path comes from the environment unless a flag overrides
+// it, the server answers on the address it logs, and it stops cleanly when
+// its context ends.
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("CHAT_DB", filepath.Join(dir, "from-env.db"))
+	t.Setenv("CHAT_ADDR", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, logs) }()
+
+	var url string
+	deadline := time.Now().Add(10 * time.Second)
+	for url == "" {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			var l struct{ Msg, URL string }
+			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "listening" {
+				url = l.URL
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no listening line in the log:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := http.Get(url + "/v1/keys/count")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("status %d, want 401", resp.StatusCode)
+	}
+	cancel()
+	if err := <-done; err != nil && err != http.ErrServerClosed {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "from-env.db")); err != nil {
+		t.Fatalf("database not at CHAT_DB: %v", err)
+	}
+	if !strings.Contains(logs.String(), `"msg":"stopped"`) {
+		t.Errorf("no stop line in the log")
+	}
+
+	// Flags win over the environment; bad settings are errors.
+	t.Setenv("CHAT_LOG_LEVEL", "chatty")
+	if err := run(context.Background(), nil, &syncBuffer{}); err == nil || !strings.Contains(err.Error(), "log level") {
+		t.Fatalf("bad CHAT_LOG_LEVEL: %v", err)
+	}
+	stopped, stop := context.WithCancel(context.Background())
+	stop()
+	if err := run(stopped, []string{"-log-level", "warn", "-db", filepath.Join(dir, "flag.db")}, &syncBuffer{}); err != nil {
+		t.Fatalf("-log-level over a bad CHAT_LOG_LEVEL: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "flag.db")); err != nil {
+		t.Fatalf("database not at -db: %v", err)
+	}
+	for _, args := range [][]string{
+		{"-log-level", "loud"},
+		{"-log-level", "info", "-tls-cert", "c.pem"},
+		{"-log-level", "info", "stray"},
+	} {
+		if err := run(context.Background(), args, &syncBuffer{}); err == nil {
+			t.Errorf("run %q succeeded", args)
+		}
+	}
+}

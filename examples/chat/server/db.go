@@ -1,0 +1,317 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+
+	"github.com/ratchetkit/ratchetkit/examples/chat/api"
+	"github.com/ratchetkit/ratchetkit/x3dh"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+)
+
+// The server's whole state is three tables. Public keys are stored as their
+// 33-byte encodings; envelopes as the opaque bytes clients sent. Tokens are
+// stored hashed, so a copy of the database does not let anyone log in.
+const schema = `
+CREATE TABLE IF NOT EXISTS users (
+	name         TEXT PRIMARY KEY,
+	token_hash   BLOB NOT NULL UNIQUE,
+	identity_key BLOB NOT NULL,
+	spk_id       INTEGER NOT NULL,
+	spk          BLOB NOT NULL,
+	spk_sig      BLOB NOT NULL,
+	created      INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS prekeys (
+	user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+	id   INTEGER NOT NULL,
+	key  BLOB NOT NULL,
+	PRIMARY KEY (user, id)
+);
+CREATE TABLE IF NOT EXISTS queue (
+	seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+	recipient TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+	sender    TEXT NOT NULL,
+	body      BLOB NOT NULL,
+	created   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_by_recipient ON queue (recipient, seq);
+`
+
+// openDB opens (creating if needed) the SQLite database at path.
+//
+// WAL lets the relay read the queue while a write commits. synchronous
+// NORMAL survives a crash of the process but may lose the last commits on
+// power loss: for a relay that means a message acknowledged as stored is
+// lost, which a client sees as a gap in the conversation (the ratchet skips
+// over it). secure_delete overwrites delivered envelopes and handed-out
+// prekeys in the file.
+//
+// All access goes through one connection: SQLite has one writer anyway, and
+// a single connection makes every statement see the previous one's effect
+// without retries on SQLITE_BUSY.
+func openDB(ctx context.Context, path string) (*sql.DB, error) {
+	q := url.Values{}
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)", "secure_delete(1)"} {
+		q.Add("_pragma", p)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("create schema: %w", err)
+	}
+	return db, nil
+}
+
+func hashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// errNameTaken, errUnknownUser and errPreKeyExists report conflicts the
+// handlers turn into API errors.
+var (
+	errNameTaken    = errors.New("name taken")
+	errUnknownUser  = errors.New("unknown user")
+	errPreKeyExists = errors.New("prekey id exists")
+	errTooMany      = errors.New("too many")
+)
+
+// userByToken returns the user whose token hashes to the stored hash.
+// The hash is of a 256-bit random token, so looking it up by value leaks
+// nothing a timing attacker could use.
+func (s *Server) userByToken(ctx context.Context, token string) (string, error) {
+	var name string
+	err := s.db.QueryRowContext(ctx, `SELECT name FROM users WHERE token_hash = ?`, hashToken(token)).Scan(&name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", errUnknownUser
+	}
+	return name, err
+}
+
+func (s *Server) userExists(ctx context.Context, name string) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE name = ?`, name).Scan(&n)
+	return n > 0, err
+}
+
+// keySet is a validated set of public keys to store.
+type keySet struct {
+	identityKey []byte
+	spk         api.SignedPreKey
+	opks        []api.PreKey
+}
+
+func (s *Server) register(ctx context.Context, name, token string, ks *keySet) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE name = ?`, name).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return errNameTaken
+		}
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO users (name, token_hash, identity_key, spk_id, spk, spk_sig, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			name, hashToken(token), ks.identityKey, ks.spk.ID, ks.spk.Key, ks.spk.Signature, s.now().Unix()); err != nil {
+			return err
+		}
+		return s.addPreKeysTx(ctx, tx, name, ks.opks)
+	})
+}
+
+// replaceKeys swaps every key of name for those of ks: the old one-time
+// prekeys belong to the old identity and go with it.
+func (s *Server) replaceKeys(ctx context.Context, name string, ks *keySet) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`UPDATE users SET identity_key = ?, spk_id = ?, spk = ?, spk_sig = ? WHERE name = ?`,
+			ks.identityKey, ks.spk.ID, ks.spk.Key, ks.spk.Signature, name); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM prekeys WHERE user = ?`, name); err != nil {
+			return err
+		}
+		return s.addPreKeysTx(ctx, tx, name, ks.opks)
+	})
+}
+
+func (s *Server) identityKey(ctx context.Context, name string) ([]byte, error) {
+	var ik []byte
+	err := s.db.QueryRowContext(ctx, `SELECT identity_key FROM users WHERE name = ?`, name).Scan(&ik)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errUnknownUser
+	}
+	return ik, err
+}
+
+// storedBundle returns name's identity and signed prekeys as a bundle
+// without a one-time prekey, to check new one-time prekeys against.
+func (s *Server) storedBundle(ctx context.Context, name string) (*x3dh.Bundle, error) {
+	b := api.Bundle{Name: name}
+	err := s.db.QueryRowContext(ctx, `SELECT identity_key, spk_id, spk, spk_sig FROM users WHERE name = ?`, name).
+		Scan(&b.IdentityKey, &b.SignedPreKey.ID, &b.SignedPreKey.Key, &b.SignedPreKey.Signature)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errUnknownUser
+	}
+	if err != nil {
+		return nil, err
+	}
+	return b.X3DH()
+}
+
+// setSignedPreKey stores spk as name's signed prekey and reports whether
+// it differs from the one stored.
+func (s *Server) setSignedPreKey(ctx context.Context, name string, spk api.SignedPreKey) (changed bool, err error) {
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE users SET spk_id = ?, spk = ?, spk_sig = ? WHERE name = ? AND (spk_id != ? OR spk != ? OR spk_sig != ?)`,
+		spk.ID, spk.Key, spk.Signature, name, spk.ID, spk.Key, spk.Signature)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+func (s *Server) addPreKeys(ctx context.Context, name string, opks []api.PreKey) error {
+	return s.tx(ctx, func(tx *sql.Tx) error { return s.addPreKeysTx(ctx, tx, name, opks) })
+}
+
+func (s *Server) addPreKeysTx(ctx context.Context, tx *sql.Tx, name string, opks []api.PreKey) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM prekeys WHERE user = ?`, name).Scan(&n); err != nil {
+		return err
+	}
+	if n+len(opks) > s.cfg.MaxPreKeys {
+		return errTooMany
+	}
+	for _, pk := range opks {
+		var exists int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM prekeys WHERE user = ? AND id = ?`, name, pk.ID).Scan(&exists); err != nil {
+			return err
+		}
+		if exists > 0 {
+			return errPreKeyExists
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO prekeys (user, id, key) VALUES (?, ?, ?)`, name, pk.ID, pk.Key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) countPreKeys(ctx context.Context, name string) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM prekeys WHERE user = ?`, name).Scan(&n)
+	return n, err
+}
+
+// takeBundle reads name's bundle and removes the one-time prekey it hands
+// out, in one transaction: no two callers can get the same prekey, and the
+// prekey always belongs to the identity key it is returned with. The
+// lowest id goes first. remaining is the count left afterwards.
+func (s *Server) takeBundle(ctx context.Context, name string) (b *api.Bundle, remaining int, err error) {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		b = &api.Bundle{Name: name}
+		err := tx.QueryRowContext(ctx, `SELECT identity_key, spk_id, spk, spk_sig FROM users WHERE name = ?`, name).
+			Scan(&b.IdentityKey, &b.SignedPreKey.ID, &b.SignedPreKey.Key, &b.SignedPreKey.Signature)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errUnknownUser
+		}
+		if err != nil {
+			return err
+		}
+		var pk api.PreKey
+		err = tx.QueryRowContext(ctx, `DELETE FROM prekeys WHERE user = ? AND id =
+			(SELECT id FROM prekeys WHERE user = ? ORDER BY id LIMIT 1) RETURNING id, key`, name, name).
+			Scan(&pk.ID, &pk.Key)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			b.Exhausted = true
+		case err != nil:
+			return err
+		default:
+			b.OneTimePreKey = &pk
+		}
+		return tx.QueryRowContext(ctx, `SELECT count(*) FROM prekeys WHERE user = ?`, name).Scan(&remaining)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return b, remaining, nil
+}
+
+// enqueue stores an envelope for recipient and returns its sequence
+// number, or errTooMany if the recipient's queue is full.
+func (s *Server) enqueue(ctx context.Context, from, to string, body []byte) (int64, error) {
+	var seq int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM queue WHERE recipient = ?`, to).Scan(&n); err != nil {
+			return err
+		}
+		if n >= s.cfg.MaxQueue {
+			return errTooMany
+		}
+		return tx.QueryRowContext(ctx,
+			`INSERT INTO queue (recipient, sender, body, created) VALUES (?, ?, ?, ?) RETURNING seq`,
+			to, from, body, s.now().Unix()).Scan(&seq)
+	})
+	return seq, err
+}
+
+type queued struct {
+	seq  int64
+	from string
+	body []byte
+}
+
+// pending returns up to limit envelopes for recipient after sequence
+// number after, oldest first.
+func (s *Server) pending(ctx context.Context, recipient string, after int64, limit int) ([]queued, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT seq, sender, body FROM queue WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?`,
+		recipient, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []queued
+	for rows.Next() {
+		var q queued
+		if err := rows.Scan(&q.seq, &q.from, &q.body); err != nil {
+			return nil, err
+		}
+		out = append(out, q)
+	}
+	return out, rows.Err()
+}
+
+// ack deletes recipient's envelope seq. Acknowledging twice, or another
+// user's envelope, deletes nothing and is not an error: the client cannot
+// tell the two apart anyway, and a repeated ack after a reconnect is normal.
+func (s *Server) ack(ctx context.Context, recipient string, seq int64) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM queue WHERE recipient = ? AND seq = ?`, recipient, seq)
+	return err
+}
+
+func (s *Server) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}

@@ -1,0 +1,452 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ratchetkit/ratchetkit/examples/chat/api"
+	"github.com/ratchetkit/ratchetkit/keys"
+	"github.com/ratchetkit/ratchetkit/x3dh"
+)
+
+// routes maps the API of package api onto handlers. Method-qualified
+// patterns let the mux answer a wrong method with 405; everything else
+// falls through to a JSON 404, so clients always get an ErrorResponse.
+func (s *Server) routes() {
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("POST /v1/register", s.handleRegister)
+	s.mux.HandleFunc("PUT /v1/keys", s.authed(s.handleReplaceKeys))
+	s.mux.HandleFunc("PUT /v1/keys/signed", s.authed(s.handleSignedPreKey))
+	s.mux.HandleFunc("POST /v1/keys/one-time", s.authed(s.handleAddPreKeys))
+	s.mux.HandleFunc("GET /v1/keys/count", s.authed(s.handleCount))
+	s.mux.HandleFunc("GET /v1/users/{name}/bundle", s.authed(s.handleBundle))
+	s.mux.HandleFunc("GET /v1/ws", s.authed(s.handleWS))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, http.StatusNotFound, api.CodeNotFound, "no such endpoint")
+	})
+}
+
+// apiError is a failure with its HTTP status.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+}
+
+// fail answers with an api.ErrorResponse. Messages are fixed texts or
+// name the offending field: they never echo request bytes back, which
+// could carry keys or terminal escapes.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	if rec, ok := w.(*statusRecorder); ok {
+		rec.code = code
+	}
+	writeJSON(w, status, api.ErrorResponse{Error: api.Error{Code: code, Message: msg}})
+}
+
+func (s *Server) failErr(w http.ResponseWriter, r *http.Request, e *apiError) {
+	s.fail(w, r, e.status, e.code, e.msg)
+}
+
+// internal reports a failure of the server itself. The error goes to the
+// log (database errors name no stored values); the client learns only that
+// nothing was changed.
+func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Error("internal error", "route", r.Pattern, "err", err)
+	s.fail(w, r, http.StatusInternalServerError, api.CodeInternal, "internal server error")
+}
+
+// writeJSON answers with v. nosniff keeps browsers from reading a JSON
+// body as anything else.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// decode reads r's body as exactly one JSON value into v: at most
+// api.MaxBodySize bytes, no unknown fields, nothing after the value.
+func decode(w http.ResponseWriter, r *http.Request, v any) *apiError {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, api.MaxBodySize))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return &apiError{http.StatusRequestEntityTooLarge, api.CodeTooLarge,
+				fmt.Sprintf("request body over %d bytes", api.MaxBodySize)}
+		}
+		return &apiError{http.StatusBadRequest, api.CodeBadRequest, "cannot read request body"}
+	}
+	if err := decodeStrict(body, v); err != nil {
+		return &apiError{http.StatusBadRequest, api.CodeBadRequest, "malformed JSON: " + err.Error()}
+	}
+	return nil
+}
+
+// decodeStrict decodes exactly one JSON value with no unknown fields.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("data after the JSON value")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the JSON value")
+	}
+	return nil
+}
+
+type userKey struct{}
+
+// authed runs h for requests with a valid bearer token, with the user's
+// name in the context.
+func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || token == "" || len(token) > 128 {
+			s.fail(w, r, http.StatusUnauthorized, api.CodeUnauthorized, "missing bearer token")
+			return
+		}
+		name, err := s.userByToken(r.Context(), token)
+		if errors.Is(err, errUnknownUser) {
+			s.fail(w, r, http.StatusUnauthorized, api.CodeUnauthorized, "unknown token")
+			return
+		}
+		if err != nil {
+			s.internal(w, r, err)
+			return
+		}
+		if rec, ok := w.(*statusRecorder); ok {
+			rec.user = name
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), userKey{}, name)))
+	}
+}
+
+// user returns the name authed put in r's context.
+func user(r *http.Request) string { return r.Context().Value(userKey{}).(string) }
+
+// checkKeys validates the public keys of a registration or reset before
+// anything is stored: every key decodes, none has small order, and the
+// signed prekey's signature verifies under the identity key. Each one-time
+// prekey goes through the same x3dh.Bundle.Verify a client will run on the
+// bundle that carries it, so the server never hands out a bundle that
+// Initiate refuses.
+func checkKeys(ik []byte, spk api.SignedPreKey, opks []api.PreKey) (*keySet, *apiError) {
+	b := &api.Bundle{IdentityKey: ik, SignedPreKey: spk}
+	xb, err := b.X3DH()
+	if err != nil {
+		return nil, &apiError{http.StatusBadRequest, api.CodeBadKey, "key does not decode: " + err.Error()}
+	}
+	if e := verifyBundle(xb); e != nil {
+		return nil, e
+	}
+	if e := checkPreKeys(xb, opks); e != nil {
+		return nil, e
+	}
+	return &keySet{identityKey: ik, spk: spk, opks: opks}, nil
+}
+
+// verifyBundle maps x3dh.Bundle.Verify's verdict to API errors. Verify
+// judges the keys before the signature, so a small-order key is reported
+// as a bad key rather than as a bad signature.
+func verifyBundle(xb *x3dh.Bundle) *apiError {
+	switch err := xb.Verify(); {
+	case err == nil:
+		return nil
+	case errors.Is(err, x3dh.ErrInvalidSignature):
+		return &apiError{http.StatusBadRequest, api.CodeBadSignature, "signed prekey signature does not verify under the identity key"}
+	case errors.Is(err, x3dh.ErrSmallOrder):
+		return &apiError{http.StatusBadRequest, api.CodeBadKey, "key of small order"}
+	default:
+		return &apiError{http.StatusBadRequest, api.CodeBadRequest, "bundle: " + err.Error()}
+	}
+}
+
+// checkPreKeys checks a batch of one-time prekeys against xb, the owner's
+// verified bundle without one.
+func checkPreKeys(xb *x3dh.Bundle, opks []api.PreKey) *apiError {
+	if len(opks) > api.MaxPreKeysPerRequest {
+		return &apiError{http.StatusRequestEntityTooLarge, api.CodeTooLarge,
+			fmt.Sprintf("more than %d one-time prekeys in one request", api.MaxPreKeysPerRequest)}
+	}
+	seen := make(map[uint32]bool, len(opks))
+	for _, pk := range opks {
+		if seen[pk.ID] {
+			return &apiError{http.StatusConflict, api.CodePreKeyExists, fmt.Sprintf("one-time prekey id %d repeated", pk.ID)}
+		}
+		seen[pk.ID] = true
+		k, err := keys.DecodePublicKey(pk.Key)
+		if err != nil {
+			return &apiError{http.StatusBadRequest, api.CodeBadKey, fmt.Sprintf("one-time prekey %d does not decode", pk.ID)}
+		}
+		withOPK := *xb
+		withOPK.OneTimePreKeyID, withOPK.OneTimePreKey = pk.ID, k
+		if e := verifyBundle(&withOPK); e != nil {
+			e.msg = fmt.Sprintf("one-time prekey %d: %s", pk.ID, e.msg)
+			return e
+		}
+	}
+	return nil
+}
+
+// remoteIP is the peer address that rate limits key on. Behind a reverse
+// proxy it is the proxy's; this server trusts no forwarding headers,
+// which any client could forge.
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+	s.fail(w, r, http.StatusTooManyRequests, api.CodeRateLimited, "too many requests; retry later")
+}
+
+// handleRegister claims a name. The rate limit comes first, so that a
+// flood costs no signature checks; the keys are verified before anything
+// is stored, and name and keys are stored in one transaction.
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	if ok, wait := s.registry.allow(remoteIP(r)); !ok {
+		s.rateLimited(w, r, wait)
+		return
+	}
+	var req api.RegisterRequest
+	if e := decode(w, r, &req); e != nil {
+		s.failErr(w, r, e)
+		return
+	}
+	if !api.ValidName(req.Name) {
+		s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest,
+			fmt.Sprintf("a name is 1 to %d characters of a-z, 0-9, '-' and '_'", api.MaxNameLen))
+		return
+	}
+	ks, e := checkKeys(req.IdentityKey, req.SignedPreKey, req.OneTimePreKeys)
+	if e != nil {
+		s.failErr(w, r, e)
+		return
+	}
+	token := newToken()
+	switch err := s.register(r.Context(), req.Name, token, ks); {
+	case errors.Is(err, errNameTaken):
+		s.fail(w, r, http.StatusConflict, api.CodeNameTaken, "name already registered")
+		return
+	case errors.Is(err, errTooMany):
+		s.fail(w, r, http.StatusConflict, api.CodeTooMany, fmt.Sprintf("at most %d one-time prekeys per user", s.cfg.MaxPreKeys))
+		return
+	case err != nil:
+		s.internal(w, r, err)
+		return
+	}
+	if rec, ok := w.(*statusRecorder); ok {
+		rec.user = req.Name
+	}
+	s.log.Info("registered", "user", req.Name, "one_time_prekeys", len(ks.opks))
+	writeJSON(w, http.StatusCreated, api.RegisterResponse{Token: token, OneTimePreKeys: len(ks.opks)})
+}
+
+// handleReplaceKeys is an identity reset: the caller's identity key,
+// signed prekey and one-time prekeys are all replaced at once. Queued
+// envelopes stay; those made for the old identity will not decrypt, which
+// the client reports.
+func (s *Server) handleReplaceKeys(w http.ResponseWriter, r *http.Request) {
+	var req api.KeysRequest
+	if e := decode(w, r, &req); e != nil {
+		s.failErr(w, r, e)
+		return
+	}
+	ks, e := checkKeys(req.IdentityKey, req.SignedPreKey, req.OneTimePreKeys)
+	if e != nil {
+		s.failErr(w, r, e)
+		return
+	}
+	switch err := s.replaceKeys(r.Context(), user(r), ks); {
+	case errors.Is(err, errTooMany):
+		s.fail(w, r, http.StatusConflict, api.CodeTooMany, fmt.Sprintf("at most %d one-time prekeys per user", s.cfg.MaxPreKeys))
+		return
+	case err != nil:
+		s.internal(w, r, err)
+		return
+	}
+	s.log.Info("identity replaced", "user", user(r), "one_time_prekeys", len(ks.opks))
+	writeJSON(w, http.StatusOK, api.PreKeyCount{OneTimePreKeys: len(ks.opks)})
+}
+
+// handleSignedPreKey publishes a rotated signed prekey, which must be
+// signed by the identity key already stored: a stolen token alone cannot
+// make bundles carry a signed prekey of the thief's. Clients publish on
+// every connection, so that a rotation whose upload failed is not lost;
+// publishing the current one again changes nothing.
+func (s *Server) handleSignedPreKey(w http.ResponseWriter, r *http.Request) {
+	var spk api.SignedPreKey
+	if e := decode(w, r, &spk); e != nil {
+		s.failErr(w, r, e)
+		return
+	}
+	ik, err := s.identityKey(r.Context(), user(r))
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	if _, e := checkKeys(ik, spk, nil); e != nil {
+		s.failErr(w, r, e)
+		return
+	}
+	changed, err := s.setSignedPreKey(r.Context(), user(r), spk)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	if changed {
+		s.log.Info("signed prekey replaced", "user", user(r), "spk_id", spk.ID)
+	}
+	s.handleCount(w, r)
+}
+
+// handleAddPreKeys stores more one-time prekeys, all or none: each is
+// checked as part of a bundle with the stored keys, ids must be new, and
+// the total stays within MaxPreKeys. A one-time prekey carries no
+// signature (X3DH has none for it), so a stolen token can upload keys of
+// the thief's. First messages made with them fail to decrypt, since the
+// owner lacks their private halves: a denial of service, not a loss of
+// confidentiality, because SK also rests on DH1 to DH3, which involve the
+// owner's identity and signed prekeys.
+func (s *Server) handleAddPreKeys(w http.ResponseWriter, r *http.Request) {
+	var req api.PreKeysRequest
+	if e := decode(w, r, &req); e != nil {
+		s.failErr(w, r, e)
+		return
+	}
+	xb, err := s.storedBundle(r.Context(), user(r))
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	if e := checkPreKeys(xb, req.OneTimePreKeys); e != nil {
+		s.failErr(w, r, e)
+		return
+	}
+	switch err := s.addPreKeys(r.Context(), user(r), req.OneTimePreKeys); {
+	case errors.Is(err, errPreKeyExists):
+		s.fail(w, r, http.StatusConflict, api.CodePreKeyExists, "a one-time prekey id is already stored")
+		return
+	case errors.Is(err, errTooMany):
+		s.fail(w, r, http.StatusConflict, api.CodeTooMany, fmt.Sprintf("at most %d one-time prekeys per user", s.cfg.MaxPreKeys))
+		return
+	case err != nil:
+		s.internal(w, r, err)
+		return
+	}
+	s.log.Info("one-time prekeys added", "user", user(r), "count", len(req.OneTimePreKeys))
+	s.handleCount(w, r)
+}
+
+func (s *Server) handleCount(w http.ResponseWriter, r *http.Request) {
+	n, err := s.countPreKeys(r.Context(), user(r))
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.PreKeyCount{OneTimePreKeys: n})
+}
+
+// handleBundle hands out a bundle, consuming one one-time prekey. The
+// limit is per fetching user, since each fetch costs the owner a prekey.
+// An invalid name is answered like an unknown one, without a database
+// query. When the owner's stock runs low, its connection, if any, is told.
+func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) {
+	if ok, wait := s.bundles.allow(user(r)); !ok {
+		s.rateLimited(w, r, wait)
+		return
+	}
+	name := r.PathValue("name")
+	if !api.ValidName(name) {
+		s.fail(w, r, http.StatusNotFound, api.CodeUnknownUser, "no such user")
+		return
+	}
+	b, remaining, err := s.takeBundle(r.Context(), name)
+	if errors.Is(err, errUnknownUser) {
+		s.fail(w, r, http.StatusNotFound, api.CodeUnknownUser, "no such user")
+		return
+	}
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	if b.Exhausted {
+		s.log.Warn("one-time prekeys exhausted; bundle has the signed prekey only", "owner", name)
+	}
+	if remaining <= s.cfg.LowPreKeys {
+		s.hub.preKeys(name, remaining)
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+// statusRecorder remembers what a handler answered, for the request log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	code   string
+	user   string
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController and the WebSocket upgrade reach the
+// connection underneath.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// logRequests logs one line per request. It logs the route pattern, not the
+// path, so user names in paths stay out of the logs, and never bodies or
+// headers, which hold tokens and keys.
+func (s *Server) logRequests(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(rec, r)
+		level := slog.LevelInfo
+		if rec.status >= 400 {
+			level = slog.LevelWarn
+		}
+		attrs := []slog.Attr{
+			slog.String("method", r.Method),
+			slog.String("route", r.Pattern),
+			slog.Int("status", rec.status),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("remote", remoteIP(r)),
+		}
+		if rec.user != "" {
+			attrs = append(attrs, slog.String("user", rec.user))
+		}
+		if rec.code != "" {
+			attrs = append(attrs, slog.String("error", rec.code))
+		}
+		s.log.LogAttrs(r.Context(), level, "request", attrs...)
+	})
+}

@@ -1,0 +1,340 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/ratchetkit/ratchetkit/examples/chat/api"
+)
+
+// The relay keeps one WebSocket connection per user. Every envelope goes
+// through the queue table, whether its recipient is online or not: sending
+// stores it, a per-connection pusher sends whatever is queued for its user,
+// and only the recipient's ack deletes it. One path for online and offline
+// delivery means a crash, a dropped connection or a slow client can delay a
+// message but never lose one that the sender was told is stored.
+
+// writeTimeout bounds one frame write; a client that stops reading is
+// dropped rather than allowed to pile up goroutines.
+const writeTimeout = 10 * time.Second
+
+// pushBatch is how many queued envelopes one query fetches.
+const pushBatch = 64
+
+type wsConn struct {
+	user string
+	c    *websocket.Conn
+	// wake tells the pusher that something was queued; prekeys carries a
+	// one-time prekey count to report. Both hold at most one pending value,
+	// so notifying never blocks.
+	wake    chan struct{}
+	prekeys chan int
+}
+
+type hub struct {
+	mu     sync.Mutex
+	closed bool
+	conns  map[string]*wsConn
+}
+
+// add registers c as its user's connection and returns the one it
+// replaces, if any. It fails once the server is closing; otherwise the
+// caller must call s.wg.Done when the connection ends.
+func (s *Server) addConn(c *wsConn) (old *wsConn, ok bool) {
+	h := &s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, false
+	}
+	s.wg.Add(1)
+	old = h.conns[c.user]
+	h.conns[c.user] = c
+	return old, true
+}
+
+func (h *hub) remove(c *wsConn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.conns[c.user] == c {
+		delete(h.conns, c.user)
+	}
+}
+
+func (h *hub) get(user string) *wsConn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.conns[user]
+}
+
+// wake tells user's connection, if any, to push what is queued.
+func (h *hub) wake(user string) {
+	if c := h.get(user); c != nil {
+		c.notify()
+	}
+}
+
+// notify wakes the pusher without blocking: one pending wake is enough.
+func (c *wsConn) notify() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// preKeys reports user's one-time prekey count to the user's connection,
+// replacing a count not yet sent.
+func (h *hub) preKeys(user string, n int) {
+	if c := h.get(user); c != nil {
+		c.reportPreKeys(n)
+	}
+}
+
+func (c *wsConn) reportPreKeys(n int) {
+	for {
+		select {
+		case c.prekeys <- n:
+			return
+		default:
+		}
+		select {
+		case <-c.prekeys:
+		default:
+		}
+	}
+}
+
+// closeAll closes every connection with a "going away" status and refuses
+// new ones.
+func (h *hub) closeAll() {
+	h.mu.Lock()
+	h.closed = true
+	conns := make([]*wsConn, 0, len(h.conns))
+	for _, c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(func() { c.c.Close(websocket.StatusGoingAway, "server shutting down") })
+	}
+	wg.Wait()
+}
+
+func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	name := user(r)
+	// Clients are programs, not browsers; Accept's default origin check
+	// still refuses cross-origin pages.
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		// Accept has answered the request with an error.
+		return
+	}
+	c.SetReadLimit(api.MaxFrameSize)
+	conn := &wsConn{user: name, c: c, wake: make(chan struct{}, 1), prekeys: make(chan int, 1)}
+	old, ok := s.addConn(conn)
+	if !ok {
+		c.Close(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
+	defer s.wg.Done()
+	defer s.hub.remove(conn)
+	if old != nil {
+		// One connection per user: the newest wins, so a client that lost
+		// its connection without noticing can come straight back.
+		go old.c.Close(websocket.StatusPolicyViolation, "replaced by a newer connection")
+	}
+	s.log.Info("connected", "user", name)
+
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	if n, err := s.countPreKeys(ctx, name); err == nil {
+		conn.reportPreKeys(n)
+	}
+	// The pusher starts by reading the queue anyway; the wake only makes
+	// sure it does not wait first. A sender may have woken it already.
+	conn.notify()
+
+	var wg sync.WaitGroup
+	var pushErr error
+	wg.Go(func() {
+		pushErr = s.push(ctx, conn)
+		cancel()
+	})
+	wg.Go(func() { s.ping(ctx, conn, cancel) })
+	err = s.readLoop(ctx, conn)
+	cancel()
+	wg.Wait()
+	c.CloseNow()
+	if pushErr != nil && !errors.Is(pushErr, context.Canceled) {
+		err = pushErr
+	}
+	s.log.Info("disconnected", "user", name, "status", websocket.CloseStatus(err).String(), "reason", closeReason(err))
+}
+
+// closeReason says why a connection ended, without echoing anything the
+// peer sent.
+func closeReason(err error) string {
+	var ce websocket.CloseError
+	switch {
+	case errors.As(err, &ce):
+		return "closed by peer"
+	case errors.Is(err, websocket.ErrMessageTooBig):
+		return fmt.Sprintf("frame over %d bytes", api.MaxFrameSize)
+	case errors.Is(err, context.Canceled):
+		return "closed by server"
+	default:
+		return "connection error"
+	}
+}
+
+func (s *Server) readLoop(ctx context.Context, conn *wsConn) error {
+	for {
+		typ, data, err := conn.c.Read(ctx)
+		if err != nil {
+			return err
+		}
+		if typ != websocket.MessageText {
+			s.sendError(ctx, conn, "", api.CodeBadRequest, "frames are JSON text messages")
+			continue
+		}
+		var f api.Frame
+		if err := decodeStrict(data, &f); err != nil {
+			s.sendError(ctx, conn, "", api.CodeBadRequest, "malformed JSON: "+err.Error())
+			continue
+		}
+		switch f.Type {
+		case api.FrameSend:
+			s.relay(ctx, conn, &f)
+		case api.FrameAck:
+			if f.Seq <= 0 {
+				s.sendError(ctx, conn, f.ID, api.CodeBadRequest, "ack without a sequence number")
+				continue
+			}
+			if err := s.ack(ctx, conn.user, f.Seq); err != nil {
+				s.log.Error("ack", "user", conn.user, "err", err)
+				s.sendError(ctx, conn, f.ID, api.CodeInternal, "internal server error")
+			}
+		default:
+			s.sendError(ctx, conn, f.ID, api.CodeBadRequest, "unknown frame type")
+		}
+	}
+}
+
+// relay queues a send frame's envelope for its recipient.
+func (s *Server) relay(ctx context.Context, conn *wsConn, f *api.Frame) {
+	if len(f.ID) > api.MaxIDLen {
+		s.sendError(ctx, conn, "", api.CodeBadRequest, fmt.Sprintf("id over %d bytes", api.MaxIDLen))
+		return
+	}
+	if len(f.Body) == 0 {
+		s.sendError(ctx, conn, f.ID, api.CodeBadRequest, "empty envelope")
+		return
+	}
+	if len(f.Body) > api.MaxEnvelopeSize {
+		s.sendError(ctx, conn, f.ID, api.CodeTooLarge, fmt.Sprintf("envelope over %d bytes", api.MaxEnvelopeSize))
+		return
+	}
+	if !api.ValidName(f.To) {
+		s.sendError(ctx, conn, f.ID, api.CodeUnknownUser, "no such user")
+		return
+	}
+	switch ok, err := s.userExists(ctx, f.To); {
+	case err != nil:
+		s.log.Error("relay", "err", err)
+		s.sendError(ctx, conn, f.ID, api.CodeInternal, "internal server error")
+		return
+	case !ok:
+		s.sendError(ctx, conn, f.ID, api.CodeUnknownUser, "no such user")
+		return
+	}
+	seq, err := s.enqueue(ctx, conn.user, f.To, f.Body)
+	switch {
+	case errors.Is(err, errTooMany):
+		s.sendError(ctx, conn, f.ID, api.CodeTooMany, "the recipient's queue is full")
+		return
+	case err != nil:
+		s.log.Error("enqueue", "err", err)
+		s.sendError(ctx, conn, f.ID, api.CodeInternal, "internal server error")
+		return
+	}
+	s.log.Debug("queued", "from", conn.user, "to", f.To, "seq", seq, "size", len(f.Body))
+	s.hub.wake(f.To)
+	s.write(ctx, conn, &api.Frame{Type: api.FrameSent, ID: f.ID, Seq: seq})
+}
+
+// push sends conn's user everything queued for it, then waits for more.
+// Envelopes already pushed on this connection are not pushed again; on the
+// next connection everything unacknowledged is.
+func (s *Server) push(ctx context.Context, conn *wsConn) error {
+	var last int64
+	for {
+		batch, err := s.pending(ctx, conn.user, last, pushBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("read queue", "user", conn.user, "err", err)
+			}
+			return err
+		}
+		for _, q := range batch {
+			if err := s.write(ctx, conn, &api.Frame{Type: api.FrameMessage, Seq: q.seq, From: q.from, Body: q.body}); err != nil {
+				return err
+			}
+			s.log.Debug("pushed", "to", conn.user, "seq", q.seq, "size", len(q.body))
+			last = q.seq
+		}
+		if len(batch) == pushBatch {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-conn.wake:
+		case n := <-conn.prekeys:
+			if err := s.write(ctx, conn, &api.Frame{Type: api.FramePreKeys, Remaining: &n}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (s *Server) ping(ctx context.Context, conn *wsConn, cancel context.CancelFunc) {
+	t := time.NewTicker(s.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, pcancel := context.WithTimeout(ctx, writeTimeout)
+		err := conn.c.Ping(pctx)
+		pcancel()
+		if err != nil {
+			cancel()
+			return
+		}
+	}
+}
+
+func (s *Server) sendError(ctx context.Context, conn *wsConn, id, code, msg string) {
+	s.log.Warn("bad frame", "user", conn.user, "error", code)
+	s.write(ctx, conn, &api.Frame{Type: api.FrameError, ID: id, Code: code, Message: msg})
+}
+
+func (s *Server) write(ctx context.Context, conn *wsConn, f *api.Frame) error {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	return conn.c.Write(ctx, websocket.MessageText, b)
+}

@@ -1,0 +1,223 @@
+// Package server is the chat example's key-distribution server and message
+// relay. It stores each user's public keys and hands out prekey bundles, and
+// it routes envelopes between users over WebSockets, queueing them in SQLite
+// for users who are offline. It never holds a private key, and envelopes are
+// ciphertexts it cannot read: everything here could run on a machine the
+// users do not trust, except for the limits listed below.
+//
+// The HTTP and WebSocket protocol is described in package api.
+//
+// # Authentication
+//
+// Registration claims a free name and returns a random 256-bit token; the
+// client sends it as a bearer token with every later request, and the
+// server stores only its SHA-256 hash. This is how Signal's servers
+// authenticate accounts too (a random password per device), and it keeps
+// the server's authentication separate from the end-to-end identity keys:
+// resetting an identity (new identity key) keeps the account, and the
+// identity key is never used to sign anything but prekeys. The alternative,
+// signing a server challenge with the identity key, would tie the name to
+// the key and make a lost key a lost name, for no gain in a demo.
+//
+// # What this server does not protect
+//
+//   - Who the keys belong to. The server, or anyone who controls it, can hand
+//     out a bundle under its own identity key and read that conversation.
+//     Clients defend themselves with safety numbers and by warning when a
+//     contact's identity key changes; the server cannot.
+//   - Metadata. The server sees who registers, who fetches whose bundle,
+//     who sends to whom, when, and how large each envelope is.
+//   - Names. The first to register a name gets it; there is no recovery of
+//     a lost token and no protection against look-alike names beyond the
+//     narrow alphabet of api.ValidName.
+//   - The token in transit. Without TLS (the -tls-cert and -tls-key flags)
+//     anyone on the path can read tokens and act as their owners towards the
+//     server: fetch bundles, drain one-time prekeys, acknowledge (delete)
+//     queued envelopes, upload one-time prekeys of their own that make
+//     first messages fail. They still cannot read or forge messages: a
+//     signed prekey must be signed by the stored identity key, and
+//     replacing the identity key itself shows as an identity change to
+//     every contact.
+//   - Availability. Rate limits on bundle fetches and registrations slow
+//     down a client that drains others' one-time prekeys, but a determined
+//     one registers many names; the per-IP limit on registration is the only
+//     brake, and behind a proxy every client shares the proxy's address.
+//   - Durability. The queue runs SQLite with synchronous=NORMAL: a power
+//     loss may lose the envelopes of the last commits.
+//
+// # Logs
+//
+// The server logs with log/slog: requests (method, route pattern, status,
+// duration, authenticated user), connections, and envelope sequence numbers
+// and sizes at debug level. It never logs request bodies, envelopes, tokens
+// or keys, so its logs hold metadata only.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/ratchetkit/ratchetkit/examples/chat/api"
+)
+
+// Config configures a Server. The zero value of each field but DBPath means
+// the default shown.
+type Config struct {
+	// DBPath is the SQLite database file, created if missing.
+	DBPath string
+	// Logger receives the server's logs; default slog.Default().
+	Logger *slog.Logger
+	// BundleRate and BundleBurst limit bundle fetches per user: BundleBurst
+	// at once, then BundleRate per second (default 1 per second, burst 20).
+	// Every fetch consumes a one-time prekey, so this is what stops one
+	// client from draining everyone's prekeys.
+	BundleRate  float64
+	BundleBurst int
+	// RegisterRate and RegisterBurst limit registrations per remote IP
+	// address (default 1 per minute, burst 10).
+	RegisterRate  float64
+	RegisterBurst int
+	// MaxPreKeys bounds the one-time prekeys stored per user (default
+	// api.MaxPreKeys).
+	MaxPreKeys int
+	// MaxQueue bounds the envelopes queued for one user (default 1000).
+	MaxQueue int
+	// LowPreKeys is the count of one-time prekeys at or below which the
+	// server tells an online user after each fetch (default 10).
+	LowPreKeys int
+	// PingInterval is how often idle WebSocket connections are pinged
+	// (default 30 seconds).
+	PingInterval time.Duration
+}
+
+// Server is the key server and relay. Its methods are safe for concurrent
+// use.
+type Server struct {
+	cfg      Config
+	db       *sql.DB
+	log      *slog.Logger
+	now      func() time.Time
+	bundles  *limiter
+	registry *limiter
+	hub      hub
+	mux      *http.ServeMux
+
+	// ctx ends every WebSocket connection when the server closes; wg waits
+	// for them.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New opens the database and returns a Server ready to serve.
+func New(cfg Config) (*Server, error) {
+	if cfg.DBPath == "" {
+		return nil, errors.New("server: no database path")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.BundleRate == 0 {
+		cfg.BundleRate = 1
+	}
+	if cfg.BundleBurst == 0 {
+		cfg.BundleBurst = 20
+	}
+	if cfg.RegisterRate == 0 {
+		cfg.RegisterRate = 1.0 / 60
+	}
+	if cfg.RegisterBurst == 0 {
+		cfg.RegisterBurst = 10
+	}
+	if cfg.MaxPreKeys == 0 {
+		cfg.MaxPreKeys = api.MaxPreKeys
+	}
+	if cfg.MaxQueue == 0 {
+		cfg.MaxQueue = 1000
+	}
+	if cfg.LowPreKeys == 0 {
+		cfg.LowPreKeys = 10
+	}
+	if cfg.PingInterval == 0 {
+		cfg.PingInterval = 30 * time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	db, err := openDB(ctx, cfg.DBPath)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s := &Server{
+		cfg:    cfg,
+		db:     db,
+		log:    cfg.Logger,
+		now:    time.Now,
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	s.bundles = newLimiter(cfg.BundleRate, cfg.BundleBurst, s.now)
+	s.registry = newLimiter(cfg.RegisterRate, cfg.RegisterBurst, s.now)
+	s.hub.conns = make(map[string]*wsConn)
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler: the API and the relay.
+func (s *Server) Handler() http.Handler { return s.logRequests(s.mux) }
+
+// Close ends every WebSocket connection and closes the database. Stop the
+// HTTP server first.
+func (s *Server) Close() error {
+	s.hub.closeAll()
+	s.cancel()
+	s.wg.Wait()
+	return s.db.Close()
+}
+
+// Serve serves on ln until ctx is done, then shuts down gracefully. With
+// certFile and keyFile set it serves TLS (HTTPS and WSS).
+func (s *Server) Serve(ctx context.Context, ln net.Listener, certFile, keyFile string) error {
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if certFile != "" || keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return err
+		}
+		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, hs.TLSConfig)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Shutdown does not wait for hijacked (WebSocket) connections; Close
+	// ends those.
+	err := hs.Shutdown(sctx)
+	<-errc
+	return err
+}
+
+func newToken() string {
+	var b [32]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
