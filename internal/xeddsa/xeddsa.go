@@ -122,10 +122,19 @@ func (p PrivateKey) Format(f fmt.State, _ rune) { io.WriteString(f, p.String()) 
 // h = SHA-512(R || A || M) mod q, s = r + h·a mod q. The top bit of the
 // result is always 0. z must be fresh random bytes for every signature.
 func (p *PrivateKey) Sign(msg []byte, z *[RandomSize]byte) [SignatureSize]byte {
+	return sign(&p.a, p.aBytes[:], p.pub[:], msg, z)
+}
+
+// sign is the signing equation shared by Sign and SignLibsignalStyle, which
+// differ only in their inputs: the scalar a, the secret bytes hashed into
+// the nonce (nonceKey), and the Edwards public key encoding pub that goes
+// into h. r = hash_1(nonceKey || M || Z) mod q, R = rB,
+// h = SHA-512(R || pub || M) mod q, s = r + h·a mod q.
+func sign(a *edwards25519.Scalar, nonceKey, pub, msg []byte, z *[RandomSize]byte) [SignatureSize]byte {
 	var digest [64]byte
 	h := sha512.New()
 	h.Write(hashPrefix1[:])
-	h.Write(p.aBytes[:])
+	h.Write(nonceKey)
 	h.Write(msg)
 	h.Write(z[:])
 	h.Sum(digest[:0])
@@ -141,7 +150,7 @@ func (p *PrivateKey) Sign(msg []byte, z *[RandomSize]byte) [SignatureSize]byte {
 
 	h.Reset()
 	h.Write(sig[:32])
-	h.Write(p.pub[:])
+	h.Write(pub)
 	h.Write(msg)
 	h.Sum(digest[:0])
 	var hs edwards25519.Scalar
@@ -149,7 +158,7 @@ func (p *PrivateKey) Sign(msg []byte, z *[RandomSize]byte) [SignatureSize]byte {
 		panic("xeddsa: internal error: " + err.Error())
 	}
 	var s edwards25519.Scalar
-	s.MultiplyAdd(&hs, &p.a, &r)
+	s.MultiplyAdd(&hs, a, &r)
 	copy(sig[32:], s.Bytes())
 	r = edwards25519.Scalar{}
 	clear(digest[:])
