@@ -101,6 +101,14 @@ func (b *bundleFields) decode() (*x3dh.Bundle, error) {
 	return out, nil
 }
 
+// identityKey returns the identity key pair with the private key raw
+// (bad_key when not 32 bytes). It wipes raw.
+func identityKey(raw []byte) (*keys.IdentityKeyPair, error) {
+	ik, err := keys.NewIdentityKeyPair(raw)
+	clear(raw)
+	return ik, err
+}
+
 // optKey returns the optional private key raw: nil when not given, bad_key
 // when not 32 bytes. It wipes raw.
 func optKey(raw []byte, given bool) (*keys.PrivateKey, error) {
@@ -123,8 +131,7 @@ func (d *driver) x3dhInitiate(r request) (answer, error) {
 	if f.err != nil {
 		return nil, f.err
 	}
-	ik, err := keys.NewIdentityKeyPair(ikRaw)
-	clear(ikRaw)
+	ik, err := identityKey(ikRaw)
 	if err != nil {
 		return nil, err
 	}
@@ -165,8 +172,7 @@ func (d *driver) x3dhRespond(r request) (answer, error) {
 	if f.err != nil {
 		return nil, f.err
 	}
-	ik, err := keys.NewIdentityKeyPair(ikRaw)
-	clear(ikRaw)
+	ik, err := identityKey(ikRaw)
 	if err != nil {
 		return nil, err
 	}

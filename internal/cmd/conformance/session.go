@@ -128,8 +128,7 @@ func (d *driver) sessionInitiate(r request) (answer, error) {
 	// Keys in the order the X3DH initiator reads them (PROTOCOL.md 4.2);
 	// dh_priv is drawn by the ratchet after X3DH, so a bad one is reported
 	// there.
-	ik, err := keys.NewIdentityKeyPair(ikRaw)
-	clear(ikRaw)
+	ik, err := identityKey(ikRaw)
 	if err != nil {
 		return nil, err
 	}
@@ -202,8 +201,7 @@ func (d *driver) sessionRespond(r request) (answer, error) {
 		seen[p.id] = true
 	}
 
-	ik, err := keys.NewIdentityKeyPair(ikRaw)
-	clear(ikRaw)
+	ik, err := identityKey(ikRaw)
 	if err != nil {
 		return nil, err
 	}
