@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ratchetkit/ratchetkit/internal/sqltest"
 	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/ratchet"
 	"github.com/ratchetkit/ratchetkit/store"
@@ -77,7 +78,7 @@ func BenchmarkSteady(b *testing.B) {
 			return openSQLite(b, filepath.Join(b.TempDir(), "bench.db"))
 		}},
 		{"SQLite-NORMAL", func(b *testing.B) store.Store {
-			return openSQLiteDSN(b, strings.Replace(sqliteDSN(filepath.Join(b.TempDir(), "bench.db")), "synchronous(FULL)", "synchronous(NORMAL)", 1))
+			return openSQLiteDSN(b, sqltest.SQLiteDSN(filepath.Join(b.TempDir(), "bench.db"), "NORMAL"))
 		}},
 	} {
 		b.Run("impl=session+"+sb.name, func(b *testing.B) {

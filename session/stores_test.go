@@ -2,19 +2,13 @@ package session_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"fmt"
-	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
+	"github.com/ratchetkit/ratchetkit/internal/sqltest"
 	"github.com/ratchetkit/ratchetkit/store"
 	"github.com/ratchetkit/ratchetkit/store/memory"
 	"github.com/ratchetkit/ratchetkit/store/sqlstore"
@@ -49,15 +43,9 @@ var sqliteBackend = backend{
 	},
 }
 
-// sqliteDSN is the DSN package sqlstore recommends.
-func sqliteDSN(path string) string {
-	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
-		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=secure_delete(1)&_txlock=immediate"
-}
-
 func openSQLite(t testing.TB, path string) *sqlstore.Store {
 	t.Helper()
-	return openSQLiteDSN(t, sqliteDSN(path))
+	return openSQLiteDSN(t, sqltest.SQLiteDSN(path, "FULL"))
 }
 
 func openSQLiteDSN(t testing.TB, dsn string) *sqlstore.Store {
@@ -84,66 +72,22 @@ func openSQLiteNoTest(dsn string) (*sqlstore.Store, func(), error) {
 }
 
 // postgresBackend gives each fresh database its own schema, dropped at
-// cleanup, so that runs never see each other's tables.
+// cleanup (sqltest.PostgresSchema).
 var postgresBackend = backend{
 	name:       "PostgreSQL",
 	persistent: true,
 	fresh: func(t testing.TB) func(testing.TB) store.Store {
-		cfg := postgresConfig(t)
-		admin := stdlib.OpenDB(*cfg)
-		t.Cleanup(func() { admin.Close() })
-		var suffix [6]byte
-		rand.Read(suffix[:])
-		schema := fmt.Sprintf("ratchetkit_session_test_%d_%s", os.Getpid(), hex.EncodeToString(suffix[:]))
-		ctx := context.Background()
-		if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-			t.Fatalf("PostgreSQL at RATCHETKIT_POSTGRES_DSN: %v", err)
-		}
-		t.Cleanup(func() {
-			if _, err := admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-				t.Errorf("dropping the test schema: %v", err)
-			}
-		})
+		openDB := sqltest.PostgresSchema(t, "ratchetkit_session_test")
 		return func(t testing.TB) store.Store {
-			c := cfg.Copy()
-			c.RuntimeParams["search_path"] = schema
-			db := stdlib.OpenDB(*c)
-			st, err := sqlstore.Open(ctx, db, sqlstore.PostgreSQL)
+			db := openDB(t)
+			st, err := sqlstore.Open(context.Background(), db, sqlstore.PostgreSQL)
 			if err != nil {
-				db.Close()
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { st.Close(); db.Close() })
+			t.Cleanup(func() { st.Close() })
 			return st
 		}
 	},
-}
-
-var (
-	pgConfigOnce sync.Once
-	pgConfig     *pgx.ConnConfig
-	pgConfigErr  error
-)
-
-// postgresConfig returns the configuration RATCHETKIT_POSTGRES_DSN names.
-// Without one the test is skipped, or fails if RATCHETKIT_REQUIRE_POSTGRES
-// is 1, as in CI.
-func postgresConfig(t testing.TB) *pgx.ConnConfig {
-	t.Helper()
-	dsn := os.Getenv("RATCHETKIT_POSTGRES_DSN")
-	if dsn == "" {
-		if os.Getenv("RATCHETKIT_REQUIRE_POSTGRES") == "1" {
-			t.Fatal("RATCHETKIT_REQUIRE_POSTGRES=1 but RATCHETKIT_POSTGRES_DSN is empty")
-		}
-		t.Skip("PostgreSQL tests skipped: set RATCHETKIT_POSTGRES_DSN " +
-			"(postgres://user:password@127.0.0.1:5432/db?sslmode=disable) to run them; .ci/run does")
-	}
-	pgConfigOnce.Do(func() { pgConfig, pgConfigErr = pgx.ParseConfig(dsn) })
-	if pgConfigErr != nil {
-		// The DSN may hold a password: don't print it.
-		t.Fatal("RATCHETKIT_POSTGRES_DSN does not parse")
-	}
-	return pgConfig
 }
 
 // newStores lists the backends every store-dependent test runs on.
@@ -154,7 +98,7 @@ func forEachStore(t *testing.T, f func(t *testing.T, b backend)) {
 	for _, b := range newStores {
 		t.Run(b.name, func(t *testing.T) {
 			if b.name == postgresBackend.name {
-				postgresConfig(t) // skip here once, not in every subtest
+				sqltest.PostgresConfig(t) // skip here once, not in every subtest
 			}
 			f(t, b)
 		})

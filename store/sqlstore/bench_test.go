@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/ratchetkit/ratchetkit/internal/sqltest"
 	"github.com/ratchetkit/ratchetkit/store"
 	"github.com/ratchetkit/ratchetkit/store/sqlstore"
 )
@@ -44,7 +45,7 @@ func benchLoadSave(b *testing.B, s store.Store) {
 func BenchmarkSQLiteLoadSave(b *testing.B) {
 	for _, sync := range []string{"FULL", "NORMAL", "OFF"} {
 		b.Run("synchronous="+sync, func(b *testing.B) {
-			db := openDB(b, "sqlite", sqliteDSN(filepath.Join(b.TempDir(), "bench.db"), sync))
+			db := openDB(b, "sqlite", sqltest.SQLiteDSN(filepath.Join(b.TempDir(), "bench.db"), sync))
 			benchLoadSave(b, mustOpen(b, db, sqlstore.SQLite))
 		})
 	}
@@ -57,7 +58,7 @@ func BenchmarkSQLiteLoadSaveFloor(b *testing.B) {
 	for _, sync := range []string{"FULL", "NORMAL"} {
 		b.Run("synchronous="+sync, func(b *testing.B) {
 			ctx := context.Background()
-			db := openDB(b, "sqlite", sqliteDSN(filepath.Join(b.TempDir(), "floor.db"), sync))
+			db := openDB(b, "sqlite", sqltest.SQLiteDSN(filepath.Join(b.TempDir(), "floor.db"), sync))
 			if _, err := db.ExecContext(ctx, "CREATE TABLE t (k BLOB PRIMARY KEY, v BLOB NOT NULL)"); err != nil {
 				b.Fatal(err)
 			}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ratchetkit/ratchetkit/internal/sqltest"
 	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/store"
 	"github.com/ratchetkit/ratchetkit/store/sqlstore"
@@ -57,7 +58,7 @@ func crashRecord(c uint64) []byte {
 // prekey c+1 is consumed. It prints each step once committed.
 func crashChild(path string) {
 	ctx := context.Background()
-	db, err := sqlOpen(sqliteDSN(path, "FULL"))
+	db, err := sqlOpen(sqltest.SQLiteDSN(path, "FULL"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return
@@ -105,7 +106,7 @@ func TestSQLiteCrash(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "crash.db")
 	func() {
-		db := openDB(t, "sqlite", sqliteDSN(path, "FULL"))
+		db := openDB(t, "sqlite", sqltest.SQLiteDSN(path, "FULL"))
 		defer db.Close()
 		s := mustOpen(t, db, sqlstore.SQLite)
 		pks, err := keys.GenerateOneTimePreKeys(1, crashPreKeys)
@@ -214,7 +215,7 @@ loop:
 // returns the step it holds, failing the test if it is not one whole step.
 func checkCrashState(t *testing.T, path string) uint64 {
 	t.Helper()
-	db, err := sqlOpen(sqliteDSN(path, "FULL"))
+	db, err := sqlOpen(sqltest.SQLiteDSN(path, "FULL"))
 	if err != nil {
 		t.Fatal(err)
 	}
