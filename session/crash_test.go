@@ -20,6 +20,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/ratchetkit/ratchetkit/internal/hazmat"
+	"github.com/ratchetkit/ratchetkit/internal/sqltest"
 	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/store"
 	"github.com/ratchetkit/ratchetkit/store/memory"
@@ -193,9 +194,7 @@ func (c *crashParties) state(t testing.TB) crashState {
 
 func openCrashDB(t testing.TB, path string) *sqlstore.Store {
 	t.Helper()
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
-		"&_pragma=synchronous(FULL)&_pragma=secure_delete(1)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
+	db, err := sql.Open("sqlite", sqltest.SQLiteDSN(path, "FULL"))
 	if err != nil {
 		t.Fatal(err)
 	}
