@@ -47,7 +47,7 @@ func TestMcGrewViega(t *testing.T) {
 	if len(v.Tests) != 4 {
 		t.Fatalf("%d test cases, want 4 (13–16)", len(v.Tests))
 	}
-	s := suiteOf(AES256GCM)
+	s := suiteOf(AES256GCM())
 	for _, tc := range v.Tests {
 		key, nonce := (*[32]byte)(tc.Key), (*[12]byte)(tc.IV)
 		want := append(append([]byte{}, tc.CT...), tc.Tag...)
@@ -108,8 +108,8 @@ func TestMessageKeyVectors(t *testing.T) {
 		s    Suite
 		info string
 	}{
-		"AES-256-GCM":       {AES256GCM, infoAES256GCM},
-		"ChaCha20-Poly1305": {ChaCha20Poly1305, infoChaCha20Poly1305},
+		"AES-256-GCM":       {AES256GCM(), infoAES256GCM},
+		"ChaCha20-Poly1305": {ChaCha20Poly1305(), infoChaCha20Poly1305},
 	}
 	if len(v.Suites) != len(suites) {
 		t.Fatalf("%d suites in the file, want %d", len(v.Suites), len(suites))
