@@ -250,7 +250,7 @@ func NewInitiator(sk, ad []byte, peerRatchetKey *keys.PublicKey, cfg *Config) (*
 		return nil, err
 	}
 	s.dhsPriv, s.dhsPub = w.priv, w.pub
-	s.dhr = peerRatchetKey.Array()
+	copy(s.dhr[:], peerRatchetKey.Bytes())
 	h := kdf.Get()
 	defer kdf.Put(h)
 	var dh [32]byte
@@ -279,8 +279,8 @@ func NewResponder(sk, ad []byte, ratchetKey *keys.PrivateKey, cfg *Config) (*Ses
 	if ratchetKey == nil {
 		return nil, errors.New("ratchet: nil ratchet key")
 	}
-	s.dhsPriv = ratchetKey.Array()
-	s.dhsPub = ratchetKey.PublicKey().Array()
+	copy(s.dhsPriv[:], ratchetKey.Bytes())
+	copy(s.dhsPub[:], ratchetKey.PublicKey().Bytes())
 	s.phase = phaseResponder
 	return s, nil
 }
@@ -544,8 +544,8 @@ func (s *Session) newRatchetKey(w *work) error {
 		if err != nil {
 			return fmt.Errorf("ratchet: key source: %w", err)
 		}
-		w.priv = k.Array()
-		w.pub = k.PublicKey().Array()
+		copy(w.priv[:], k.Bytes())
+		copy(w.pub[:], k.PublicKey().Bytes())
 		return nil
 	}
 	if _, err := rand.Read(w.priv[:]); err != nil {

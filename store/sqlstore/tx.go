@@ -132,7 +132,8 @@ func (t *localTx) Save(ctx context.Context, id *store.LocalIdentity) error {
 	if id == nil || id.KeyPair == nil || id.KeyPair.PrivateKey() == nil {
 		return errNilKey
 	}
-	raw := id.KeyPair.PrivateKey().Array()
+	var raw [32]byte
+	copy(raw[:], id.KeyPair.PrivateKey().Bytes())
 	defer clear(raw[:])
 	_, err := (*tx)(t).exec(ctx, "save local identity", t.s.q.localSave, raw[:], int64(id.DeviceID))
 	return err
@@ -244,7 +245,7 @@ func (t *preKeysTx) Add(ctx context.Context, pks []*keys.OneTimePreKey) error {
 	for chunk := range chunks(pks, preKeyInsertRows) {
 		args = args[:0]
 		for i, pk := range chunk {
-			raws[i] = pk.PrivateKey().Array()
+			copy(raws[i][:], pk.PrivateKey().Bytes())
 			args = append(args, int64(pk.ID()), raws[i][:])
 		}
 		var n int64
@@ -342,7 +343,8 @@ func (t *signedPreKeysTx) Add(ctx context.Context, spk *keys.SignedPreKey) error
 	if spk == nil || spk.PrivateKey() == nil {
 		return errNilKey
 	}
-	raw := spk.PrivateKey().Array()
+	var raw [32]byte
+	copy(raw[:], spk.PrivateKey().Bytes())
 	defer clear(raw[:])
 	// ON CONFLICT DO NOTHING rather than a unique violation: on
 	// PostgreSQL a failed statement would abort the caller's transaction.
