@@ -13,12 +13,12 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 
-	"github.com/ratchetkit/ratchetkit/internal/wycheproof"
+	"github.com/ratchetkit/ratchetkit/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/aead/message_keys.json from the standard-library composition")
 
-type hexBytes = wycheproof.Hex
+type hexBytes = testutil.Hex
 
 func suiteOf(s Suite) *suite { return s.(*suite) }
 

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/ratchetkit/ratchetkit/internal/testutil"
 )
 
 // The floors: crypto/ed25519 signs and verifies with the same group
@@ -71,7 +73,7 @@ func BenchmarkVerify(b *testing.B) {
 }
 
 // BenchmarkRatio interleaves each operation with its floor, one call of each
-// per iteration, times both on the thread's CPU clock (see threadCPU), and
+// per iteration, times both on the thread's CPU clock (testutil.ThreadCPU), and
 // reports the ratio the targets are stated in: Sign and cached Verify
 // ≤ 1.15 × crypto/ed25519. The development and CI machines are shared, and
 // wall-clock benchmarks there swing by ±50%; this ratio does not.
@@ -93,11 +95,11 @@ func BenchmarkRatio(b *testing.B) {
 		var tf, to time.Duration
 		b.ReportAllocs()
 		for b.Loop() {
-			t0 := threadCPU()
+			t0 := testutil.ThreadCPU()
 			floor()
-			t1 := threadCPU()
+			t1 := testutil.ThreadCPU()
 			op()
-			t2 := threadCPU()
+			t2 := testutil.ThreadCPU()
 			tf += t1 - t0
 			to += t2 - t1
 		}

@@ -16,10 +16,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ratchetkit/ratchetkit/internal/wycheproof"
+	"github.com/ratchetkit/ratchetkit/internal/testutil"
 )
 
-type hexBytes = wycheproof.Hex
+type hexBytes = testutil.Hex
 
 func loadRFC(t *testing.T, name string, v any) {
 	t.Helper()
