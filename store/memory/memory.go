@@ -352,17 +352,6 @@ func (t *identitiesTx) Save(ctx context.Context, addr store.Address, key *keys.P
 	return ok && *old != u, nil
 }
 
-func (t *identitiesTx) Delete(ctx context.Context, addr store.Address) error {
-	if err := (*tx)(t).check(ctx, true); err != nil {
-		return err
-	}
-	if _, ok := lookup(t.identities, t.s.d.identities, addr); !ok {
-		return store.ErrNotFound
-	}
-	set(&t.identities, addr, entry[*publicKey]{})
-	return nil
-}
-
 type preKeysTx tx
 
 func (t *preKeysTx) Load(ctx context.Context, id uint32) (*keys.OneTimePreKey, error) {

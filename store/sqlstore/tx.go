@@ -180,18 +180,6 @@ func (t *identitiesTx) Save(ctx context.Context, addr store.Address, k *keys.Pub
 	return old != nil, nil
 }
 
-func (t *identitiesTx) Delete(ctx context.Context, addr store.Address) error {
-	if err := (*tx)(t).check(true); err != nil {
-		return err
-	}
-	h, dev := key(addr)
-	n, err := (*tx)(t).exec(ctx, "delete identity", t.s.q.identityDelete, h, dev)
-	if err == nil && n == 0 {
-		err = store.ErrNotFound
-	}
-	return err
-}
-
 type preKeysTx tx
 
 func (t *preKeysTx) Load(ctx context.Context, id uint32) (*keys.OneTimePreKey, error) {
