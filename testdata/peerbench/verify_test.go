@@ -2,9 +2,7 @@ package peerbench
 
 import (
 	"crypto/ed25519"
-	"runtime"
 	"testing"
-	"time"
 
 	"filippo.io/edwards25519/field"
 	"go.mau.fi/libsignal/ecc"
@@ -146,27 +144,13 @@ func BenchmarkVerify(b *testing.B) {
 
 // BenchmarkRatio interleaves each verifier with crypto/ed25519.Verify, one
 // call of each per iteration, timed on the thread's CPU clock, and reports
-// their ratio (x-ed25519): on a shared machine, wall-clock runs of one
+// their ratio (x-floor, the floor being Ed25519): on a shared machine, wall-clock runs of one
 // verifier after another swing by far more than the differences measured.
 func BenchmarkRatio(b *testing.B) {
 	f := newFixture(b)
 	for _, impl := range f.impls()[1:] {
 		b.Run("impl="+impl.name, func(b *testing.B) {
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			var tf, to time.Duration
-			b.ReportAllocs()
-			for b.Loop() {
-				t0 := testutil.ThreadCPU()
-				f.ed25519()
-				t1 := testutil.ThreadCPU()
-				impl.fn()
-				t2 := testutil.ThreadCPU()
-				tf += t1 - t0
-				to += t2 - t1
-			}
-			b.ReportMetric(float64(to)/float64(tf), "x-ed25519")
-			b.ReportMetric(float64(to.Nanoseconds())/float64(b.N), "cpu-ns/op")
+			testutil.Interleave(b, func() { f.ed25519() }, func() { impl.fn() })
 		})
 	}
 }
