@@ -128,11 +128,12 @@ type Hasher struct {
 
 // NewHasher returns a Hasher. It allocates; reuse Hashers on hot paths.
 func NewHasher() *Hasher {
-	if !fast {
-		return new(Hasher)
+	// The hash state is set up whenever it can be, even on the fallback,
+	// so that a Hasher works on either path.
+	if h, ok := newFastHasher(sha256.New()); ok {
+		return h
 	}
-	h, _ := newFastHasher(sha256.New())
-	return h
+	return new(Hasher)
 }
 
 // newFastHasher returns a Hasher that works in d's saved states, or false if
