@@ -5,6 +5,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"testing"
+
+	"github.com/ratchetkit/ratchetkit/internal/testutil"
 )
 
 // Each benchmark runs its floor, the same job done with crypto/hmac or
@@ -127,4 +129,27 @@ func kdfRun(b *testing.B, prefix string, f func(b *testing.B)) {
 		defer func() { fast = true }()
 		f(b)
 	})
+}
+
+// BenchmarkFastPathRatio runs one message's key derivations (KDF_CK and the
+// message-key HKDF) on the fallback and then on the fast path in every
+// iteration, on the thread's CPU clock, so that x-floor is the fast path's
+// cost as a fraction of the fallback's even on a busy machine.
+func BenchmarkFastPathRatio(b *testing.B) {
+	h := NewHasher()
+	var k Key
+	var mk, ck [Size]byte
+	var out [44]byte
+	copy(ck[:], benchKey)
+	message := func() {
+		h.SetKey(&k, ck[:])
+		h.MACByte(&mk, &k, 1)
+		h.MACByte(&ck, &k, 2)
+		h.HKDF(out[:], ZeroSalt(), mk[:], benchInfo)
+	}
+	testutil.Interleave(b, func() {
+		fast = false
+		message()
+		fast = true
+	}, message)
 }
