@@ -1,7 +1,7 @@
 // Package testutil holds what several of ratchetkit's tests share: the hex
 // byte strings of the JSON vector and golden files, and the thread CPU clock
-// that the ratio benchmarks time with. Only tests import it (depcheck
-// refuses it to library code).
+// and interleaving loop of the ratio benchmarks. Only tests import it
+// (depcheck refuses it to library code).
 package testutil
 
 import (
