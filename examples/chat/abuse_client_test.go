@@ -146,16 +146,21 @@ func (u *user) heldFrom(sender string) (n int, size int64) {
 	return n, size
 }
 
-func (u *user) eventsFrom(kind client.EventKind, peer string) int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
+// countFrom counts the events of kind about peer.
+func countFrom(events []client.Event, kind client.EventKind, peer string) int {
 	n := 0
-	for _, e := range u.events {
+	for _, e := range events {
 		if e.Kind == kind && e.Peer == peer {
 			n++
 		}
 	}
 	return n
+}
+
+func (u *user) eventsFrom(kind client.EventKind, peer string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return countFrom(u.events, kind, peer)
 }
 
 func TestAbuseOfClient(t *testing.T) {
@@ -175,12 +180,7 @@ func TestAbuseOfClient(t *testing.T) {
 	}
 	mallory.send("bob", msg("mallory", "bob", 1))
 	bob.waitFor("mallory's identity change", func() bool {
-		for _, e := range bob.events {
-			if e.Kind == client.EventIdentityChanged && e.Peer == "mallory" {
-				return true
-			}
-		}
-		return false
+		return countFrom(bob.events, client.EventIdentityChanged, "mallory") > 0
 	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)

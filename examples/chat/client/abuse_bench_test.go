@@ -155,24 +155,13 @@ func BenchmarkReceiveHeld(b *testing.B) {
 func heldFrom(tb testing.TB, alice, bob *Client) int64 {
 	tb.Helper()
 	c := context.Background()
-	envelope := func() []byte {
-		tb.Helper()
-		if err := alice.Queue(c, "bob", "hi"); err != nil {
-			tb.Fatal(err)
-		}
-		out, err := listOutbox(c, alice.chat)
-		if err != nil || len(out) == 0 {
-			tb.Fatalf("outbox: %d, %v", len(out), err)
-		}
-		return out[len(out)-1].body
-	}
-	if err := bob.receive(c, 1, "alice", envelope()); err != nil {
+	if err := bob.receive(c, 1, "alice", queued(tb, alice, "hi")); err != nil {
 		tb.Fatal(err)
 	}
 	if err := alice.ResetIdentity(c); err != nil {
 		tb.Fatal(err)
 	}
-	if err := bob.receive(c, 2, "alice", envelope()); err != nil {
+	if err := bob.receive(c, 2, "alice", queued(tb, alice, "hi")); err != nil {
 		tb.Fatal(err)
 	}
 	return 3

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"context"
 	"crypto/rand"
 	"errors"
 	"slices"
@@ -9,19 +8,6 @@ import (
 	"testing"
 	"time"
 )
-
-// openWith opens a client like ts.open, with edit applied to its Config.
-func (ts *testServer) openWith(t *testing.T, dir, name string, rec *recorder, edit func(*Config)) *Client {
-	t.Helper()
-	cfg := Config{Dir: dir, Server: ts.url, Name: name, OnEvent: rec.on}
-	edit(&cfg)
-	c, err := Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
 
 func (r *recorder) of(kind EventKind) []Event {
 	r.mu.Lock()
@@ -36,7 +22,7 @@ func (r *recorder) of(kind EventKind) []Event {
 }
 
 // queued returns the envelope alice's Queue just put in her outbox.
-func queued(t *testing.T, alice *Client, text string) []byte {
+func queued(t testing.TB, alice *Client, text string) []byte {
 	t.Helper()
 	if err := alice.Queue(ctx(t), "bob", text); err != nil {
 		t.Fatal(err)

@@ -824,6 +824,10 @@ type dropKey struct {
 // dropped reports an envelope dropped unread. Called with procMu held.
 func (c *Client) dropped(from string, reason error) {
 	k := dropKey{from, reason}
+	if _, ok := c.drops[k]; !ok && len(c.drops) >= maxLimited {
+		// Many names dropping: the counts start over rather than grow.
+		clear(c.drops)
+	}
 	c.drops[k]++
 	c.emit(Event{Kind: EventDropped, Peer: from, Err: reason, Count: c.drops[k]})
 }

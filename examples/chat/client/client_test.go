@@ -102,7 +102,15 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func (ts *testServer) open(t testing.TB, dir, name string, rec *recorder) *Client {
 	t.Helper()
-	c, err := Open(context.Background(), Config{Dir: dir, Server: ts.url, Name: name, OnEvent: rec.on})
+	return ts.openWith(t, dir, name, rec, func(*Config) {})
+}
+
+// openWith is open with edit applied to the client's Config.
+func (ts *testServer) openWith(t testing.TB, dir, name string, rec *recorder, edit func(*Config)) *Client {
+	t.Helper()
+	cfg := Config{Dir: dir, Server: ts.url, Name: name, OnEvent: rec.on}
+	edit(&cfg)
+	c, err := Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
