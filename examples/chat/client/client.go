@@ -133,8 +133,8 @@ type Config struct {
 	// MaxHeld and MaxHeldBytes bound the envelopes held back from one
 	// sender while its changed identity key waits for approval (default
 	// 100 envelopes and 1 MiB; MaxHeldBytes at least MaxEnvelopeSize).
-	// An envelope over either bound is dropped: see "Limits" in the
-	// package docs.
+	// The envelopes over either bound stay unacknowledged on the server
+	// until the user approves: see "Limits" in the package docs.
 	MaxHeld      int
 	MaxHeldBytes int64
 	// MaxEnvelopeSize is the longest envelope the client looks at
@@ -647,8 +647,11 @@ func (c *Client) ApproveIdentity(ctx context.Context, peer string) error {
 	if err != nil || !left {
 		return err
 	}
-	if c.disconnect() {
-		return c.Connect(ctx)
+	if !c.disconnect() {
+		return nil
+	}
+	if err := c.Connect(ctx); err != nil {
+		return fmt.Errorf("client: approved %s's key, but reconnecting for the rest of its messages failed: %w", peer, err)
 	}
 	return nil
 }

@@ -62,7 +62,7 @@ type limiter struct {
 const maxLimited = 4096
 
 func newLimiter(rate float64, burst int, now func() time.Time) *limiter {
-	step := time.Duration(float64(time.Second) / rate)
+	step := max(time.Duration(float64(time.Second)/rate), 1)
 	return &limiter{step: step, window: time.Duration(burst) * step, now: now, ahead: make(map[string]time.Time)}
 }
 
