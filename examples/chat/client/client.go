@@ -688,7 +688,7 @@ func (c *Client) approve(ctx context.Context, peer string) (bool, error) {
 	delete(c.pending, peer)
 	c.pendMu.Unlock()
 	for _, h := range held {
-		if err := c.decrypt(ctx, h.seq, peer, h.body, true); err != nil {
+		if err := ignoreDropped(c.decrypt(ctx, h.seq, peer, h.body, true)); err != nil {
 			return false, err
 		}
 		if err := deleteHeld(ctx, c.chat, h.seq, peer); err != nil {
@@ -730,6 +730,12 @@ func messageError(err error) bool {
 // be acknowledged, and the connection goes on.
 var errLeft = errors.New("client: envelope left on the server")
 
+// errDropped says that decrypt dropped an envelope unread. It is
+// acknowledged, but nothing is written: an envelope never reported may
+// come again after a lost ack, and dropping is cheapest without the
+// transaction that moves lastSeq.
+var errDropped = errors.New("client: envelope dropped")
+
 // receive processes one envelope from the relay. An error means it must
 // not be acknowledged.
 //
@@ -767,7 +773,7 @@ func (c *Client) receive(ctx context.Context, seq int64, from string, body []byt
 			return nil // processed already; only the ack was lost
 		}
 		if err := c.decryptLocked(ctx, seq, from, body); err != nil {
-			return err
+			return ignoreDropped(err)
 		}
 		if err := releasedTo(ctx, c.chat, from, seq); err != nil {
 			return errTransient{err}
@@ -784,7 +790,7 @@ func (c *Client) receive(ctx context.Context, seq int64, from string, body []byt
 		}
 	default:
 		if err := c.decryptLocked(ctx, seq, from, body); err != nil {
-			return err
+			return ignoreDropped(err)
 		}
 	}
 	if err := setLastSeq(ctx, c.chat, seq); err != nil {
@@ -792,6 +798,14 @@ func (c *Client) receive(ctx context.Context, seq int64, from string, body []byt
 	}
 	c.lastSeq = max(c.lastSeq, seq)
 	return nil
+}
+
+// ignoreDropped turns errDropped into success: the envelope is done with.
+func ignoreDropped(err error) error {
+	if errors.Is(err, errDropped) {
+		return nil
+	}
+	return err
 }
 
 // decryptLocked is decrypt with keysMu taken.
@@ -845,11 +859,11 @@ func (c *Client) dropped(from string, reason error) {
 // with none left has its envelopes dropped before they reach the session
 // layer. A legitimate peer's envelopes decrypt and take nothing; only a
 // peer that sends garbage (or many messages to an identity this client
-// has reset) runs out.
+// has reset) runs out. A dropped envelope returns errDropped.
 func (c *Client) decrypt(ctx context.Context, seq int64, from string, body []byte, released bool) error {
 	if !c.failures.allowed(from) {
 		c.dropped(from, ErrThrottled)
-		return nil
+		return errDropped
 	}
 	pt, err := c.mgr.Decrypt(ctx, addr(from), body)
 	switch ie, isIdentity := errors.AsType[*session.IdentityError](err); {

@@ -238,13 +238,14 @@ func hold(ctx context.Context, db *sql.DB, seq int64, from string, body []byte, 
 	}
 	size := int64(len(body))
 	if t.leftFrom > 0 || t.count+1 > int64(maxCount) || t.bytes+size > maxBytes {
+		if t.leftFrom > 0 && seq <= t.leftTo {
+			return false, t, nil // left before, and sent again
+		}
 		if t.leftFrom == 0 {
 			t.leftFrom = seq
 		}
-		if seq > t.leftTo {
-			t.leftTo = seq
-			t.left++
-		}
+		t.leftTo = seq
+		t.left++
 		_, err = tx.ExecContext(ctx, `UPDATE held_total SET left_from = ?, left_to = ?, left = ? WHERE sender = ?`,
 			t.leftFrom, t.leftTo, t.left, from)
 		if err == nil {
