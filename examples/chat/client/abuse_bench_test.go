@@ -120,6 +120,28 @@ func BenchmarkReceive(b *testing.B) {
 	})
 }
 
+// BenchmarkReceiveForgedTried measures a forged message that the client
+// does try, on 41 sessions: the cost each of a peer's allowance of failed
+// decryptions buys (the whole of each forgery's cost without the limit).
+func BenchmarkReceiveForgedTried(b *testing.B) {
+	ts := newServer(b)
+	var rb recorder
+	bob := ts.openWith(b, b.TempDir(), "bob", &rb, func(c *Config) { c.FailedDecryptBurst = 1 << 30 })
+	_, seq := peerSessions(b, bob, session.DefaultMaxArchived+1)
+	forged := forgedRatchetMessage(b)
+	c := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := bob.receive(c, seq, "alice", forged); err != nil {
+			b.Fatal(err)
+		}
+		seq++
+	}
+	if n := rb.count(EventUndecryptable); n != b.N {
+		b.Fatalf("%d of %d forgeries tried", n, b.N)
+	}
+}
+
 // BenchmarkReceiveHeld measures one large envelope from a contact whose
 // identity key changed, so that its envelopes are held until the user
 // approves, after 200 such envelopes of 48 KiB arrived already.
