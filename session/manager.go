@@ -28,8 +28,7 @@ type Manager struct {
 	st store.Store
 	settings
 
-	locks addrLocks
-	cache stateCache
+	locks addrLocks // and the cache of addrStates
 	// upkeep serializes the prekey operations of this Manager.
 	upkeep sync.Mutex
 }
@@ -49,7 +48,7 @@ func New(st store.Store, cfg *Config) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{st: st, settings: s}
-	m.cache.max = s.cached
+	m.locks.max = s.cached
 	return m, nil
 }
 
@@ -115,41 +114,52 @@ func (m *Manager) run(ctx context.Context, addr store.Address, attempt func(s *a
 	if err != nil {
 		return nil, err
 	}
-	defer m.locks.unlock(addr, l)
-	s := m.cache.take(addr)
-	fresh := s == nil
+	s, fresh := l.state, l.state == nil
 	if fresh {
 		s = newState(addr, m.keySource)
 	}
+	out, keep, err := m.attempts(ctx, s, fresh, attempt)
+	// A state without a record is not worth a place: hostile messages
+	// from unknown addresses would fill the cache with them.
+	if !keep || !s.found {
+		defer s.free()
+		s = nil
+	} else {
+		s.ctx = nil
+	}
+	if evicted := m.locks.unlock(addr, l, s); evicted != nil {
+		evicted.free()
+	}
+	return out, err
+}
+
+// attempts runs attempt on s, from a fresh read of the store whenever s
+// holds nothing or another writer changed the record, and reports
+// whether s is left holding what the store holds. fresh says that s
+// holds nothing yet.
+func (m *Manager) attempts(ctx context.Context, s *addrState, fresh bool, attempt func(s *addrState) ([]byte, error)) (out []byte, keep bool, err error) {
 	s.ctx = ctx
 	for try := range maxAttempts {
 		if fresh {
 			if err := s.load(ctx, m.st); err != nil {
-				s.free()
-				return nil, err
+				return nil, false, err
 			}
 		}
 		out, err := attempt(s)
 		switch {
 		case err == nil:
-			m.cache.put(s)
-			return out, nil
-		case err != errRetry && !s.dirty:
-			// Nothing changed: what s holds is still what was read.
-			m.cache.put(s)
-			return nil, err
+			return out, true, nil
 		case err != errRetry:
-			s.free()
-			return nil, err
+			// Unless the failed step was the write, nothing changed:
+			// what s holds is still what was read.
+			return nil, !s.dirty, err
 		}
 		fresh = true
 		if err := backoff(ctx, try); err != nil {
-			s.free()
-			return nil, err
+			return nil, false, err
 		}
 	}
-	s.free()
-	return nil, ErrConflict
+	return nil, false, ErrConflict
 }
 
 // backoff waits a random time that grows with the attempt, so that
@@ -170,14 +180,21 @@ func backoff(ctx context.Context, attempt int) error {
 
 // withLock runs f under addr's lock, for an operation that changes what
 // is stored for addr without an addrState: the cached state is dropped.
+// f must not call withLock or run.
 func (m *Manager) withLock(ctx context.Context, addr store.Address, f func() error) error {
 	l, err := m.locks.lock(ctx, addr)
 	if err != nil {
 		return err
 	}
-	defer m.locks.unlock(addr, l)
-	m.cache.drop(addr)
-	return f()
+	cached := l.state
+	err = f()
+	if evicted := m.locks.unlock(addr, l, nil); evicted != nil {
+		evicted.free()
+	}
+	if cached != nil {
+		cached.free()
+	}
+	return err
 }
 
 // HasSession reports whether a session with addr is stored.
