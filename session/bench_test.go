@@ -1,8 +1,10 @@
 package session_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/ratchetkit/ratchetkit/internal/sqltest"
 	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/ratchet"
+	"github.com/ratchetkit/ratchetkit/session"
 	"github.com/ratchetkit/ratchetkit/store"
 	"github.com/ratchetkit/ratchetkit/store/memory"
 )
@@ -288,4 +291,77 @@ func BenchmarkRatio(b *testing.B) {
 			})
 		})
 	})
+}
+
+// BenchmarkForged is the costliest forged ratchet message through the
+// session layer, at a device that keeps the most sessions with the
+// sender (current and 40 archived) and has answered on each, so that
+// every one awaits a new ratchet key: the worst case for the
+// archived-session filter of Decrypt. Cases:
+//   - new-key/N=MaxSkip: an unknown ratchet key at the largest N a session
+//     accepts: a DH step and MaxSkip chain steps on each session tried
+//     (before the filter, all 41; now only the current one);
+//   - new-key/N=31: the largest N at which an archived session that
+//     awaits an answer still takes the DH step: one X25519 and 31 chain
+//     steps on each of the 41;
+//   - known-key/N=MaxSkip: the ratchet key of the oldest archived session
+//     (an observer sees it on the wire): MaxSkip chain steps on that one
+//     and a DH step and MaxSkip chain steps on the current one.
+//
+// The floor is one failed DH step of the bare ratchet at N=MaxSkip:
+// ratchet's BenchmarkReject/forged-gap-1000 without the session layer.
+func BenchmarkForged(b *testing.B) {
+	for _, lim := range []struct {
+		name string
+		skip int
+	}{{"default", ratchet.DefaultMaxSkip}, {"max", ratchet.MaxLimit}} {
+		b.Run("limits="+lim.name, func(b *testing.B) {
+			cfg := &session.Config{Ratchet: ratchet.Config{MaxSkip: lim.skip, MaxSkippedKeys: ratchet.MaxLimit}}
+			srv := newServer()
+			alice := newDevice(b, memory.New(), "alice", 1, cfg)
+			bob := newDevice(b, memory.New(), "bob", 1, cfg)
+			srv.publish(b, bob)
+			var oldest []byte
+			for i := range session.DefaultMaxArchived + 1 {
+				connect(b, srv, alice, bob)
+				m := alice.encrypt(bob, "hi")
+				if i == 0 {
+					oldest = bytes.Clone(innerHeader(m)[1:34])
+				}
+				bob.decrypt(alice, m, "hi")
+				alice.decrypt(bob, bob.encrypt(alice, "ok"), "ok")
+			}
+			genuine := alice.encrypt(bob, strings.Repeat("x", benchSize))
+			fresh, err := keys.GeneratePrivateKey()
+			if err != nil {
+				b.Fatal(err)
+			}
+			forge := func(key []byte, n int) []byte {
+				m := bytes.Clone(genuine)
+				copy(m[1:34], key)
+				binary.BigEndian.PutUint32(m[38:], uint32(n))
+				m[len(m)-1] ^= 1
+				return m
+			}
+			newKey := append([]byte{keys.KeyTypeDJB}, fresh.PublicKey().Bytes()...)
+			ctx := context.Background()
+			for _, c := range []struct {
+				name string
+				msg  []byte
+			}{
+				{"new-key/N=MaxSkip", forge(newKey, lim.skip)},
+				{"new-key/N=31", forge(newKey, 31)},
+				{"known-key/N=MaxSkip", forge(oldest, lim.skip)},
+			} {
+				b.Run(c.name, func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						if _, err := bob.m.Decrypt(ctx, alice.addr, c.msg); kind(err) != "auth_failed" {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		})
+	}
 }

@@ -27,9 +27,11 @@ import (
 //
 // An archived session is tried only if the message's ratchet key is one
 // it receives under, or if it has sent under its current ratchet key, so
-// that the peer may be answering it (ratchet.Session.CanAccept): a peer
-// that follows the protocol never sends anything else, and a forged
-// message costs no X25519 on the other archived sessions.
+// that the peer may be answering it with a new one, and the message is
+// among the first 32 of the peer's new chain. A forged message under a
+// new ratchet key thus costs an archived session that did not send last
+// nothing, and one that did one X25519 and at most 32 chain steps (see
+// the package documentation's limits).
 //
 // Errors, in the order they are checked: ErrMalformed, ErrUnknownType,
 // keys.ErrInvalidPublicKey (a key in the message does not decode),
@@ -64,7 +66,20 @@ type decryption struct {
 	m   *Manager
 	dst []byte
 	msg message
+
+	tried int // sessions tried by the last tryAll, for tests
 }
+
+// maxArchivedStep bounds the message number N of a message that makes an
+// archived session take a DH ratchet step: the peer's answer to a
+// message sent on a session that was archived since, which is normally
+// among the first messages of the peer's new chain. It bounds what a
+// forged message costs an archived session to one X25519 and 32 chain
+// steps, instead of MaxSkip chain steps. A genuine answer whose first
+// messages were lost is not read on the archived session; the next
+// message this device sends, on its current session, makes the peer
+// switch to that one.
+const maxArchivedStep = 32
 
 func (d *decryption) attempt(s *addrState) ([]byte, error) {
 	pm := &d.msg
@@ -94,23 +109,25 @@ func (d *decryption) attempt(s *addrState) ([]byte, error) {
 }
 
 // tryAll decrypts a ratchet message with the current session, then with
-// the archived ones that can take it, newest first, and makes the one
-// that succeeds current. Sessions whose peer key is not trusted are not
-// tried.
+// the archived ones that can take it (see mayTry), newest first, and
+// makes the one that succeeds current. Sessions whose peer key is not
+// trusted are not tried.
 func (d *decryption) tryAll(s *addrState) ([]byte, error) {
 	r := &s.rec
 	msg := d.msg.inner
 	var first error
+	d.tried = 0
 	for k := -1; k < r.n; k++ {
 		i := k
 		if k < 0 {
 			i = r.current
-		} else if k == r.current || !r.entries[i].sess.CanAccept(msg) {
+		} else if k == r.current || !mayTry(r.entries[i].sess, msg) {
 			continue
 		}
 		e := &r.entries[i]
 		err := s.checkIdentity(d.m.trust, e.peer[:])
 		if err == nil {
+			d.tried++
 			var out []byte
 			if out, err = e.sess.AppendDecrypt(d.dst, msg); err == nil {
 				r.current = i
@@ -122,6 +139,20 @@ func (d *decryption) tryAll(s *addrState) ([]byte, error) {
 		}
 	}
 	return nil, first
+}
+
+// mayTry reports whether an archived session is worth trying on a
+// ratchet message: its ratchet key is one the session receives under
+// (no DH step), or the session awaits an answer under a new ratchet key
+// and the message is among the first maxArchivedStep of its chain. No
+// message of a peer that follows the protocol is refused by the first
+// rule; the second trades the rare answer whose first messages were lost
+// for a bound on what forgeries cost (see maxArchivedStep).
+func mayTry(sess *ratchet.Session, msg []byte) bool {
+	if sess.KnowsRatchetKey(msg) {
+		return true
+	}
+	return sess.AwaitsNewRatchetKey() && binary.BigEndian.Uint32(msg[38:]) < maxArchivedStep
 }
 
 // continueSession decrypts a prekey message with session use, the
