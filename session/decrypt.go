@@ -185,6 +185,8 @@ func (d *decryption) respond(s *addrState) ([]byte, error) {
 		return nil, err
 	}
 	defer pre.wipe()
+	pre.local.KeyPair.PublicKey().AppendEncode(s.local[:0])
+	s.checkLocal = true
 	h, _, err := x3dh.ParseHeader(pm.x3dh)
 	if err != nil {
 		return nil, err // unreachable: parseMessage checked the header

@@ -152,7 +152,9 @@ func (m *Manager) attempts(ctx context.Context, s *addrState, fresh bool, attemp
 		case err != errRetry:
 			// Unless the failed step was the write, nothing changed:
 			// what s holds is still what was read.
-			return nil, !s.dirty, err
+			keep := !s.dirty
+			s.discard()
+			return nil, keep, err
 		}
 		fresh = true
 		if err := backoff(ctx, try); err != nil {

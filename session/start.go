@@ -56,6 +56,8 @@ func (st *start) attempt(s *addrState) ([]byte, error) {
 		return nil, err
 	}
 	in, err := x3dh.Initiate(local.KeyPair, b, &m.x3dh)
+	local.KeyPair.PublicKey().AppendEncode(s.local[:0])
+	s.checkLocal = true
 	local.KeyPair.Clear()
 	if err != nil {
 		return nil, err

@@ -41,6 +41,12 @@ type addrState struct {
 	peer    [encodedKeySize]byte
 	consume bool
 	opkID   uint32
+	// local is Encode(this device's identity key) as a new session's
+	// X3DH used it, checked in the write when checkLocal is set, so that
+	// no session made under a key that ResetIdentity replaced meanwhile
+	// is saved.
+	local      [encodedKeySize]byte
+	checkLocal bool
 
 	keySource hazmat.KeySource
 	loadFn    func(store.Tx) error
@@ -79,7 +85,7 @@ func (s *addrState) forget() {
 func (s *addrState) discard() {
 	clear(s.out)
 	s.out = s.out[:0]
-	s.consume, s.dirty = false, false
+	s.consume, s.dirty, s.checkLocal = false, false, false
 }
 
 // load reads the address's record and trusted identity key in one
@@ -146,7 +152,7 @@ func (s *addrState) commit(st store.Store) error {
 	if s.out, err = s.rec.appendBinary(s.out[:0]); err != nil {
 		return err
 	}
-	if sw, ok := st.(store.SessionSwapper); ok && s.found && s.hasTrusted && !s.consume {
+	if sw, ok := st.(store.SessionSwapper); ok && s.found && s.hasTrusted && !s.consume && !s.checkLocal {
 		// A steady-state write: only the record changes.
 		done, err := sw.SwapSession(s.ctx, s.addr, s.orig, s.out, s.trustedKey)
 		switch {
@@ -161,7 +167,7 @@ func (s *addrState) commit(st store.Store) error {
 	s.orig, s.out = s.out, s.orig
 	clear(s.out)
 	s.out = s.out[:0]
-	s.found, s.consume, s.dirty = true, false, false
+	s.found, s.consume, s.dirty, s.checkLocal = true, false, false, false
 	if !s.hasTrusted {
 		s.trusted, s.trustedKey, s.hasTrusted = s.peer, decodeKey(s.peer[:]), true
 	}
@@ -184,6 +190,18 @@ func (s *addrState) commitTx(tx store.Tx) error {
 		}
 	default:
 		return storeError("loading the session record", err)
+	}
+	if s.checkLocal {
+		id, err := loadLocal(ctx, tx)
+		if err != nil {
+			return err
+		}
+		var enc [encodedKeySize]byte
+		same := string(id.KeyPair.PublicKey().AppendEncode(enc[:0])) == string(s.local[:])
+		id.KeyPair.Clear()
+		if !same {
+			return errRetry
+		}
 	}
 	if s.consume {
 		if err := tx.PreKeys().Remove(ctx, s.opkID); err != nil {

@@ -3,6 +3,7 @@ package memory
 import (
 	"bytes"
 	"context"
+	"slices"
 
 	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/store"
@@ -56,4 +57,53 @@ func (s *Store) SwapSession(ctx context.Context, addr store.Address, old, record
 		devices[addr.DeviceID] = bytes.Clone(record)
 	}
 	return true, nil
+}
+
+var (
+	_ store.SessionsClearer = (*sessionsTx)(nil)
+	_ store.PreKeyLister    = (*preKeysTx)(nil)
+)
+
+// DeleteAll implements [store.SessionsClearer]: it records the deletion
+// of every record the transaction sees.
+func (t *sessionsTx) DeleteAll(ctx context.Context) error {
+	if err := (*tx)(t).check(ctx, true); err != nil {
+		return err
+	}
+	for name, devices := range t.s.d.sessions {
+		for dev := range devices {
+			a := store.Address{Name: name, DeviceID: dev}
+			if e, pending := t.sessions[a]; pending {
+				clear(e.v)
+			}
+			set(&t.sessions, a, entry[[]byte]{})
+		}
+	}
+	for a, e := range t.sessions {
+		if e.ok {
+			clear(e.v)
+			t.sessions[a] = entry[[]byte]{}
+		}
+	}
+	return nil
+}
+
+// IDs implements [store.PreKeyLister].
+func (t *preKeysTx) IDs(ctx context.Context) ([]uint32, error) {
+	if err := (*tx)(t).check(ctx, false); err != nil {
+		return nil, err
+	}
+	out := []uint32{}
+	for id := range t.s.d.prekeys {
+		if e, pending := t.prekeys[id]; !pending || e.ok {
+			out = append(out, id)
+		}
+	}
+	for id, e := range t.prekeys {
+		if _, committed := t.s.d.prekeys[id]; e.ok && !committed {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }

@@ -24,3 +24,22 @@ type SessionSwapper interface {
 	// ctx.Err().
 	SwapSession(ctx context.Context, addr Address, old, record []byte, trusted *keys.PublicKey) (ok bool, err error)
 }
+
+// SessionsClearer is an optional interface of the Sessions a Tx returns:
+// removing every session record at once, which the session layer's
+// ResetIdentity needs (the store interfaces cannot list the names that
+// have records).
+type SessionsClearer interface {
+	// DeleteAll removes every session record. Removing none is not an
+	// error.
+	DeleteAll(ctx context.Context) error
+}
+
+// PreKeyLister is an optional interface of the PreKeys a Tx returns:
+// listing the stored one-time prekeys, which the session layer's
+// PruneOneTimePreKeys needs.
+type PreKeyLister interface {
+	// IDs returns the ids of the stored one-time prekeys in increasing
+	// order; none is an empty result, not an error.
+	IDs(ctx context.Context) ([]uint32, error)
+}
