@@ -122,6 +122,7 @@ func (m *Manager) run(ctx context.Context, addr store.Address, attempt func(s *a
 	// A state without a record is not worth a place: hostile messages
 	// from unknown addresses would fill the cache with them.
 	if !keep || !s.found {
+		// Freed once unlock has taken it out of the lock's entry.
 		defer s.free()
 		s = nil
 	} else {

@@ -16,7 +16,7 @@ import (
 // the trusted identity key; and what the next write adds to the record.
 // An operation works on it under the address's lock. After a successful
 // write it holds exactly what the store holds, so the Manager may keep it
-// for the next operation (see cache.go) instead of reading the store
+// for the next operation (see lock.go) instead of reading the store
 // again; the write still checks that the store holds what it read.
 //
 // States are pooled, and the functions handed to the store are bound
