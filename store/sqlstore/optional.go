@@ -25,21 +25,9 @@ func (t *preKeysTx) IDs(ctx context.Context) ([]uint32, error) {
 	if err := (*tx)(t).check(false); err != nil {
 		return nil, err
 	}
-	rows, err := (*tx)(t).query(ctx, t.s.q.preKeyIDs)
-	if err != nil {
-		return nil, t.s.fail(ctx, "list prekeys", err)
+	ids, err := (*tx)(t).uint32s(ctx, "list prekeys", t.s.q.preKeyIDs)
+	if ids == nil && err == nil {
+		ids = []uint32{}
 	}
-	defer rows.Close()
-	out := []uint32{}
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, t.s.fail(ctx, "list prekeys", err)
-		}
-		out = append(out, uint32(id))
-	}
-	if err := rows.Err(); err != nil {
-		return nil, t.s.fail(ctx, "list prekeys", err)
-	}
-	return out, nil
+	return ids, err
 }
