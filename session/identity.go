@@ -62,16 +62,17 @@ var errNoReset = errors.New("session: the store cannot list prekeys or clear ses
 // What peers see: every session they have with this device stops
 // working. Their ratchet messages fail here with ErrNoSession, their
 // prekey messages made from an old bundle with ErrUnknownPreKey, and
-// they learn of it only if the application tells them (see "Telling a
-// peer to start over" in the package documentation). Once they fetch the
+// they learn of it only if the application tells them (see "Starting
+// over" in the package documentation). Once they fetch the
 // new bundle, StartSession reports an *IdentityError, since the device's
 // identity key changed: they approve the new key, ideally after
 // comparing the new safety number.
 //
 // The store's transactions must implement store.SessionsClearer and
-// store.PreKeyLister (package memory and package sqlstore do). Calls on
-// this Manager that run meanwhile either finish before the reset or fail;
-// the old key pair and the deleted secrets are wiped from the store's
+// store.PreKeyLister (package memory and package sqlstore do). A call on
+// this Manager that runs meanwhile takes effect before the reset or after
+// it (then under the new key), or fails: no session made under the old
+// key is saved after the reset. The old key pair and the deleted secrets are wiped from the store's
 // copy, best effort (see package store on what databases keep).
 func (m *Manager) ResetIdentity(ctx context.Context) (*PreKeyUpload, error) {
 	m.upkeep.Lock()
