@@ -1,10 +1,14 @@
 package session_test
 
 import (
+	"bytes"
+	"context"
 	"testing"
 
 	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/session"
+	"github.com/ratchetkit/ratchetkit/store"
+	"github.com/ratchetkit/ratchetkit/store/memory"
 )
 
 // TestResetIdentity: Bob starts over under a new identity key. His
@@ -134,4 +138,57 @@ func (d *device) identity(t testing.TB) *keys.PublicKey {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// hookStore runs hook once, after the View whose number is at.
+type hookStore struct {
+	store.Store
+	views, at int
+	hook      func()
+}
+
+func (h *hookStore) View(ctx context.Context, fn func(store.Tx) error) error {
+	err := h.Store.View(ctx, fn)
+	if h.views++; h.views == h.at {
+		h.hook()
+	}
+	return err
+}
+
+// TestResetDuringStart: another Manager resets the identity while
+// StartSession runs X3DH with the old key. The write finds the local
+// identity changed and StartSession starts over under the new key: no
+// session made under the old identity key is saved.
+func TestResetDuringStart(t *testing.T) {
+	ctx := t.Context()
+	srv := newServer()
+	bob := newDevice(t, memory.New(), "bob", 1, nil)
+	srv.publish(t, bob)
+	st := memory.New()
+	other := newDevice(t, st, "alice", 1, nil)
+	hs := &hookStore{Store: st, at: 2} // the record's View, then the local identity's
+	m, err := session.New(hs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fresh *keys.PublicKey
+	hs.hook = func() {
+		u, err := other.m.ResetIdentity(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh = u.IdentityKey
+	}
+	if err := m.StartSession(ctx, bob.addr, srv.bundle(t, bob.addr, true)); err != nil {
+		t.Fatal(err)
+	}
+	if fresh == nil {
+		t.Fatal("the reset did not run")
+	}
+	rec := take(t, st, bob.addr).records[bob.addr]
+	// magic, version, current, count; role, peer key; flags, then IK_A.
+	const ikA = 4 + 3 + 1 + 33 + 1
+	if len(rec) < ikA+33 || !bytes.Equal(rec[ikA:ikA+33], fresh.Encode()) {
+		t.Fatal("the saved session was made under the old identity key")
+	}
 }
