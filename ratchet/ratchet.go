@@ -344,6 +344,34 @@ func (s *Session) HasReceived() bool {
 	return s.phase == phaseEstablished
 }
 
+// KnowsRatchetKey reports whether the ratchet key in msg's header is the
+// current receiving chain's or one under which skipped keys are stored:
+// whether Decrypt would take the message without a DH ratchet step.
+// It derives no key. A message too short for a header gives false.
+func (s *Session) KnowsRatchetKey(msg []byte) bool {
+	s.check()
+	if len(msg) < headerSize || msg[0] != typeRatchet || msg[1] != keys.KeyTypeDJB {
+		return false
+	}
+	dh := (*[32]byte)(msg[2:34])
+	return (s.phase != phaseResponder && *dh == s.dhr) || s.skipped.has(dh)
+}
+
+// AwaitsNewRatchetKey reports whether a message under a new ratchet key
+// can come from a peer that follows the protocol: the session has sent
+// a message under its current ratchet key, which the peer may have
+// answered with a new one, or it is a responder that has not received
+// its first message. A peer takes a new ratchet key only after
+// receiving the current one, so when it returns false, a message whose
+// ratchet key the session does not know (KnowsRatchetKey) is forged or
+// replayed from an older state; a session layer that keeps several
+// sessions per peer uses this to spare such a message the X25519 and the
+// chain steps of a DH ratchet step in each of them.
+func (s *Session) AwaitsNewRatchetKey() bool {
+	s.check()
+	return s.phase == phaseResponder || s.ns > 0
+}
+
 // Encrypt encrypts plaintext as the next message of the sending chain and
 // returns header || ciphertext. It advances the sending chain; the message
 // key is wiped after use.

@@ -37,20 +37,27 @@
 //
 // # Persistence and concurrency
 //
-// Every operation reads the address's session record, does its
-// cryptography without holding the store's write transaction, and then
-// saves everything it changed in one [store.Store.Update]: the session
-// record, the one-time prekey a new session consumed, the peer's identity
-// key on first use. Nothing is saved unless the operation succeeded, and
-// a result (a message from Encrypt, a plaintext from Decrypt) is returned
-// only once its state is saved, so that a crash can never make the device
-// reuse a message key or accept a message twice. Calls for one address
-// are serialized by a lock per address; calls for different addresses run
-// in parallel. If another writer (a second Manager or process on the same
-// store) changed the record between the read and the write, the operation
-// is redone from the new record; a one-time prekey that another session
-// consumed in the meantime makes a new session fail with
-// [ErrUnknownPreKey], and nothing is saved.
+// Every operation works on what the Manager knows of the address: its
+// session record, parsed, and its trusted identity key, read from the
+// store in one read-only transaction, or kept from the last operation on
+// the address (a write-through cache of Config.CachedRecords addresses).
+// It does its cryptography outside the store's write transaction, then
+// saves everything it changed in one write: the session record, the
+// one-time prekey a new session consumed, the peer's identity key on
+// first use. The write checks that the store still holds the record and
+// the trusted key the operation started from. Nothing is saved unless
+// the operation succeeded, and a result (a message from Encrypt, a
+// plaintext from Decrypt) is returned only once its state is saved, so
+// that a crash can never make the device reuse a message key or accept a
+// message twice. Calls for one address are serialized by a lock per
+// address; calls for different addresses run in parallel. If another
+// writer (a second Manager or process on the same store) changed the
+// record or the trusted key meanwhile, the operation is redone from what
+// is stored now; a one-time prekey that another session consumed in the
+// meantime makes a new session fail with [ErrUnknownPreKey], and nothing
+// is saved. A steady-state message, which changes only the record, is
+// written with [store.SessionSwapper] where the store offers it (package
+// memory does): one compare-and-swap instead of a transaction.
 //
 // A session record holds the current session and the archived ones, each
 // with its ratchet state, the identity key of the peer it was made with,
@@ -64,7 +71,9 @@
 // address, those it started (from a bundle) and those the peer started
 // (from a prekey message), newest-created first, and applies section 7 to
 // the list: encryption uses the current one, ratchet messages try the
-// current one then the others, and a prekey message whose EK_A matches a
+// current one then those of the others that can take it (the ratchet key
+// is one they receive under, or they await an answer: see
+// [Manager.Decrypt]), and a prekey message whose EK_A matches a
 // session the peer started goes to that session (sessions this device
 // started are never matched: their EK_A is this device's own). A prekey
 // message is always handled as a responder would; the conformance
@@ -95,7 +104,8 @@
 //
 // Errors are sentinels to test with errors.Is: this package's
 // [ErrMalformed], [ErrUnknownType], [ErrNoSession], [ErrUnknownPreKey],
-// [ErrUntrustedIdentity], [ErrConflict] and [ErrInvalidRecord]; the ratchet's
+// [ErrUntrustedIdentity], [ErrConflict], [ErrTooLarge] and
+// [ErrInvalidRecord]; the ratchet's
 // ratchet.ErrAuthentication, ratchet.ErrDuplicate (a message already
 // read: drop it quietly), ratchet.ErrTooManySkipped and
 // ratchet.ErrCounterOverflow; x3dh.ErrInvalidSignature and
@@ -103,22 +113,85 @@
 // keys.ErrSmallOrder for bad keys; and store errors, wrapped. The order in
 // which they are checked is that of PROTOCOL.md section 8, so that
 // another implementation of the profile reports the same kind for the
-// same message. No error contains secret bytes.
+// same message; ErrTooLarge, a local limit the profile does not define,
+// comes right after the stateless checks of section 6.3. No error
+// contains secret bytes.
+//
+// # Limits and what hostile messages cost
+//
+// A message whose plaintext exceeds Config.MaxMessageSize (64 KiB by
+// default) is refused with [ErrTooLarge] before any cryptography or store
+// access, on Encrypt and on Decrypt. A ratchet message is tried on the
+// current session and on the archived sessions that can take it: those
+// that know its ratchet key, and those that have sent under their
+// current ratchet key (so that the peer may answer with a new one) when
+// the message is among the first 32 of its chain. So a forged message
+// costs at most one DH ratchet step with MaxSkip chain steps on the
+// current session, plus either MaxSkip chain steps on the one archived
+// session whose ratchet key it carries or one X25519 and 31 chain steps
+// on each archived session that awaits an answer. Measured
+// (BenchmarkForged, 41 sessions that all await an answer, one 2-core
+// run, benchstat medians): at the default limits the worst case is
+// 2.1 ms (an unknown ratchet key at N=31: 41 X25519), against 0.30 ms
+// for the current session alone and 0.26 ms for the bare ratchet's
+// costliest forgery; with MaxSkip at ratchet.MaxLimit it is 36 ms (the
+// ratchet key of an archived session at N=MaxSkip). Before archived
+// sessions were filtered, every forgery was tried on all 41: 13 ms and
+// 0.8 s. Applications exposed to floods should still rate-limit per
+// peer.
 //
 // # Performance
 //
-// A steady-state message costs its ratchet work plus two store
-// transactions: a read (the record and the trusted identity key) and a
-// write (the record compared with what was read, then saved). Loading and
-// saving a record allocates nothing in this package (the ratchet states
-// are parsed into pooled Sessions). On the memory store a message costs
-// about 1.6 times the bare ratchet (thread CPU time, BenchmarkRatio), of
-// which 1.4 is the memory store's two transactions alone. On SQLite with
+// A steady-state message costs its ratchet work plus one write: with the
+// record cached, no read transaction and no parsing. On the memory store,
+// whose SwapSession compares the record in place and copies the new one
+// into the stored buffer, a message costs 1.22 times the bare ratchet
+// (1.77 before the cache), and a ping-pong message (a DH ratchet step
+// each) 1.01 times (thread CPU time, BenchmarkRatio), and the session layer allocates
+// nothing beyond the ratchet's AES-GCM key schedules. On SQLite with
 // synchronous=FULL the fsync of each commit dominates: about half a
 // millisecond per message on an ordinary disk, against a few
 // microseconds of cryptography (BenchmarkSteady). Starting a session
 // (X3DH both ways, the first message and the reply) takes under a
 // millisecond of CPU.
+//
+// # Starting over: ResetIdentity, prekey pruning, telling a peer
+//
+// [Manager.ResetIdentity] gives the device a new identity key and deletes
+// its sessions and prekeys, keeping its device id and the keys it trusts
+// for peers; [Manager.PruneOneTimePreKeys] deletes one-time prekeys that
+// a server handed out and nobody used.
+//
+// Telling a peer to start over is left to the application layer: the
+// profile has no message for it, and a message the device cannot decrypt
+// gives it nothing authenticated to answer with. What an application can
+// do: when Decrypt reports
+// ErrNoSession for a ratchet message (the device reset, lost its state,
+// or deleted the session), send the sender a plain "session reset"
+// notice over the transport, rate-limited per sender. The notice is not
+// authenticated, so its receiver must treat it as a hint only: delete
+// nothing, fetch the peer's current bundle and call StartSession, which
+// reports an *IdentityError if the peer's identity key changed (the user
+// then decides, with the new safety number) and otherwise makes a new
+// session; a forged notice costs a bundle fetch and one session.
+//
+// # Files
+//
+//   - doc.go: this overview; config.go: Config, its defaults and checks;
+//     errors.go: the sentinels and IdentityError;
+//   - manager.go: Manager, New, Init, the retry loop every operation runs
+//     in, and the per-address calls HasSession, DeleteSession, Devices;
+//   - state.go: addrState, what an operation knows of an address, its
+//     read and its checked write; lock.go: the per-address locks, which
+//     also hold the cache of addrStates;
+//   - encrypt.go, decrypt.go, start.go: one type and file per operation
+//     (Encrypt, Decrypt with trial decryption and new responder
+//     sessions, StartSession);
+//   - identity.go: trusted identity keys and ResetIdentity; prekeys.go:
+//     Upkeep, signed prekey rotation, one-time prekey generation and
+//     pruning; safety.go: safety numbers;
+//   - message.go: the wire layout of messages (PROTOCOL.md section 6);
+//     record.go: the session record's layout and its parsing.
 //
 // # Security notes
 //
@@ -136,9 +209,11 @@
 // section 11): metadata and message lengths, the header in clear, a
 // replayed first message without a one-time prekey once its session is
 // no longer kept, and everything that rests on X25519 against a future
-// quantum computer. A hostile ratchet message costs up to one trial per
-// stored session (41 at most); applications exposed to floods should
-// rate-limit per peer.
+// quantum computer. What a hostile message costs is bounded as described
+// under Limits above. The Manager keeps the records of recently used
+// addresses parsed in memory (Config.CachedRecords), so their ratchet
+// secrets stay in memory between operations; they are wiped when
+// evicted, deleted or reset.
 //
 // Profile v1 is not wire-compatible with Signal.
 package session

@@ -40,6 +40,10 @@ var (
 	// record while this operation ran, so that it gave up after
 	// retrying. Nothing was saved; the operation may be repeated.
 	ErrConflict = errors.New("session: session record changed concurrently")
+	// ErrTooLarge reports a plaintext longer than Config.MaxMessageSize,
+	// given to Encrypt or carried by a received message. A received one
+	// is refused before any cryptography or store access.
+	ErrTooLarge = errors.New("session: message too large")
 )
 
 // IdentityError reports an identity key that the trust policy does not
@@ -87,6 +91,8 @@ var (
 	errNoSPK       = fmt.Errorf("%w: signed prekey", ErrUnknownPreKey)
 	errNoOPK       = fmt.Errorf("%w: one-time prekey", ErrUnknownPreKey)
 	errNoOPKCommit = fmt.Errorf("%w: one-time prekey consumed concurrently", ErrUnknownPreKey)
+	errTooLargeOut = fmt.Errorf("%w: plaintext longer than Config.MaxMessageSize", ErrTooLarge)
+	errTooLargeIn  = fmt.Errorf("%w: received message's plaintext longer than Config.MaxMessageSize", ErrTooLarge)
 
 	// errRetry is returned inside an operation whose record changed
 	// between its read and its write.

@@ -33,7 +33,7 @@ func TestAddrLocks(t *testing.T) {
 					t.Error("two holders of one address")
 				}
 				inside[a].Add(-1)
-				ls.unlock(addr, l)
+				ls.unlock(addr, l, nil)
 			}
 		}()
 	}
@@ -57,8 +57,8 @@ func TestAddrLocksParallel(t *testing.T) {
 	if err != nil {
 		t.Fatalf("locking b while a is held: %v", err)
 	}
-	ls.unlock(b, lb)
-	ls.unlock(a, la)
+	ls.unlock(b, lb, nil)
+	ls.unlock(a, la, nil)
 }
 
 func TestAddrLocksContext(t *testing.T) {
@@ -82,7 +82,7 @@ func TestAddrLocksContext(t *testing.T) {
 	if n := ls.len(); n != 1 {
 		t.Fatalf("%d entries while one is held, want 1", n)
 	}
-	ls.unlock(addr, l)
+	ls.unlock(addr, l, nil)
 	if n := ls.len(); n != 0 {
 		t.Fatalf("%d entries left", n)
 	}
@@ -91,6 +91,6 @@ func TestAddrLocksContext(t *testing.T) {
 	if l, err := ls.lock(ctx, addr); err != nil {
 		t.Fatalf("free lock with a canceled context: %v", err)
 	} else {
-		ls.unlock(addr, l)
+		ls.unlock(addr, l, nil)
 	}
 }

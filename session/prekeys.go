@@ -248,7 +248,7 @@ func (m *Manager) RotateSignedPreKey(ctx context.Context) error {
 // rotate adds a signed prekey whose id follows the highest stored one.
 func (m *Manager) rotate(ctx context.Context) error {
 	for range maxAttempts {
-		var id uint32 = 1
+		var id uint32
 		var ik *keys.IdentityKeyPair
 		err := m.st.View(ctx, func(tx store.Tx) error {
 			local, err := loadLocal(ctx, tx)
@@ -260,27 +260,14 @@ func (m *Manager) rotate(ctx context.Context) error {
 			if err != nil {
 				return storeError("listing signed prekeys", err)
 			}
-			for _, s := range list {
-				if s.ID >= id {
-					if s.ID == math.MaxUint32 {
-						return errors.New("session: signed prekey ids exhausted")
-					}
-					id = s.ID + 1
-				}
-			}
-			return nil
+			id, err = nextSignedPreKeyID(list)
+			return err
 		})
 		if err != nil {
 			return err
 		}
-		priv, err := keys.GeneratePrivateKey()
-		if err != nil {
-			ik.Clear()
-			return err
-		}
-		sig := ik.Sign(priv.PublicKey().Encode())
+		spk, priv, err := m.newSignedPreKey(ik, id)
 		ik.Clear()
-		spk, err := keys.NewSignedPreKey(id, priv, sig, m.now())
 		if err != nil {
 			return err
 		}
@@ -299,6 +286,35 @@ func (m *Manager) rotate(ctx context.Context) error {
 		}
 	}
 	return ErrConflict
+}
+
+// nextSignedPreKeyID returns the id after the highest in list, or 1.
+func nextSignedPreKeyID(list []store.SignedPreKeyInfo) (uint32, error) {
+	var id uint32 = 1
+	for _, s := range list {
+		if s.ID >= id {
+			if s.ID == math.MaxUint32 {
+				return 0, errors.New("session: signed prekey ids exhausted")
+			}
+			id = s.ID + 1
+		}
+	}
+	return id, nil
+}
+
+// newSignedPreKey makes signed prekey id, signed by ik. The caller
+// clears the returned private key once the prekey is saved.
+func (m *Manager) newSignedPreKey(ik *keys.IdentityKeyPair, id uint32) (*keys.SignedPreKey, *keys.PrivateKey, error) {
+	priv, err := keys.GeneratePrivateKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	spk, err := keys.NewSignedPreKey(id, priv, ik.Sign(priv.PublicKey().Encode()), m.now())
+	if err != nil {
+		priv.Clear()
+		return nil, nil, err
+	}
+	return spk, priv, nil
 }
 
 // pruneSignedPreKeys deletes every signed prekey that was replaced more
@@ -321,4 +337,65 @@ func (m *Manager) pruneSignedPreKeys(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// PruneOneTimePreKeys deletes the stored one-time prekeys for which keep
+// returns false, and returns how many it deleted. It is for the prekeys
+// that a server handed out in bundles that nobody used: a one-time
+// prekey is removed when a prekey message consumes it, but one whose
+// bundle was fetched and never used (a client that gave up, or someone
+// draining the server's stock) stays stored, with its private key,
+// forever.
+//
+// The application decides, typically from its server's list of the
+// device's one-time prekeys that it has not handed out yet: keep those,
+// those uploaded since the list was made, and those handed out recently
+// enough that their prekey message may still be on its way (a grace
+// period like Config.SignedPreKeyGrace's). A prekey message that names a
+// pruned key fails with ErrUnknownPreKey; its sender has to fetch a new
+// bundle. keep runs inside the store's write transaction and must not
+// call the Manager. Ids of pruned keys are never reused (store LastID).
+//
+// The store's PreKeys must implement store.PreKeyLister (package memory
+// and package sqlstore do).
+func (m *Manager) PruneOneTimePreKeys(ctx context.Context, keep func(id uint32) bool) (int, error) {
+	if keep == nil {
+		return 0, errors.New("session: nil keep function")
+	}
+	m.upkeep.Lock()
+	defer m.upkeep.Unlock()
+	n := 0
+	err := m.st.Update(ctx, func(tx store.Tx) error {
+		n = 0
+		opks, ok := tx.PreKeys().(store.PreKeyLister)
+		if !ok {
+			return errNoReset
+		}
+		return removeOneTimePreKeys(ctx, tx, opks, keep, &n)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// removeOneTimePreKeys removes the listed one-time prekeys that keep
+// refuses, counting them in *n if n is not nil.
+func removeOneTimePreKeys(ctx context.Context, tx store.Tx, l store.PreKeyLister, keep func(uint32) bool, n *int) error {
+	ids, err := l.IDs(ctx)
+	if err != nil {
+		return storeError("listing one-time prekeys", err)
+	}
+	for _, id := range ids {
+		if keep(id) {
+			continue
+		}
+		if err := tx.PreKeys().Remove(ctx, id); err != nil {
+			return storeError("removing a one-time prekey", err)
+		}
+		if n != nil {
+			*n++
+		}
+	}
+	return nil
 }

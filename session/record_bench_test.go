@@ -46,6 +46,6 @@ func BenchmarkLock(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		ls.unlock(addr, l)
+		ls.unlock(addr, l, nil)
 	}
 }

@@ -49,6 +49,16 @@
 // [SignedPreKeys], [Sessions]) let code ask for only what it uses; a Tx
 // groups them so that one transaction spans them all.
 //
+// # Optional interfaces
+//
+// A store may offer more than the required interfaces, and the session
+// layer uses it where it does: [SessionSwapper] on the Store, one
+// compare-and-swap for the write of a steady-state message instead of an
+// Update; [SessionsClearer] on the Sessions and [PreKeyLister] on the
+// PreKeys of a Tx, which the session layer's ResetIdentity and
+// PruneOneTimePreKeys need. Package memory implements all three, package
+// sqlstore the last two; the conformance suite checks those a store has.
+//
 // # Contracts
 //
 // A Load of something absent, and a Remove or Delete of something absent,

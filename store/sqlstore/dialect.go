@@ -56,6 +56,7 @@ type queries struct {
 	savepoint, rollbackToSavepoint, releaseSavepoint     string
 	signedLoad, signedAdd, signedList, signedRemove      string
 	sessionLoad, sessionSave, sessionDelete, sessionDevs string
+	sessionDeleteAll, preKeyIDs                          string
 }
 
 // preKeyInsertRows is how many prekeys one INSERT statement adds, which
@@ -114,6 +115,9 @@ func newQueries(d Dialect) *queries {
 	ON CONFLICT (name_hash, device_id) DO UPDATE SET record = excluded.record`,
 		sessionDelete: `DELETE FROM ratchetkit_sessions WHERE name_hash = ? AND device_id = ?`,
 		sessionDevs:   `SELECT device_id FROM ratchetkit_sessions WHERE name_hash = ? ORDER BY device_id`,
+
+		sessionDeleteAll: `DELETE FROM ratchetkit_sessions`,
+		preKeyIDs:        `SELECT id FROM ratchetkit_prekeys ORDER BY id`,
 	}
 	switch d {
 	case SQLite:
@@ -152,6 +156,7 @@ func (q *queries) prepared() []string {
 		q.savepoint, q.rollbackToSavepoint, q.releaseSavepoint,
 		q.signedLoad, q.signedAdd, q.signedList, q.signedRemove,
 		q.sessionLoad, q.sessionSave, q.sessionDelete, q.sessionDevs,
+		q.sessionDeleteAll, q.preKeyIDs,
 	}
 }
 

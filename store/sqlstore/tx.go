@@ -424,21 +424,27 @@ func (t *sessionsTx) Devices(ctx context.Context, name string) ([]uint32, error)
 		return nil, err
 	}
 	h, _ := key(store.Address{Name: name})
-	rows, err := (*tx)(t).query(ctx, t.s.q.sessionDevs, h)
+	return (*tx)(t).uint32s(ctx, "list devices", t.s.q.sessionDevs, h)
+}
+
+// uint32s runs query and returns the one integer column of its rows;
+// none is an empty result.
+func (t *tx) uint32s(ctx context.Context, op, query string, args ...any) ([]uint32, error) {
+	rows, err := t.query(ctx, query, args...)
 	if err != nil {
-		return nil, t.s.fail(ctx, "list devices", err)
+		return nil, t.s.fail(ctx, op, err)
 	}
 	defer rows.Close()
 	var out []uint32
 	for rows.Next() {
 		var d int64
 		if err := rows.Scan(&d); err != nil {
-			return nil, t.s.fail(ctx, "list devices", err)
+			return nil, t.s.fail(ctx, op, err)
 		}
 		out = append(out, uint32(d))
 	}
 	if err := rows.Err(); err != nil {
-		return nil, t.s.fail(ctx, "list devices", err)
+		return nil, t.s.fail(ctx, op, err)
 	}
 	return out, nil
 }

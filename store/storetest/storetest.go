@@ -63,6 +63,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ViewIsolation", testViewIsolation},
 		{"ViewSnapshot", testViewSnapshot},
 		{"ErrorsHoldNoSecrets", testErrorsHoldNoSecrets},
+		{"Optional", testOptional},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
