@@ -715,7 +715,7 @@ func (e errTransient) Unwrap() error { return e.err }
 // itself, so that trying again cannot help.
 func messageError(err error) bool {
 	for _, e := range []error{
-		session.ErrMalformed, session.ErrUnknownType, session.ErrNoSession, session.ErrUnknownPreKey,
+		session.ErrMalformed, session.ErrTooLarge, session.ErrUnknownType, session.ErrNoSession, session.ErrUnknownPreKey,
 		keys.ErrInvalidPublicKey, keys.ErrSmallOrder,
 		ratchet.ErrTooManySkipped, ratchet.ErrAuthentication, ratchet.ErrCounterOverflow,
 	} {
