@@ -34,8 +34,11 @@
 // code (libcrux-ml-kem 0.0.10 in libsignal 0.101), whose decapsulation hashes
 // z || c with the ML-KEM PRF and then applies the same Kyber output step to
 // the rejection key as to the real one, which is this package's formula.
-// That was read in libcrux's source; libsignal's API never shows a rejection
-// key, so the committed vectors cannot check it. Nothing depends on it:
+// libsignal's API never shows a rejection key, but a first message does:
+// internal/signalsuite's TestLiveKyberRejection forges the Kyber ciphertext,
+// derives the session keys from this package's rejection key, and libsignal
+// 0.103 decrypts that message (and refuses it when the keys come from the
+// genuine secret instead). Nothing else depends on the formula:
 // a rejected ciphertext gives a key that no honest sender holds, the first
 // message's MAC then fails on either side, and the key stays a secret
 // function of z and c, so a failure reveals nothing.

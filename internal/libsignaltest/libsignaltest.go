@@ -9,9 +9,12 @@
 package libsignaltest
 
 import (
+	"bufio"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -278,4 +281,82 @@ func uvarint(b []byte) (uint64, int) {
 		}
 	}
 	return 0, 0
+}
+
+// Peer is libsignal itself, running testdata/libsignal/live.mjs as the
+// responder of one session of the vectors, driven one JSON line at a time.
+type Peer struct {
+	t   testing.TB
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+// Reply is live.mjs's answer to a request.
+type Reply struct {
+	OK        bool   `json:"ok"`
+	Error     string `json:"error"`
+	Plaintext string `json:"plaintext"`
+	Type      int    `json:"type"`
+	Wire      string `json:"wire"`
+}
+
+// Live starts libsignal as the responder of the named session. Without Node
+// or without `npm ci` in testdata/libsignal the test is skipped, unless
+// RATCHETKIT_REQUIRE_LIBSIGNAL=1 (as .ci/run sets it), which makes that a
+// failure.
+func Live(t testing.TB, session string) *Peer {
+	t.Helper()
+	dir := filepath.Dir(Path())
+	_, errNode := exec.LookPath("node")
+	_, errMod := os.Stat(filepath.Join(dir, "node_modules", "@signalapp", "libsignal-client", "package.json"))
+	if errNode != nil || errMod != nil {
+		if os.Getenv("RATCHETKIT_REQUIRE_LIBSIGNAL") == "1" {
+			t.Fatalf("live libsignal required but unavailable (node: %v; npm ci in %s: %v)", errNode, dir, errMod)
+		}
+		t.Skip("live libsignal unavailable: run `npm ci` in testdata/libsignal (node must be on PATH)")
+	}
+	cmd := exec.Command("node", "live.mjs", session)
+	cmd.Dir = dir
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &Peer{t: t, cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	p.out.Buffer(make([]byte, 1<<16), 1<<24)
+	t.Cleanup(func() {
+		in.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("live.mjs: %v", err)
+		}
+	})
+	return p
+}
+
+// Call sends one request and returns the answer.
+func (p *Peer) Call(req map[string]any) Reply {
+	p.t.Helper()
+	b, err := json.Marshal(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if _, err := p.in.Write(append(b, '\n')); err != nil {
+		p.t.Fatal(err)
+	}
+	if !p.out.Scan() {
+		p.t.Fatalf("live.mjs ended: %v", p.out.Err())
+	}
+	var r Reply
+	if err := json.Unmarshal(p.out.Bytes(), &r); err != nil {
+		p.t.Fatal(err)
+	}
+	return r
 }

@@ -1,0 +1,270 @@
+package signalsuite
+
+import (
+	"bytes"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/ratchetkit/ratchetkit/internal/libsignaltest"
+	"github.com/ratchetkit/ratchetkit/internal/signalwire"
+	"github.com/ratchetkit/ratchetkit/internal/spqr"
+	"github.com/ratchetkit/ratchetkit/keys"
+	"github.com/ratchetkit/ratchetkit/kyber"
+	"github.com/ratchetkit/ratchetkit/pqxdh"
+)
+
+// initiator is a minimal libsignal-compatible initiator built from this
+// module's pieces, for the live tests: PQXDH, libsignal's ratchet steps,
+// SPQR None messages on the first epoch's chains, and the wire formats. It
+// decrypts in order only and keeps no skipped keys; the real ratchet core
+// comes with the session integration.
+type initiator struct {
+	t       *testing.T
+	addr    string
+	ik      *keys.IdentityKeyPair
+	bob     *keys.PublicKey
+	root    [KeySize]byte
+	ratchet *keys.PrivateKey
+	send    [KeySize]byte
+	sendN   uint32
+	prevN   uint32
+	recv    map[string][KeySize]byte
+	pqA     spqr.Chain
+	pqB     spqr.Chain
+	prekey  *signalwire.PreKeySignalMessage // until the first reply
+}
+
+// newInitiator starts a session from PQXDH keys k and header h against
+// libsignal's bundle b.
+func newInitiator(t *testing.T, addr string, ik *keys.IdentityKeyPair, b *pqxdh.Bundle, k *pqxdh.Keys, h *pqxdh.Header) *initiator {
+	a := &initiator{t: t, addr: addr, ik: ik, bob: b.IdentityKey, recv: map[string][KeySize]byte{}}
+	a.recv[hex.EncodeToString(b.SignedPreKey.Encode())] = k.ChainKey
+	e := spqr.Start(&k.PQRKey)
+	a.pqA, a.pqB = e.Chain(spqr.AToB), e.Chain(spqr.BToA)
+	a.root = k.RootKey
+	a.step(b.SignedPreKey)
+	a.prekey = &signalwire.PreKeySignalMessage{
+		HasPreKeyID: h.HasOneTimePreKey, PreKeyID: h.OneTimePreKeyID,
+		BaseKey: h.BaseKey, IdentityKey: ik.PublicKey(), RegistrationID: 4242,
+		SignedPreKeyID: h.SignedPreKeyID, KyberPreKeyID: h.KyberPreKeyID, KyberCiphertext: h.KyberCiphertext,
+	}
+	return a
+}
+
+// step is the sending half of a DH ratchet step: a fresh ratchet key and a
+// new sending chain against their ratchet key.
+func (a *initiator) step(theirs *keys.PublicKey) {
+	var err error
+	if a.ratchet, err = keys.GeneratePrivateKey(); err != nil {
+		a.t.Fatal(err)
+	}
+	dh, err := a.ratchet.ECDH(theirs)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	a.root, a.send = RootStep(&a.root, dh)
+	a.prevN, a.sendN = a.sendN, 0
+}
+
+// encrypt returns the next message: a PreKeySignalMessage until Bob has
+// answered, a SignalMessage afterwards.
+func (a *initiator) encrypt(pt []byte) (int, []byte) {
+	var seed [KeySize]byte
+	seed, a.send = ChainStep(&a.send)
+	salt := a.pqA.Next()
+	mk := DeriveMessageKeys(&seed, salt[:])
+	defer mk.Clear()
+	m := &signalwire.SignalMessage{
+		RatchetKey: a.ratchet.PublicKey(), Counter: a.sendN, PreviousCounter: a.prevN,
+		Ciphertext: Encrypt(mk, pt), PQRatchet: spqr.AppendNone(nil, 1, a.pqA.Index()),
+	}
+	a.sendN++
+	body, err := m.AppendBody(nil)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	tag := Tag(mk, a.ik.PublicKey(), a.bob, body)
+	wire := append(body, tag[:]...)
+	if a.prekey == nil {
+		return signalwire.TypeWhisper, wire
+	}
+	p := *a.prekey
+	p.Message = wire
+	out, err := p.Append(nil)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return signalwire.TypePreKey, out
+}
+
+// decrypt opens a SignalMessage from Bob, in order.
+func (a *initiator) decrypt(wire []byte) ([]byte, error) {
+	m, body, mac, err := signalwire.ParseSignalMessage(wire)
+	if err != nil {
+		return nil, err
+	}
+	key := hex.EncodeToString(m.RatchetKey.Encode())
+	ck, ok := a.recv[key]
+	if !ok {
+		dh, err := a.ratchet.ECDH(m.RatchetKey)
+		if err != nil {
+			return nil, err
+		}
+		a.root, ck = RootStep(&a.root, dh)
+		a.recv[key] = ck
+		a.step(m.RatchetKey)
+		a.prekey = nil
+	}
+	var seed [KeySize]byte
+	for range m.Counter + 1 {
+		seed, ck = ChainStep(&ck)
+	}
+	pq, err := spqr.Parse(m.PQRatchet)
+	if err != nil {
+		return nil, err
+	}
+	salt, err := a.pqB.KeyAt(pq.Index)
+	if err != nil {
+		return nil, err
+	}
+	mk := DeriveMessageKeys(&seed, salt[:])
+	defer mk.Clear()
+	return Open(mk, a.bob, a.ik.PublicKey(), body, mac, m.Ciphertext)
+}
+
+func liveBundle(t *testing.T, s *libsignaltest.Session) *pqxdh.Bundle {
+	h := libsignaltest.Hex
+	b := &pqxdh.Bundle{
+		IdentityKey: must(keys.DecodePublicKey(h(t, s.Bundle.IdentityKey))), SignedPreKeyID: s.Bundle.SignedPreKeyID,
+		SignedPreKey: must(keys.DecodePublicKey(h(t, s.Bundle.SignedPreKey))), SignedPreKeySignature: h(t, s.Bundle.SignedPreKeySignature),
+		KyberPreKeyID: s.Bundle.KyberPreKeyID, KyberPreKey: must(kyber.ParsePublicKey(h(t, s.Bundle.KyberPreKey))),
+		KyberPreKeySignature: h(t, s.Bundle.KyberPreKeySignature),
+	}
+	if s.Bundle.PreKey != nil {
+		b.OneTimePreKeyID, b.OneTimePreKey = *s.Bundle.PreKeyID, must(keys.DecodePublicKey(h(t, *s.Bundle.PreKey)))
+	}
+	return b
+}
+
+func (a *initiator) sendTo(p *libsignaltest.Peer, pt []byte) libsignaltest.Reply {
+	typ, wire := a.encrypt(pt)
+	return p.Call(map[string]any{"op": "decrypt", "from": a.addr, "type": typ, "wire": hex.EncodeToString(wire)})
+}
+
+// TestLiveGoInitiator holds sessions with libsignal 0.103 as the
+// responder, with and without a one-time prekey: Go's PreKeySignalMessages
+// (PQXDH with Kyber encapsulation, SPQR None messages) decrypt in libsignal,
+// libsignal's replies decrypt here, and the following SignalMessages after
+// Go's own DH ratchet step decrypt there. A tampered message is refused by
+// libsignal and the untouched one still decrypts.
+func TestLiveGoInitiator(t *testing.T) {
+	v := libsignaltest.Load(t)
+	for i := range v.Sessions[:2] {
+		s := &v.Sessions[i]
+		t.Run(s.Name, func(t *testing.T) {
+			p := libsignaltest.Live(t, s.Name)
+			ik, _ := keys.GenerateIdentityKeyPair()
+			b := liveBundle(t, s)
+			in, err := pqxdh.Initiate(ik, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := newInitiator(t, "go-alice", ik, b, &in.Keys, &in.Header)
+			n := 0
+			expect := func(r libsignaltest.Reply, pt []byte) {
+				t.Helper()
+				if !r.OK || r.Plaintext != hex.EncodeToString(pt) {
+					t.Fatalf("libsignal: %+v", r)
+				}
+				n++
+			}
+			for j := range 3 {
+				pt := []byte(fmt.Sprintf("prekey message %d from Go", j))
+				expect(a.sendTo(p, pt), pt)
+			}
+			for round := range 3 {
+				for j := range 2 {
+					pt := []byte(strings.Repeat(fmt.Sprintf("reply %d.%d ", round, j), j*7+1))
+					r := p.Call(map[string]any{"op": "encrypt", "to": a.addr, "plaintext": hex.EncodeToString(pt)})
+					if !r.OK || r.Type != signalwire.TypeWhisper {
+						t.Fatalf("libsignal encrypt: %+v", r)
+					}
+					got, err := a.decrypt(libsignaltest.Hex(t, r.Wire))
+					if err != nil || !bytes.Equal(got, pt) {
+						t.Fatalf("round %d: libsignal's reply %d: %v", round, j, err)
+					}
+					n++
+				}
+				for j := range 2 {
+					pt := bytes.Repeat([]byte{byte(round), byte(j)}, 9*j+round)
+					typ, wire := a.encrypt(pt)
+					if typ != signalwire.TypeWhisper {
+						t.Fatalf("message type %d after the reply", typ)
+					}
+					bad := bytes.Clone(wire)
+					bad[len(bad)/2] ^= 0x01
+					r := p.Call(map[string]any{"op": "decrypt", "from": a.addr, "type": typ, "wire": hex.EncodeToString(bad)})
+					if r.OK {
+						t.Fatal("libsignal accepted a tampered message")
+					}
+					expect(p.Call(map[string]any{"op": "decrypt", "from": a.addr, "type": typ, "wire": hex.EncodeToString(wire)}), pt)
+				}
+			}
+			t.Logf("%d messages exchanged with libsignal", n)
+		})
+	}
+}
+
+// TestLiveKyberRejection settles how libsignal's Kyber1024 answers a
+// ciphertext that fails its re-encryption check. Go forges the PQXDH Kyber
+// ciphertext (one bit flipped) and derives the session keys from the secret
+// package kyber's Decapsulate gives for the forgery (ML-KEM's implicit
+// rejection, then the Kyber output step). libsignal decrypts that first
+// message, so its rejection key is the same; with the genuine secret
+// instead, it refuses.
+func TestLiveKyberRejection(t *testing.T) {
+	s := &libsignaltest.Load(t).Sessions[1] // no one-time prekey
+	b := liveBundle(t, s)
+	bobSeed := must(kyber.NewPrivateKey(libsignaltest.Hex(t, s.Bob.KyberPreKey.Seed)))
+	for _, c := range []struct {
+		name     string
+		rejected bool // derive from the rejection key (true) or the genuine one
+		want     bool
+	}{
+		{"forged ciphertext, rejection key", true, true},
+		{"forged ciphertext, genuine key", false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := libsignaltest.Live(t, s.Name)
+			ik, _ := keys.GenerateIdentityKeyPair()
+			ek, _ := keys.GeneratePrivateKey()
+			ss, ct := b.KyberPreKey.Encapsulate()
+			ct[700] ^= 0x10
+			if c.rejected {
+				ss = must(bobSeed.Decapsulate(ct))
+			}
+			ikm := bytes.Repeat([]byte{0xFF}, 32)
+			for _, d := range [][2]any{{ik.PrivateKey(), b.SignedPreKey}, {ek, b.IdentityKey}, {ek, b.SignedPreKey}} {
+				ikm = append(ikm, must(d[0].(*keys.PrivateKey).ECDH(d[1].(*keys.PublicKey)))...)
+			}
+			ikm = append(ikm, ss...)
+			out := must(hkdf.Key(sha256.New, ikm, nil, pqxdh.Info, 96))
+			var k pqxdh.Keys
+			copy(k.RootKey[:], out[:32])
+			copy(k.ChainKey[:], out[32:64])
+			copy(k.PQRKey[:], out[64:])
+			h := &pqxdh.Header{IdentityKey: ik.PublicKey(), BaseKey: ek.PublicKey(), SignedPreKeyID: b.SignedPreKeyID,
+				KyberPreKeyID: b.KyberPreKeyID, KyberCiphertext: ct}
+			a := newInitiator(t, "go-forger", ik, b, &k, h)
+			pt := []byte("is the rejection key the same?")
+			r := a.sendTo(p, pt)
+			if r.OK != c.want || (r.OK && r.Plaintext != hex.EncodeToString(pt)) {
+				t.Fatalf("libsignal: %+v, want ok=%t", r, c.want)
+			}
+		})
+	}
+}
