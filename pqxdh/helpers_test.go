@@ -1,7 +1,6 @@
 package pqxdh
 
 import (
-	"math/big"
 	"testing"
 	"time"
 
@@ -111,27 +110,3 @@ func headerOf(t testing.TB, s *libsignaltest.Session) *Header {
 }
 
 func kyberParse(b []byte) (*kyber.PublicKey, error) { return kyber.ParsePublicKey(b) }
-
-// yOf maps a Montgomery u to the Edwards y = (u − 1)/(u + 1), encoded with
-// sign 0, computed with math/big so that the test does not share the code
-// under test.
-func yOf(u []byte) []byte {
-	p := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 255), big.NewInt(19))
-	le := func(b []byte) *big.Int {
-		r := make([]byte, len(b))
-		for i := range b {
-			r[len(b)-1-i] = b[i]
-		}
-		return new(big.Int).SetBytes(r)
-	}
-	x := le(u)
-	num := new(big.Int).Mod(new(big.Int).Sub(x, big.NewInt(1)), p)
-	den := new(big.Int).ModInverse(new(big.Int).Add(x, big.NewInt(1)), p)
-	y := new(big.Int).Mod(new(big.Int).Mul(num, den), p)
-	out := make([]byte, 32)
-	yb := y.Bytes()
-	for i := range yb {
-		out[i] = yb[len(yb)-1-i]
-	}
-	return out
-}

@@ -115,37 +115,17 @@ func libsignaltestHex(h string) []byte {
 // succeeds, but libsignal's is_canonical refuses it.
 func mixedOrderKey(t *testing.T) []byte {
 	t.Helper()
-	sc, err := edwards25519.NewScalar().SetCanonicalBytes(append([]byte{7}, make([]byte, 31)...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := new(edwards25519.Point).ScalarBaseMult(sc)
-	// A point of order 8, from its Montgomery u-coordinate.
-	k, err := keys.NewPublicKey(smallOrderKeys()[3])
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := new(edwards25519.Point).Add(p, edwardsOf(t, k)).BytesMontgomery()
-	// X25519 with a clamped scalar kills the torsion part: DH alone does not
-	// catch this key, only the torsion check does.
+	priv, _ := keys.GeneratePrivateKey()
+	u := libsignaltest.AddTorsion(priv.PublicKey().Bytes())
 	mixed, err := keys.NewPublicKey(u)
 	if err != nil {
 		t.Fatal(err)
 	}
-	priv, _ := keys.GeneratePrivateKey()
+	// DH alone does not catch this key, only the torsion check does.
 	if _, err := priv.ECDH(mixed); err != nil {
 		t.Fatalf("DH with the mixed-order key: %v", err)
 	}
 	return u
-}
-
-func edwardsOf(t *testing.T, k *keys.PublicKey) *edwards25519.Point {
-	t.Helper()
-	if p, err := new(edwards25519.Point).SetBytes(yOf(k.Bytes())); err == nil {
-		return p
-	}
-	t.Fatal("no Edwards point")
-	return nil
 }
 
 // TestBaseKeyCheck: Respond refuses small-order base keys, a mixed-order
@@ -190,7 +170,7 @@ func TestBaseKeyCheck(t *testing.T) {
 // decoding has no square root), checked here rather than assumed.
 func twistPoint(t *testing.T) []byte {
 	u := append([]byte{2}, make([]byte, 31)...)
-	if _, err := new(edwards25519.Point).SetBytes(yOf(u)); err == nil {
+	if _, err := new(edwards25519.Point).SetBytes(libsignaltest.EdwardsY(u)); err == nil {
 		t.Fatal("u = 2 is on the curve; pick another twist point")
 	}
 	return u

@@ -67,7 +67,10 @@ func (a *initiator) step(theirs *keys.PublicKey) {
 		a.t.Fatal(err)
 	}
 	a.root, a.send = RootStep(&a.root, dh)
-	a.prevN, a.sendN = a.sendN, 0
+	// libsignal writes max(n − 1, 0) for a previous chain of n messages
+	// (and ignores the field on receipt).
+	a.prevN = max(a.sendN, 1) - 1
+	a.sendN = 0
 }
 
 // encrypt returns the next message: a PreKeySignalMessage until Bob has
@@ -247,23 +250,66 @@ func TestLiveKyberRejection(t *testing.T) {
 			if c.rejected {
 				ss = must(bobSeed.Decapsulate(ct))
 			}
-			ikm := bytes.Repeat([]byte{0xFF}, 32)
-			for _, d := range [][2]any{{ik.PrivateKey(), b.SignedPreKey}, {ek, b.IdentityKey}, {ek, b.SignedPreKey}} {
-				ikm = append(ikm, must(d[0].(*keys.PrivateKey).ECDH(d[1].(*keys.PublicKey)))...)
-			}
-			ikm = append(ikm, ss...)
-			out := must(hkdf.Key(sha256.New, ikm, nil, pqxdh.Info, 96))
-			var k pqxdh.Keys
-			copy(k.RootKey[:], out[:32])
-			copy(k.ChainKey[:], out[32:64])
-			copy(k.PQRKey[:], out[64:])
+			k := manualPQXDH(t, ik, ek, b, ss)
 			h := &pqxdh.Header{IdentityKey: ik.PublicKey(), BaseKey: ek.PublicKey(), SignedPreKeyID: b.SignedPreKeyID,
 				KyberPreKeyID: b.KyberPreKeyID, KyberCiphertext: ct}
-			a := newInitiator(t, "go-forger", ik, b, &k, h)
+			a := newInitiator(t, "go-forger", ik, b, k, h)
 			pt := []byte("is the rejection key the same?")
 			r := a.sendTo(p, pt)
 			if r.OK != c.want || (r.OK && r.Plaintext != hex.EncodeToString(pt)) {
 				t.Fatalf("libsignal: %+v, want ok=%t", r, c.want)
+			}
+		})
+	}
+}
+
+// manualPQXDH derives the initiator's PQXDH keys by hand (no one-time
+// prekey) from a chosen base key and Kyber secret, for the live tests that
+// send what Initiate never would.
+func manualPQXDH(t *testing.T, ik *keys.IdentityKeyPair, ek *keys.PrivateKey, b *pqxdh.Bundle, ss []byte) *pqxdh.Keys {
+	ikm := bytes.Repeat([]byte{0xFF}, 32)
+	ikm = append(ikm, must(ik.PrivateKey().ECDH(b.SignedPreKey))...)
+	ikm = append(ikm, must(ek.ECDH(b.IdentityKey))...)
+	ikm = append(ikm, must(ek.ECDH(b.SignedPreKey))...)
+	ikm = append(ikm, ss...)
+	out := must(hkdf.Key(sha256.New, ikm, nil, pqxdh.Info, 96))
+	k := new(pqxdh.Keys)
+	copy(k.RootKey[:], out[:32])
+	copy(k.ChainKey[:], out[32:64])
+	copy(k.PQRKey[:], out[64:])
+	return k
+}
+
+// TestLiveBaseKeyCheck: a base key with a torsion component gives the same
+// DH outputs as the honest key, so only libsignal's is_canonical check
+// refuses it; libsignal does, and so does Respond (pqxdh's TestBaseKeyCheck).
+func TestLiveBaseKeyCheck(t *testing.T) {
+	s := &libsignaltest.Load(t).Sessions[1]
+	b := liveBundle(t, s)
+	for _, c := range []struct {
+		name    string
+		torsion bool
+	}{{"honest base key", false}, {"base key plus a point of order 8", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			p := libsignaltest.Live(t, s.Name)
+			ik, _ := keys.GenerateIdentityKeyPair()
+			ek, _ := keys.GeneratePrivateKey()
+			ss, ct := b.KyberPreKey.Encapsulate()
+			k := manualPQXDH(t, ik, ek, b, ss)
+			base := ek.PublicKey()
+			if c.torsion {
+				base = must(keys.NewPublicKey(libsignaltest.AddTorsion(base.Bytes())))
+			}
+			h := &pqxdh.Header{IdentityKey: ik.PublicKey(), BaseKey: base, SignedPreKeyID: b.SignedPreKeyID,
+				KyberPreKeyID: b.KyberPreKeyID, KyberCiphertext: ct}
+			a := newInitiator(t, "go-base", ik, b, k, h)
+			pt := []byte("base key check")
+			r := a.sendTo(p, pt)
+			if r.OK == c.torsion {
+				t.Fatalf("libsignal: %+v", r)
+			}
+			if c.torsion {
+				t.Logf("libsignal refused: %s", r.Error)
 			}
 		})
 	}
