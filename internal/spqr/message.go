@@ -76,7 +76,8 @@ func uvarint(b []byte, max int) (uint64, int) {
 	for i := 0; i < len(b) && i < max; i++ {
 		x |= uint64(b[i]&0x7f) << (7 * i)
 		if b[i] < 0x80 {
-			if i > 0 && b[i] == 0 {
+			// Minimal, and a tenth byte may only carry bit 63.
+			if (i > 0 && b[i] == 0) || (i == 9 && b[i] > 1) {
 				return 0, 0
 			}
 			return x, i + 1

@@ -78,6 +78,7 @@ func TestParse(t *testing.T) {
 		{[]byte{1, 0x81, 0x00, 1, 0}, false}, // non-minimal epoch
 		{[]byte{1, 1, 0xff, 0xff, 0xff, 0xff, 0x1f, 0}, false},
 		{[]byte{1, 1}, false},
+		{[]byte("\x01\xfa\xfa\xfa\xfa\xfa\x9b\x9b\x9b\x9b00\x00"), false}, // a 10-byte epoch past 64 bits (found by FuzzParse)
 		{[]byte{1, 1, 1}, false},
 		{nil, false},
 	} {
