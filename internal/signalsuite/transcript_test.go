@@ -148,6 +148,15 @@ func TestLibsignalTranscripts(t *testing.T) {
 			if !bytes.Equal(pt, libsignaltest.Hex(t, m.Plaintext)) {
 				t.Fatalf("%s/%d: wrong plaintext", s.Name, m.Seq)
 			}
+			// The replay's root key is the responder's in libsignal's
+			// session record after every message.
+			bobState := m.ReceiverAfter
+			if m.From == "bob" {
+				bobState = m.SenderAfter
+			}
+			if want := libsignaltest.Hex(t, bobState.RootKey); !bytes.Equal(r.root[:], want) {
+				t.Fatalf("%s/%d: root key %x, libsignal's responder has %x", s.Name, m.Seq, r.root, want)
+			}
 			total++
 		}
 		if i == 0 {
