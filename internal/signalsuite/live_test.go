@@ -17,34 +17,34 @@ import (
 	"github.com/ratchetkit/ratchetkit/pqxdh"
 )
 
-// initiator is a minimal libsignal-compatible initiator built from this
-// module's pieces, for the live tests: PQXDH, libsignal's ratchet steps,
-// SPQR None messages on the first epoch's chains, and the wire formats. It
-// decrypts in order only and keeps no skipped keys; the real ratchet core
-// comes with the session integration.
-type initiator struct {
+// goParty is a minimal libsignal-compatible party built from this module's
+// pieces, for the live tests, in either role: PQXDH, libsignal's ratchet
+// steps, SPQR None messages on the first epoch's chains, and the wire
+// formats. It decrypts in order only and keeps no skipped keys; the real
+// ratchet core comes with the session integration.
+type goParty struct {
 	t       *testing.T
 	addr    string
 	ik      *keys.IdentityKeyPair
-	bob     *keys.PublicKey
+	peer    *keys.PublicKey
 	root    [KeySize]byte
 	ratchet *keys.PrivateKey
 	send    [KeySize]byte
 	sendN   uint32
 	prevN   uint32
 	recv    map[string][KeySize]byte
-	pqA     spqr.Chain
-	pqB     spqr.Chain
-	prekey  *signalwire.PreKeySignalMessage // until the first reply
+	pqSend  spqr.Chain
+	pqRecv  spqr.Chain
+	prekey  *signalwire.PreKeySignalMessage // the initiator's, until the first reply
 }
 
 // newInitiator starts a session from PQXDH keys k and header h against
 // libsignal's bundle b.
-func newInitiator(t *testing.T, addr string, ik *keys.IdentityKeyPair, b *pqxdh.Bundle, k *pqxdh.Keys, h *pqxdh.Header) *initiator {
-	a := &initiator{t: t, addr: addr, ik: ik, bob: b.IdentityKey, recv: map[string][KeySize]byte{}}
+func newInitiator(t *testing.T, addr string, ik *keys.IdentityKeyPair, b *pqxdh.Bundle, k *pqxdh.Keys, h *pqxdh.Header) *goParty {
+	a := &goParty{t: t, addr: addr, ik: ik, peer: b.IdentityKey, recv: map[string][KeySize]byte{}}
 	a.recv[hex.EncodeToString(b.SignedPreKey.Encode())] = k.ChainKey
 	e := spqr.Start(&k.PQRKey)
-	a.pqA, a.pqB = e.Chain(spqr.AToB), e.Chain(spqr.BToA)
+	a.pqSend, a.pqRecv = e.Chain(spqr.AToB), e.Chain(spqr.BToA)
 	a.root = k.RootKey
 	a.step(b.SignedPreKey)
 	a.prekey = &signalwire.PreKeySignalMessage{
@@ -55,9 +55,18 @@ func newInitiator(t *testing.T, addr string, ik *keys.IdentityKeyPair, b *pqxdh.
 	return a
 }
 
+// newResponder starts the responder's side from PQXDH keys k: its ratchet
+// key is SPK_B until the initiator's first ratchet key arrives.
+func newResponder(t *testing.T, ik *keys.IdentityKeyPair, spk *keys.PrivateKey, k *pqxdh.Keys, peer *keys.PublicKey) *goParty {
+	a := &goParty{t: t, ik: ik, peer: peer, root: k.RootKey, ratchet: spk, send: k.ChainKey, recv: map[string][KeySize]byte{}}
+	e := spqr.Start(&k.PQRKey)
+	a.pqSend, a.pqRecv = e.Chain(spqr.BToA), e.Chain(spqr.AToB)
+	return a
+}
+
 // step is the sending half of a DH ratchet step: a fresh ratchet key and a
 // new sending chain against their ratchet key.
-func (a *initiator) step(theirs *keys.PublicKey) {
+func (a *goParty) step(theirs *keys.PublicKey) {
 	var err error
 	if a.ratchet, err = keys.GeneratePrivateKey(); err != nil {
 		a.t.Fatal(err)
@@ -75,22 +84,22 @@ func (a *initiator) step(theirs *keys.PublicKey) {
 
 // encrypt returns the next message: a PreKeySignalMessage until Bob has
 // answered, a SignalMessage afterwards.
-func (a *initiator) encrypt(pt []byte) (int, []byte) {
+func (a *goParty) encrypt(pt []byte) (int, []byte) {
 	var seed [KeySize]byte
 	seed, a.send = ChainStep(&a.send)
-	salt := a.pqA.Next()
+	salt := a.pqSend.Next()
 	mk := DeriveMessageKeys(&seed, salt[:])
 	defer mk.Clear()
 	m := &signalwire.SignalMessage{
 		RatchetKey: a.ratchet.PublicKey(), Counter: a.sendN, PreviousCounter: a.prevN,
-		Ciphertext: Encrypt(mk, pt), PQRatchet: spqr.AppendNone(nil, 1, a.pqA.Index()),
+		Ciphertext: Encrypt(mk, pt), PQRatchet: spqr.AppendNone(nil, 1, a.pqSend.Index()),
 	}
 	a.sendN++
 	body, err := m.AppendBody(nil)
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	tag := Tag(mk, a.ik.PublicKey(), a.bob, body)
+	tag := Tag(mk, a.ik.PublicKey(), a.peer, body)
 	wire := append(body, tag[:]...)
 	if a.prekey == nil {
 		return signalwire.TypeWhisper, wire
@@ -104,8 +113,8 @@ func (a *initiator) encrypt(pt []byte) (int, []byte) {
 	return signalwire.TypePreKey, out
 }
 
-// decrypt opens a SignalMessage from Bob, in order.
-func (a *initiator) decrypt(wire []byte) ([]byte, error) {
+// decrypt opens a SignalMessage from the peer, in order.
+func (a *goParty) decrypt(wire []byte) ([]byte, error) {
 	m, body, mac, err := signalwire.ParseSignalMessage(wire)
 	if err != nil {
 		return nil, err
@@ -130,13 +139,13 @@ func (a *initiator) decrypt(wire []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	salt, err := a.pqB.KeyAt(pq.Index)
+	salt, err := a.pqRecv.KeyAt(pq.Index)
 	if err != nil {
 		return nil, err
 	}
 	mk := DeriveMessageKeys(&seed, salt[:])
 	defer mk.Clear()
-	return Open(mk, a.bob, a.ik.PublicKey(), body, mac, m.Ciphertext)
+	return Open(mk, a.peer, a.ik.PublicKey(), body, mac, m.Ciphertext)
 }
 
 func liveBundle(t *testing.T, s *libsignaltest.Session) *pqxdh.Bundle {
@@ -153,7 +162,7 @@ func liveBundle(t *testing.T, s *libsignaltest.Session) *pqxdh.Bundle {
 	return b
 }
 
-func (a *initiator) sendTo(p *libsignaltest.Peer, pt []byte) libsignaltest.Reply {
+func (a *goParty) sendTo(p *libsignaltest.Peer, pt []byte) libsignaltest.Reply {
 	typ, wire := a.encrypt(pt)
 	return p.Call(map[string]any{"op": "decrypt", "from": a.addr, "type": typ, "wire": hex.EncodeToString(wire)})
 }
@@ -311,6 +320,102 @@ func TestLiveBaseKeyCheck(t *testing.T) {
 			if c.torsion {
 				t.Logf("libsignal refused: %s", r.Error)
 			}
+		})
+	}
+}
+
+// TestLiveGoResponder is the other role: libsignal processes a bundle that
+// Go published (Go's spec-exact XEdDSA signatures, a Kyber prekey made by
+// crypto/mlkem), sends PreKeySignalMessages that Go answers with Respond,
+// and the two exchange messages both ways, with and without a one-time
+// prekey.
+func TestLiveGoResponder(t *testing.T) {
+	for _, withOPK := range []bool{true, false} {
+		t.Run(fmt.Sprintf("one-time prekey %t", withOPK), func(t *testing.T) {
+			p := libsignaltest.Live(t, libsignaltest.Load(t).Sessions[0].Name)
+			ik, _ := keys.GenerateIdentityKeyPair()
+			spk := must(keys.GenerateSignedPreKey(ik, 21))
+			kpk := must(kyber.GeneratePreKey(ik, 22, false))
+			bundle := map[string]any{
+				"registration_id": 99, "device_id": 1, "prekey_id": nil, "prekey": nil,
+				"signed_prekey_id": 21, "signed_prekey": hex.EncodeToString(spk.PublicKey().Encode()),
+				"signed_prekey_signature": hex.EncodeToString(spk.Signature()),
+				"identity_key":            hex.EncodeToString(ik.PublicKey().Encode()),
+				"kyber_prekey_id":         22, "kyber_prekey": hex.EncodeToString(kpk.PublicKey().Encode()),
+				"kyber_prekey_signature": hex.EncodeToString(kpk.Signature()),
+			}
+			var opk *keys.OneTimePreKey
+			if withOPK {
+				opk = must(keys.GenerateOneTimePreKeys(23, 1))[0]
+				bundle["prekey_id"], bundle["prekey"] = 23, hex.EncodeToString(opk.PublicKey().Encode())
+			}
+			if r := p.Call(map[string]any{"op": "process_bundle", "as": "alice", "to": "go-bob", "bundle": bundle}); !r.OK {
+				t.Fatalf("libsignal refused Go's bundle: %s", r.Error)
+			}
+			var bob *goParty
+			var base *keys.PublicKey
+			n := 0
+			fromLibsignal := func(pt []byte) {
+				t.Helper()
+				r := p.Call(map[string]any{"op": "encrypt", "as": "alice", "to": "go-bob", "plaintext": hex.EncodeToString(pt)})
+				if !r.OK {
+					t.Fatalf("libsignal encrypt: %s", r.Error)
+				}
+				wire := libsignaltest.Hex(t, r.Wire)
+				if r.Type == signalwire.TypePreKey {
+					m, _, err := signalwire.ParsePreKeySignalMessage(wire)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if bob == nil {
+						k, err := pqxdh.Respond(ik, spk, opk, kpk, &pqxdh.Header{
+							IdentityKey: m.IdentityKey, BaseKey: m.BaseKey, SignedPreKeyID: m.SignedPreKeyID,
+							HasOneTimePreKey: m.HasPreKeyID, OneTimePreKeyID: m.PreKeyID,
+							KyberPreKeyID: m.KyberPreKeyID, KyberCiphertext: m.KyberCiphertext,
+						})
+						if err != nil {
+							t.Fatalf("Respond to libsignal: %v", err)
+						}
+						bob, base = newResponder(t, ik, spk.PrivateKey(), k, m.IdentityKey), m.BaseKey
+					} else if !m.BaseKey.Equal(base) {
+						t.Fatal("libsignal changed its base key within one session")
+					}
+					wire = m.Message
+				} else if bob == nil {
+					t.Fatalf("libsignal's first message has type %d", r.Type)
+				}
+				got, err := bob.decrypt(wire)
+				if err != nil || !bytes.Equal(got, pt) {
+					t.Fatalf("libsignal's message: %v", err)
+				}
+				n++
+			}
+			toLibsignal := func(pt []byte) {
+				t.Helper()
+				typ, wire := bob.encrypt(pt)
+				if typ != signalwire.TypeWhisper {
+					t.Fatalf("responder sent type %d", typ)
+				}
+				bad := bytes.Clone(wire)
+				bad[3] ^= 0x04
+				if r := p.Call(map[string]any{"op": "decrypt", "as": "alice", "from": "go-bob", "type": typ, "wire": hex.EncodeToString(bad)}); r.OK {
+					t.Fatal("libsignal accepted a tampered message")
+				}
+				r := p.Call(map[string]any{"op": "decrypt", "as": "alice", "from": "go-bob", "type": typ, "wire": hex.EncodeToString(wire)})
+				if !r.OK || r.Plaintext != hex.EncodeToString(pt) {
+					t.Fatalf("libsignal: %+v", r)
+				}
+				n++
+			}
+			for round := range 4 {
+				for j := range round%3 + 1 {
+					fromLibsignal([]byte(fmt.Sprintf("libsignal %d.%d", round, j)))
+				}
+				for j := range 2 - round%2 {
+					toLibsignal(bytes.Repeat([]byte{byte(round), byte(j)}, 5*j+round))
+				}
+			}
+			t.Logf("%d messages exchanged with libsignal", n)
 		})
 	}
 }

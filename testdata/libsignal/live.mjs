@@ -8,6 +8,14 @@
 //   {"op":"encrypt","to":"<address>","plaintext":"<hex>"}
 //       -> {"ok":true,"type":2|3,"wire":"<hex>"}
 //
+// With "as":"alice", a request is made by a second libsignal party, the
+// initiator, which first processes a bundle the Go side publishes:
+//
+//   {"op":"process_bundle","as":"alice","to":"<address>","bundle":{...}}
+//       -> {"ok":true,"identity":"<hex>"}
+//
+// (bundle fields as in vectors.json, hex; prekey and prekey_id may be null).
+//
 //   node live.mjs <session name> < requests.jsonl
 //
 // Each run starts from the vectors' stores, so runs are independent.
@@ -15,9 +23,9 @@
 import readline from 'node:readline';
 import { readFileSync } from 'node:fs';
 import {
-  PrivateKey, PublicKey, IdentityKeyPair, PreKeyRecord, SignedPreKeyRecord, KyberPreKeyRecord,
-  ProtocolAddress, SignalMessage, PreKeySignalMessage,
-  signalEncrypt, signalDecrypt, signalDecryptPreKey, Party, hex, u8, NOW,
+  PrivateKey, PublicKey, IdentityKeyPair, KEMPublicKey, PreKeyRecord, SignedPreKeyRecord, KyberPreKeyRecord,
+  PreKeyBundle, ProtocolAddress, SignalMessage, PreKeySignalMessage,
+  processPreKeyBundle, signalEncrypt, signalDecrypt, signalDecryptPreKey, Party, hex, u8, NOW,
 } from './lib.mjs';
 
 const v = JSON.parse(readFileSync(new URL('./vectors.json', import.meta.url)));
@@ -37,19 +45,32 @@ if (b.one_time_prekey) {
 }
 bob.kyber.set(b.kyber_prekey.id, KyberPreKeyRecord.deserialize(fromHex(b.kyber_prekey.record)));
 
+const alice = new Party('libsignal-alice', 777, IdentityKeyPair.generate());
+
 async function handle(req) {
+  const me = req.as === 'alice' ? alice : bob;
+  if (req.op === 'process_bundle') {
+    const g = req.bundle;
+    const bundle = PreKeyBundle.new(g.registration_id, g.device_id,
+      g.prekey_id, g.prekey ? PublicKey.deserialize(fromHex(g.prekey)) : null,
+      g.signed_prekey_id, PublicKey.deserialize(fromHex(g.signed_prekey)), fromHex(g.signed_prekey_signature),
+      PublicKey.deserialize(fromHex(g.identity_key)),
+      g.kyber_prekey_id, KEMPublicKey.deserialize(fromHex(g.kyber_prekey)), fromHex(g.kyber_prekey_signature));
+    await processPreKeyBundle(bundle, ProtocolAddress.new(req.to, 1), alice.address, alice.sessionStore, alice.identityStore, NOW);
+    return { ok: true, identity: hex(alice.identity.publicKey.serialize()) };
+  }
   if (req.op === 'decrypt') {
     const from = ProtocolAddress.new(req.from, 1);
     const wire = fromHex(req.wire);
     const pt = req.type === 3
-      ? await signalDecryptPreKey(PreKeySignalMessage.deserialize(wire), from, bob.address,
-        bob.sessionStore, bob.identityStore, bob.preKeyStore, bob.signedStore, bob.kyberStore)
-      : await signalDecrypt(SignalMessage.deserialize(wire), from, bob.address, bob.sessionStore, bob.identityStore);
+      ? await signalDecryptPreKey(PreKeySignalMessage.deserialize(wire), from, me.address,
+        me.sessionStore, me.identityStore, me.preKeyStore, me.signedStore, me.kyberStore)
+      : await signalDecrypt(SignalMessage.deserialize(wire), from, me.address, me.sessionStore, me.identityStore);
     return { ok: true, plaintext: hex(pt) };
   }
   if (req.op === 'encrypt') {
-    const ct = await signalEncrypt(fromHex(req.plaintext), ProtocolAddress.new(req.to, 1), bob.address,
-      bob.sessionStore, bob.identityStore, NOW);
+    const ct = await signalEncrypt(fromHex(req.plaintext), ProtocolAddress.new(req.to, 1), me.address,
+      me.sessionStore, me.identityStore, NOW);
     return { ok: true, type: ct.type(), wire: hex(ct.serialize()) };
   }
   throw new Error(`unknown op ${req.op}`);
