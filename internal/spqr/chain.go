@@ -3,6 +3,7 @@ package spqr
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 
 	"github.com/ratchetkit/ratchetkit/internal/kdf"
 )
@@ -56,9 +57,19 @@ func Start(pqrKey *[KeySize]byte) *Epoch {
 // Chain returns a copy of the chain of direction d.
 func (e *Epoch) Chain(d Direction) Chain { return e.chains[d] }
 
-// ErrPastIndex is returned by KeyAt for an index the chain has already
-// passed: the ratchet core keeps those keys, or refuses the message.
-var ErrPastIndex = errors.New("spqr: index already passed")
+// MaxJump is the furthest KeyAt moves a chain in one call, SPQR's max_jump
+// for sessions that are not with oneself (the facts sheet reports libsignal
+// refusing a jump of 25 000 keys; not yet checked here).
+const MaxJump = 25000
+
+var (
+	// ErrPastIndex is returned by KeyAt for an index the chain has already
+	// passed: the ratchet core keeps those keys, or refuses the message.
+	ErrPastIndex = errors.New("spqr: index already passed")
+	// ErrTooFar is returned by KeyAt for an index more than MaxJump ahead,
+	// so that a hostile index costs at most MaxJump steps.
+	ErrTooFar = errors.New("spqr: index too far ahead")
+)
 
 // Index returns the index of the last key c gave out (0 before the first).
 func (c *Chain) Index() uint32 { return c.index }
@@ -80,12 +91,15 @@ func (c *Chain) Next() [KeySize]byte {
 	return mk
 }
 
-// KeyAt advances c to index i (> c.Index()) and returns that index's key;
-// the keys it skips are dropped, so the caller keeps those it may need.
-// Bounding the jump is the caller's job.
+// KeyAt advances c to index i (> c.Index(), at most MaxJump ahead) and
+// returns that index's key; the keys it skips are dropped, so the caller
+// keeps those it may need. On an error c is unchanged.
 func (c *Chain) KeyAt(i uint32) ([KeySize]byte, error) {
 	if i <= c.index {
 		return [KeySize]byte{}, ErrPastIndex
+	}
+	if i-c.index > MaxJump {
+		return [KeySize]byte{}, ErrTooFar
 	}
 	var mk [KeySize]byte
 	for c.index < i {
@@ -96,3 +110,28 @@ func (c *Chain) KeyAt(i uint32) ([KeySize]byte, error) {
 
 // Clear wipes the chain key.
 func (c *Chain) Clear() { clear(c.key[:]) }
+
+// Clear wipes both chains and the next root key.
+func (e *Epoch) Clear() {
+	clear(e.NextRoot[:])
+	e.chains[AToB].Clear()
+	e.chains[BToA].Clear()
+}
+
+// String keeps the chain key out of every fmt verb.
+func (c Chain) String() string { return fmt.Sprintf("spqr.Chain{index: %d, key: REDACTED}", c.index) }
+
+// GoString is String.
+func (c Chain) GoString() string { return c.String() }
+
+// Format prints String whatever the verb.
+func (c Chain) Format(f fmt.State, _ rune) { fmt.Fprint(f, c.String()) }
+
+// String keeps the keys out of every fmt verb.
+func (Epoch) String() string { return "spqr.Epoch{REDACTED}" }
+
+// GoString is String.
+func (e Epoch) GoString() string { return e.String() }
+
+// Format prints String whatever the verb.
+func (e Epoch) Format(f fmt.State, _ rune) { fmt.Fprint(f, e.String()) }

@@ -3,6 +3,8 @@ package spqr
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/ratchetkit/ratchetkit/internal/libsignaltest"
@@ -110,6 +112,27 @@ func TestChain(t *testing.T) {
 	}
 	if kb := b.Next(); kb == k1 {
 		t.Fatal("the two directions share keys")
+	}
+	// A hostile index buys at most MaxJump steps, and leaves the chain as
+	// it was.
+	far := e.Chain(AToB)
+	if _, err := far.KeyAt(MaxJump + 1); !errors.Is(err, ErrTooFar) || far.Index() != 0 {
+		t.Fatalf("KeyAt(MaxJump+1) = %v, index %d", err, far.Index())
+	}
+	if _, err := far.KeyAt(MaxJump); err != nil || far.Index() != MaxJump {
+		t.Fatalf("KeyAt(MaxJump) = %v", err)
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%x"} {
+		for _, arg := range []any{a, &a, *e, e} {
+			out := fmt.Sprintf(verb, arg)
+			if !strings.Contains(out, "REDACTED") || strings.Contains(out, fmt.Sprintf("%x", a.key[:4])) {
+				t.Fatalf("Sprintf(%q) = %s", verb, out)
+			}
+		}
+	}
+	e.Clear()
+	if e.NextRoot != ([KeySize]byte{}) || e.chains[0].key != ([KeySize]byte{}) {
+		t.Fatal("Epoch.Clear left key bytes")
 	}
 	c.Clear()
 	if c.key != ([KeySize]byte{}) {
