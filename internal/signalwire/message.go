@@ -35,8 +35,8 @@ type SignalMessage struct {
 	RatchetKey *keys.PublicKey
 	// Counter is the message's index in its sending chain (field 2).
 	Counter uint32
-	// PreviousCounter is the length of the sender's previous chain
-	// (field 3); libsignal writes it and ignores it on receipt.
+	// PreviousCounter is max(n − 1, 0) for a previous sending chain of n
+	// messages (field 3); libsignal writes it and ignores it on receipt.
 	PreviousCounter uint32
 	// Ciphertext is the AES-256-CBC ciphertext (field 4).
 	Ciphertext []byte
