@@ -88,13 +88,43 @@ func (a *goParty) encrypt(pt []byte) (int, []byte) {
 	var seed [KeySize]byte
 	seed, a.send = ChainStep(&a.send)
 	salt := a.pqSend.Next()
-	mk := DeriveMessageKeys(&seed, salt[:])
+	n := a.sendN
+	a.sendN++
+	return a.seal(&seed, n, &salt, a.pqSend.Index(), pt)
+}
+
+// heldKeys are the keys of a message skipped on purpose, to be sent later.
+type heldKeys struct {
+	seed, salt [KeySize]byte
+	counter    uint32
+	pqIndex    uint32
+}
+
+// skip moves the sending chain and the SPQR chain n messages ahead without
+// sending them, keeping their keys so that encryptHeld can send them late.
+func (a *goParty) skip(n int) []heldKeys {
+	out := make([]heldKeys, n)
+	for i := range out {
+		out[i].seed, a.send = ChainStep(&a.send)
+		out[i].salt = a.pqSend.Next()
+		out[i].counter, out[i].pqIndex = a.sendN, a.pqSend.Index()
+		a.sendN++
+	}
+	return out
+}
+
+// encryptHeld sends a message with the keys of a skipped position.
+func (a *goParty) encryptHeld(h *heldKeys, pt []byte) (int, []byte) {
+	return a.seal(&h.seed, h.counter, &h.salt, h.pqIndex, pt)
+}
+
+func (a *goParty) seal(seed *[KeySize]byte, counter uint32, salt *[KeySize]byte, pqIndex uint32, pt []byte) (int, []byte) {
+	mk := DeriveMessageKeys(seed, salt[:])
 	defer mk.Clear()
 	m := &signalwire.SignalMessage{
-		RatchetKey: a.ratchet.PublicKey(), Counter: a.sendN, PreviousCounter: a.prevN,
-		Ciphertext: Encrypt(mk, pt), PQRatchet: spqr.AppendNone(nil, 1, a.pqSend.Index()),
+		RatchetKey: a.ratchet.PublicKey(), Counter: counter, PreviousCounter: a.prevN,
+		Ciphertext: Encrypt(mk, pt), PQRatchet: spqr.AppendNone(nil, 1, pqIndex),
 	}
-	a.sendN++
 	body, err := m.AppendBody(nil)
 	if err != nil {
 		a.t.Fatal(err)
@@ -416,6 +446,117 @@ func TestLiveGoResponder(t *testing.T) {
 				}
 			}
 			t.Logf("%d messages exchanged with libsignal", n)
+		})
+	}
+}
+
+// liveSession starts a Go-initiated session with libsignal and exchanges
+// one message each way, so that the next Go message is a SignalMessage.
+func liveSession(t *testing.T, s *libsignaltest.Session) (*goParty, *libsignaltest.Peer) {
+	p := libsignaltest.Live(t, s.Name)
+	ik, _ := keys.GenerateIdentityKeyPair()
+	b := liveBundle(t, s)
+	in := must(pqxdh.Initiate(ik, b))
+	a := newInitiator(t, "go-alice", ik, b, &in.Keys, &in.Header)
+	if r := a.sendTo(p, []byte("hello")); !r.OK {
+		t.Fatalf("libsignal: %+v", r)
+	}
+	r := p.Call(map[string]any{"op": "encrypt", "to": a.addr, "plaintext": "00"})
+	if _, err := a.decrypt(libsignaltest.Hex(t, r.Wire)); err != nil {
+		t.Fatal(err)
+	}
+	return a, p
+}
+
+func (a *goParty) sendHeld(p *libsignaltest.Peer, h *heldKeys, pt []byte) libsignaltest.Reply {
+	typ, wire := a.encryptHeld(h, pt)
+	return p.Call(map[string]any{"op": "decrypt", "from": a.addr, "type": typ, "wire": hex.EncodeToString(wire)})
+}
+
+// TestLiveLimits measures libsignal's limits on skipped messages, which
+// the ratchet core must match: a message after 24 999 skipped ones
+// decrypts, after 25 000 it is refused (the Double Ratchet allows 25 000,
+// SPQR's max_jump one fewer); of the skipped messages, the newest 2 000 can
+// still be decrypted and the 2 001st newest is a DuplicatedMessage.
+func TestLiveLimits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("50 000 chain steps")
+	}
+	s := &libsignaltest.Load(t).Sessions[1]
+	t.Run("jump of 25000 refused", func(t *testing.T) {
+		a, p := liveSession(t, s)
+		a.skip(25000)
+		if r := a.sendTo(p, []byte("too far")); r.OK {
+			t.Fatal("libsignal accepted a message after 25 000 skipped")
+		} else {
+			t.Logf("libsignal: %s", r.Error)
+		}
+	})
+	t.Run("jump of 24999 accepted, 2000 kept", func(t *testing.T) {
+		a, p := liveSession(t, s)
+		held := a.skip(24999)
+		if r := a.sendTo(p, []byte("far")); !r.OK {
+			t.Fatalf("libsignal refused a message after 24 999 skipped: %s", r.Error)
+		}
+		// held[len-1] is the newest skipped message.
+		newest2000, oldest := &held[len(held)-2000], &held[len(held)-2001]
+		if r := a.sendHeld(p, newest2000, []byte("2000th newest")); !r.OK {
+			t.Errorf("the 2000th-newest skipped message: %s", r.Error)
+		}
+		r := a.sendHeld(p, oldest, []byte("2001st newest"))
+		if r.OK {
+			t.Error("the 2001st-newest skipped message decrypted")
+		} else {
+			t.Logf("2001st newest: %s", r.Error)
+		}
+		if r := a.sendHeld(p, &held[len(held)-1], []byte("newest")); !r.OK {
+			t.Errorf("the newest skipped message: %s", r.Error)
+		}
+	})
+}
+
+// TestLiveNoX3DH: a version-3 PreKeySignalMessage (X3DH, no Kyber fields)
+// is refused by libsignal 0.103, and so is a version-4 one without them;
+// signalwire refuses to parse either.
+func TestLiveNoX3DH(t *testing.T) {
+	s := &libsignaltest.Load(t).Sessions[1]
+	for _, version := range []byte{0x33, 0x44} {
+		t.Run(fmt.Sprintf("%#x", version), func(t *testing.T) {
+			p := libsignaltest.Live(t, s.Name)
+			ik, _ := keys.GenerateIdentityKeyPair()
+			b := liveBundle(t, s)
+			in := must(pqxdh.Initiate(ik, b))
+			a := newInitiator(t, "go-x3dh", ik, b, &in.Keys, &in.Header)
+			_, wire := a.encrypt([]byte("no Kyber"))
+			m, _, err := signalwire.ParsePreKeySignalMessage(wire)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Fields 2-6 only, in libsignal's order, behind the version byte.
+			field := func(b []byte, num int, v []byte) []byte {
+				b = append(b, byte(num<<3|2))
+				for l := len(v); ; l >>= 7 {
+					if l < 0x80 {
+						b = append(b, byte(l))
+						break
+					}
+					b = append(b, byte(l)|0x80)
+				}
+				return append(b, v...)
+			}
+			out := []byte{version}
+			out = field(out, 2, m.BaseKey.Encode())
+			out = field(out, 3, m.IdentityKey.Encode())
+			out = field(out, 4, m.Message)
+			out = append(out, 5<<3, byte(m.RegistrationID&0x7f)|0x80, byte(m.RegistrationID>>7), 6<<3, byte(m.SignedPreKeyID))
+			if _, _, err := signalwire.ParsePreKeySignalMessage(out); err == nil {
+				t.Error("signalwire parses a PreKeySignalMessage without Kyber fields")
+			}
+			r := p.Call(map[string]any{"op": "decrypt", "from": a.addr, "type": 3, "wire": hex.EncodeToString(out)})
+			if r.OK {
+				t.Fatal("libsignal accepted a PreKeySignalMessage without Kyber fields")
+			}
+			t.Logf("libsignal: %s", r.Error)
 		})
 	}
 }
