@@ -88,9 +88,9 @@ func (a *goParty) encrypt(pt []byte) (int, []byte) {
 	var seed [KeySize]byte
 	seed, a.send = ChainStep(&a.send)
 	salt := a.pqSend.Next()
-	n := a.sendN
+	h := heldKeys{seed: seed, salt: salt, counter: a.sendN, pqIndex: a.pqSend.Index(), ratchet: a.ratchet.PublicKey(), prevN: a.prevN}
 	a.sendN++
-	return a.seal(&seed, n, &salt, a.pqSend.Index(), pt)
+	return a.seal(&h, pt)
 }
 
 // heldKeys are the keys of a message skipped on purpose, to be sent later.
@@ -98,6 +98,8 @@ type heldKeys struct {
 	seed, salt [KeySize]byte
 	counter    uint32
 	pqIndex    uint32
+	ratchet    *keys.PublicKey
+	prevN      uint32
 }
 
 // skip moves the sending chain and the SPQR chain n messages ahead without
@@ -108,6 +110,7 @@ func (a *goParty) skip(n int) []heldKeys {
 		out[i].seed, a.send = ChainStep(&a.send)
 		out[i].salt = a.pqSend.Next()
 		out[i].counter, out[i].pqIndex = a.sendN, a.pqSend.Index()
+		out[i].ratchet, out[i].prevN = a.ratchet.PublicKey(), a.prevN
 		a.sendN++
 	}
 	return out
@@ -115,15 +118,16 @@ func (a *goParty) skip(n int) []heldKeys {
 
 // encryptHeld sends a message with the keys of a skipped position.
 func (a *goParty) encryptHeld(h *heldKeys, pt []byte) (int, []byte) {
-	return a.seal(&h.seed, h.counter, &h.salt, h.pqIndex, pt)
+	return a.seal(h, pt)
 }
 
-func (a *goParty) seal(seed *[KeySize]byte, counter uint32, salt *[KeySize]byte, pqIndex uint32, pt []byte) (int, []byte) {
-	mk := DeriveMessageKeys(seed, salt[:])
+// seal builds the message with the keys and header fields of h.
+func (a *goParty) seal(h *heldKeys, pt []byte) (int, []byte) {
+	mk := DeriveMessageKeys(&h.seed, h.salt[:])
 	defer mk.Clear()
 	m := &signalwire.SignalMessage{
-		RatchetKey: a.ratchet.PublicKey(), Counter: counter, PreviousCounter: a.prevN,
-		Ciphertext: Encrypt(mk, pt), PQRatchet: spqr.AppendNone(nil, 1, pqIndex),
+		RatchetKey: h.ratchet, Counter: h.counter, PreviousCounter: h.prevN,
+		Ciphertext: Encrypt(mk, pt), PQRatchet: spqr.AppendNone(nil, 1, h.pqIndex),
 	}
 	body, err := m.AppendBody(nil)
 	if err != nil {
@@ -558,5 +562,36 @@ func TestLiveNoX3DH(t *testing.T) {
 			}
 			t.Logf("libsignal: %s", r.Error)
 		})
+	}
+}
+
+// TestLiveReceiverChains: libsignal keeps the receiving chains of the
+// peer's 5 newest ratchet keys. Go holds back one message on each of its
+// chains 2 to 7 (chain 1 carried the PreKey messages) and ratchets past each
+// through a reply; libsignal has then seen chains 1 to 7, and of the held
+// messages exactly those of chains 3 to 7 decrypt.
+func TestLiveReceiverChains(t *testing.T) {
+	a, p := liveSession(t, &libsignaltest.Load(t).Sessions[1])
+	// a's current chain is its second (the first carried the PreKey
+	// messages); hold one message on it and on every later one.
+	var held []heldKeys
+	for chain := range 6 {
+		held = append(held, a.skip(1)...)
+		if r := a.sendTo(p, []byte(fmt.Sprintf("chain %d", chain))); !r.OK {
+			t.Fatalf("chain %d: %+v", chain, r)
+		}
+		r := p.Call(map[string]any{"op": "encrypt", "to": a.addr, "plaintext": "01"})
+		if _, err := a.decrypt(libsignaltest.Hex(t, r.Wire)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Newest first, so that each refusal is the chain limit's and not a
+	// side effect of an earlier one.
+	for i := len(held) - 1; i >= 0; i-- {
+		r := a.sendHeld(p, &held[i], []byte("held"))
+		t.Logf("held message on Go's chain %d: ok=%t %s", i+2, r.OK, r.Error)
+		if want := i >= len(held)-5; r.OK != want {
+			t.Errorf("held message on chain %d: ok=%t, want %t", i+2, r.OK, want)
+		}
 	}
 }
