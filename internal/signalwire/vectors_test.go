@@ -2,6 +2,7 @@ package signalwire
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 
 	"github.com/ratchetkit/ratchetkit/internal/libsignaltest"
@@ -104,5 +105,54 @@ func TestLibsignalNegatives(t *testing.T) {
 	}
 	if n < 5 {
 		t.Fatalf("only %d deserialize-stage negatives", n)
+	}
+}
+
+// TestLibsignalPreviousCounter pins what libsignal writes in field 3: for a
+// sender's previous chain of n messages, max(n − 1, 0), on every message of
+// the new chain.
+func TestLibsignalPreviousCounter(t *testing.T) {
+	v := libsignaltest.Load(t)
+	checked := 0
+	for _, s := range v.Sessions {
+		msgs := slices.Clone(s.Messages)
+		slices.SortFunc(msgs, func(a, b libsignaltest.Message) int { return a.Seq - b.Seq })
+		type chain struct {
+			key string
+			n   uint32
+		}
+		cur := map[string]*chain{}  // sender -> current chain
+		prev := map[string]uint32{} // sender -> messages on the previous chain
+		for _, msg := range msgs {
+			wire := libsignaltest.Hex(t, msg.Wire)
+			if msg.Type == TypePreKey {
+				m, _, err := ParsePreKeySignalMessage(wire)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wire = m.Message
+			}
+			m, _, _, err := ParseSignalMessage(wire)
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := string(m.RatchetKey.Encode())
+			c := cur[msg.From]
+			if c == nil || c.key != key {
+				if c != nil {
+					prev[msg.From] = c.n
+				}
+				c = &chain{key: key}
+				cur[msg.From] = c
+			}
+			c.n++
+			if want := max(prev[msg.From], 1) - 1; m.PreviousCounter != want {
+				t.Errorf("%s/%d: previous_counter %d, want %d", s.Name, msg.Seq, m.PreviousCounter, want)
+			}
+			checked++
+		}
+	}
+	if checked < 120 {
+		t.Fatalf("only %d messages", checked)
 	}
 }
