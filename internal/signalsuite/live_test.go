@@ -595,3 +595,74 @@ func TestLiveReceiverChains(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveArchivedSessions: when a second PQXDH session from the same peer
+// arrives, libsignal archives the first instead of dropping it; a message
+// on the archived session still decrypts (libsignal tries previous states)
+// and makes it current again, and the same then holds for the second.
+func TestLiveArchivedSessions(t *testing.T) {
+	s := &libsignaltest.Load(t).Sessions[1]
+	p := libsignaltest.Live(t, s.Name)
+	ik, _ := keys.GenerateIdentityKeyPair()
+	b := liveBundle(t, s)
+	start := func() *goParty {
+		in := must(pqxdh.Initiate(ik, b))
+		a := newInitiator(t, "go-alice", ik, b, &in.Keys, &in.Header)
+		if r := a.sendTo(p, []byte("new session")); !r.OK {
+			t.Fatalf("libsignal: %+v", r)
+		}
+		r := p.Call(map[string]any{"op": "encrypt", "to": a.addr, "plaintext": "02"})
+		if _, err := a.decrypt(libsignaltest.Hex(t, r.Wire)); err != nil {
+			t.Fatalf("reply on the new session: %v", err)
+		}
+		return a
+	}
+	first := start()
+	second := start()
+	for i, a := range []*goParty{first, second, first, second} {
+		pt := []byte(fmt.Sprintf("message %d", i))
+		if r := a.sendTo(p, pt); !r.OK || r.Plaintext != hex.EncodeToString(pt) {
+			t.Fatalf("message %d: %+v", i, r)
+		}
+		// libsignal answers on the session that just decrypted: it was
+		// promoted to current.
+		r := p.Call(map[string]any{"op": "encrypt", "to": a.addr, "plaintext": "03"})
+		if _, err := a.decrypt(libsignaltest.Hex(t, r.Wire)); err != nil {
+			t.Fatalf("after message %d libsignal answers on another session: %v", i, err)
+		}
+	}
+}
+
+// TestLiveUnacknowledgedAge: libsignal stops sending PreKeySignalMessages
+// on a session that was never answered once it is older than 30 days.
+func TestLiveUnacknowledgedAge(t *testing.T) {
+	for _, c := range []struct {
+		days int
+		ok   bool
+	}{{29, true}, {31, false}} {
+		t.Run(fmt.Sprintf("%d days", c.days), func(t *testing.T) {
+			p := libsignaltest.Live(t, libsignaltest.Load(t).Sessions[0].Name)
+			ik, _ := keys.GenerateIdentityKeyPair()
+			spk := must(keys.GenerateSignedPreKey(ik, 21))
+			kpk := must(kyber.GeneratePreKey(ik, 22, true))
+			bundle := map[string]any{
+				"registration_id": 99, "device_id": 1, "prekey_id": nil, "prekey": nil,
+				"signed_prekey_id": 21, "signed_prekey": hex.EncodeToString(spk.PublicKey().Encode()),
+				"signed_prekey_signature": hex.EncodeToString(spk.Signature()),
+				"identity_key":            hex.EncodeToString(ik.PublicKey().Encode()),
+				"kyber_prekey_id":         22, "kyber_prekey": hex.EncodeToString(kpk.PublicKey().Encode()),
+				"kyber_prekey_signature": hex.EncodeToString(kpk.Signature()),
+			}
+			if r := p.Call(map[string]any{"op": "process_bundle", "as": "alice", "to": "go-bob", "bundle": bundle}); !r.OK {
+				t.Fatal(r.Error)
+			}
+			r := p.Call(map[string]any{"op": "encrypt", "as": "alice", "to": "go-bob", "plaintext": "04", "days": c.days})
+			if r.OK != c.ok {
+				t.Fatalf("encrypt %d days later: %+v", c.days, r)
+			}
+			if !r.OK {
+				t.Logf("libsignal: %s", r.Error)
+			}
+		})
+	}
+}

@@ -5,8 +5,9 @@
 //
 //   {"op":"decrypt","from":"<address>","type":2|3,"wire":"<hex>"}
 //       -> {"ok":true,"plaintext":"<hex>"} or {"ok":false,"error":"..."}
-//   {"op":"encrypt","to":"<address>","plaintext":"<hex>"}
+//   {"op":"encrypt","to":"<address>","plaintext":"<hex>"[,"days":n]}
 //       -> {"ok":true,"type":2|3,"wire":"<hex>"}
+//   ("days" moves libsignal's clock n days past the bundle's time.)
 //
 // With "as":"alice", a request is made by a second libsignal party, the
 // initiator, which first processes a bundle the Go side publishes:
@@ -69,8 +70,9 @@ async function handle(req) {
     return { ok: true, plaintext: hex(pt) };
   }
   if (req.op === 'encrypt') {
+    const now = req.days ? new Date(NOW.getTime() + req.days * 86400e3) : NOW;
     const ct = await signalEncrypt(fromHex(req.plaintext), ProtocolAddress.new(req.to, 1), me.address,
-      me.sessionStore, me.identityStore, NOW);
+      me.sessionStore, me.identityStore, now);
     return { ok: true, type: ct.type(), wire: hex(ct.serialize()) };
   }
   throw new Error(`unknown op ${req.op}`);
