@@ -370,14 +370,7 @@ func TestLiveGoResponder(t *testing.T) {
 			ik, _ := keys.GenerateIdentityKeyPair()
 			spk := must(keys.GenerateSignedPreKey(ik, 21))
 			kpk := must(kyber.GeneratePreKey(ik, 22, false))
-			bundle := map[string]any{
-				"registration_id": 99, "device_id": 1, "prekey_id": nil, "prekey": nil,
-				"signed_prekey_id": 21, "signed_prekey": hex.EncodeToString(spk.PublicKey().Encode()),
-				"signed_prekey_signature": hex.EncodeToString(spk.Signature()),
-				"identity_key":            hex.EncodeToString(ik.PublicKey().Encode()),
-				"kyber_prekey_id":         22, "kyber_prekey": hex.EncodeToString(kpk.PublicKey().Encode()),
-				"kyber_prekey_signature": hex.EncodeToString(kpk.Signature()),
-			}
+			bundle := goBundle(ik, spk, kpk)
 			var opk *keys.OneTimePreKey
 			if withOPK {
 				opk = must(keys.GenerateOneTimePreKeys(23, 1))[0]
@@ -645,14 +638,7 @@ func TestLiveUnacknowledgedAge(t *testing.T) {
 			ik, _ := keys.GenerateIdentityKeyPair()
 			spk := must(keys.GenerateSignedPreKey(ik, 21))
 			kpk := must(kyber.GeneratePreKey(ik, 22, true))
-			bundle := map[string]any{
-				"registration_id": 99, "device_id": 1, "prekey_id": nil, "prekey": nil,
-				"signed_prekey_id": 21, "signed_prekey": hex.EncodeToString(spk.PublicKey().Encode()),
-				"signed_prekey_signature": hex.EncodeToString(spk.Signature()),
-				"identity_key":            hex.EncodeToString(ik.PublicKey().Encode()),
-				"kyber_prekey_id":         22, "kyber_prekey": hex.EncodeToString(kpk.PublicKey().Encode()),
-				"kyber_prekey_signature": hex.EncodeToString(kpk.Signature()),
-			}
+			bundle := goBundle(ik, spk, kpk)
 			if r := p.Call(map[string]any{"op": "process_bundle", "as": "alice", "to": "go-bob", "bundle": bundle}); !r.OK {
 				t.Fatal(r.Error)
 			}
@@ -664,5 +650,18 @@ func TestLiveUnacknowledgedAge(t *testing.T) {
 				t.Logf("libsignal: %s", r.Error)
 			}
 		})
+	}
+}
+
+// goBundle is the bundle Go publishes, in live.mjs's request form, without
+// a one-time prekey (the caller adds one).
+func goBundle(ik *keys.IdentityKeyPair, spk *keys.SignedPreKey, kpk *kyber.PreKey) map[string]any {
+	return map[string]any{
+		"registration_id": 99, "device_id": 1, "prekey_id": nil, "prekey": nil,
+		"signed_prekey_id": spk.ID(), "signed_prekey": hex.EncodeToString(spk.PublicKey().Encode()),
+		"signed_prekey_signature": hex.EncodeToString(spk.Signature()),
+		"identity_key":            hex.EncodeToString(ik.PublicKey().Encode()),
+		"kyber_prekey_id":         kpk.ID(), "kyber_prekey": hex.EncodeToString(kpk.PublicKey().Encode()),
+		"kyber_prekey_signature": hex.EncodeToString(kpk.Signature()),
 	}
 }
