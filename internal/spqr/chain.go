@@ -58,8 +58,9 @@ func Start(pqrKey *[KeySize]byte) *Epoch {
 func (e *Epoch) Chain(d Direction) Chain { return e.chains[d] }
 
 // MaxJump is the furthest KeyAt moves a chain in one call, SPQR's max_jump
-// for sessions that are not with oneself (the facts sheet reports libsignal
-// refusing a jump of 25 000 keys; not yet checked here).
+// for sessions that are not with oneself: libsignal 0.103 accepts a message
+// whose SPQR index is 25 000 past the last one and refuses one 25 001 past
+// (measured by internal/signalsuite's TestLiveLimits).
 const MaxJump = 25000
 
 var (
