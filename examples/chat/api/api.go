@@ -67,6 +67,7 @@ const (
 	CodeUnauthorized = "unauthorized"  // missing or unknown token
 	CodeUnknownUser  = "unknown_user"  // no such user
 	CodeNameTaken    = "name_taken"    // registration of a name in use
+	CodeKeyTaken     = "key_taken"     // an identity key registered to another name
 	CodeBadKey       = "bad_key"       // a key that does not decode or has small order
 	CodeBadSignature = "bad_signature" // the signed prekey's signature does not verify
 	CodePreKeyExists = "prekey_exists" // a one-time prekey id in use or repeated

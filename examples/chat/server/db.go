@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS queue (
 	created   INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS queue_by_recipient ON queue (recipient, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS users_by_identity_key ON users (identity_key);
 `
 
 // openDB opens (creating if needed) the SQLite database at path.
@@ -84,6 +85,7 @@ var (
 	errUnknownUser  = errors.New("unknown user")
 	errPreKeyExists = errors.New("prekey id exists")
 	errTooMany      = errors.New("too many")
+	errKeyTaken     = errors.New("identity key registered to another name")
 )
 
 // userByToken returns the user whose token hashes to the stored hash.
@@ -120,6 +122,9 @@ func (s *Server) register(ctx context.Context, name, token string, ks *keySet) e
 		if n > 0 {
 			return errNameTaken
 		}
+		if err := checkIdentityFree(ctx, tx, name, ks.identityKey); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO users (name, token_hash, identity_key, spk_id, spk, spk_sig, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			name, hashToken(token), ks.identityKey, ks.spk.ID, ks.spk.Key, ks.spk.Signature, s.now().Unix()); err != nil {
@@ -133,6 +138,9 @@ func (s *Server) register(ctx context.Context, name, token string, ks *keySet) e
 // prekeys belong to the old identity and go with it.
 func (s *Server) replaceKeys(ctx context.Context, name string, ks *keySet) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := checkIdentityFree(ctx, tx, name, ks.identityKey); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx,
 			`UPDATE users SET identity_key = ?, spk_id = ?, spk = ?, spk_sig = ? WHERE name = ?`,
 			ks.identityKey, ks.spk.ID, ks.spk.Key, ks.spk.Signature, name); err != nil {
@@ -143,6 +151,24 @@ func (s *Server) replaceKeys(ctx context.Context, name string, ks *keySet) error
 		}
 		return s.addPreKeysTx(ctx, tx, name, ks.opks)
 	})
+}
+
+// checkIdentityFree fails with errKeyTaken if a user other than name has
+// identity key ik. Two names with one identity key are an unknown
+// key-share: whoever registered "alice2" with alice's public keys (all of
+// them public, so copying needs no secret) has contacts run X3DH with
+// alice's keys, and alice receives, and may believe, messages meant for
+// "alice2". The unique index on identity_key enforces the same rule; this
+// check turns it into an error the handlers can name.
+func checkIdentityFree(ctx context.Context, tx *sql.Tx, name string, ik []byte) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE identity_key = ? AND name != ?`, ik, name).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return errKeyTaken
+	}
+	return nil
 }
 
 func (s *Server) identityKey(ctx context.Context, name string) ([]byte, error) {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,6 +35,21 @@ func (s *Server) routes() {
 	})
 }
 
+// canonicalPaths refuses a request whose path is not in the canonical
+// form. http.ServeMux would answer it with a redirect to the cleaned path,
+// so that GET /v1/users/alice/../bob/bundle leads a client that follows
+// redirects, bearer token and all, to bob's bundle. No client of this API
+// sends such a path, so it is an error rather than a detour.
+func (s *Server) canonicalPaths(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.EscapedPath(); r.Method != http.MethodConnect && p != cleanPath(p) {
+			s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "path has empty, '.' or '..' segments")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // apiError is a failure with its HTTP status.
 type apiError struct {
 	status int
@@ -43,9 +57,10 @@ type apiError struct {
 	msg    string
 }
 
-// fail answers with an api.ErrorResponse. Messages are fixed texts or
-// name the offending field: they never echo request bytes back, which
-// could carry keys or terminal escapes.
+// fail answers with an api.ErrorResponse. Messages are fixed texts, with
+// at most a number or a limit of the server's in them: they never echo
+// request bytes back (not even a field name), which could carry keys or
+// terminal escapes.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
 	if rec, ok := w.(*statusRecorder); ok {
 		rec.code = code
@@ -86,23 +101,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) *apiError {
 		return &apiError{http.StatusBadRequest, api.CodeBadRequest, "cannot read request body"}
 	}
 	if err := decodeStrict(body, v); err != nil {
-		return &apiError{http.StatusBadRequest, api.CodeBadRequest, "malformed JSON: " + err.Error()}
-	}
-	return nil
-}
-
-// decodeStrict decodes exactly one JSON value with no unknown fields.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("data after the JSON value")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("data after the JSON value")
+		return &apiError{http.StatusBadRequest, api.CodeBadRequest, err.Error()}
 	}
 	return nil
 }
@@ -217,6 +216,9 @@ func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, wait time.D
 	s.fail(w, r, http.StatusTooManyRequests, api.CodeRateLimited, "too many requests; retry later")
 }
 
+// keyTaken refuses an identity key that another name holds.
+var keyTaken = &apiError{http.StatusConflict, api.CodeKeyTaken, "this identity key is registered to another name; generate a new one"}
+
 // handleRegister claims a name. The rate limit comes first, so that a
 // flood costs no signature checks; the keys are verified before anything
 // is stored, and name and keys are stored in one transaction.
@@ -244,6 +246,9 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	switch err := s.register(r.Context(), req.Name, token, ks); {
 	case errors.Is(err, errNameTaken):
 		s.fail(w, r, http.StatusConflict, api.CodeNameTaken, "name already registered")
+		return
+	case errors.Is(err, errKeyTaken):
+		s.failErr(w, r, keyTaken)
 		return
 	case errors.Is(err, errTooMany):
 		s.fail(w, r, http.StatusConflict, api.CodeTooMany, fmt.Sprintf("at most %d one-time prekeys per user", s.cfg.MaxPreKeys))
@@ -275,6 +280,9 @@ func (s *Server) handleReplaceKeys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch err := s.replaceKeys(r.Context(), user(r), ks); {
+	case errors.Is(err, errKeyTaken):
+		s.failErr(w, r, keyTaken)
+		return
 	case errors.Is(err, errTooMany):
 		s.fail(w, r, http.StatusConflict, api.CodeTooMany, fmt.Sprintf("at most %d one-time prekeys per user", s.cfg.MaxPreKeys))
 		return

@@ -207,7 +207,7 @@ func (s *Server) readLoop(ctx context.Context, conn *wsConn) error {
 		}
 		var f api.Frame
 		if err := decodeStrict(data, &f); err != nil {
-			s.sendError(ctx, conn, "", api.CodeBadRequest, "malformed JSON: "+err.Error())
+			s.sendError(ctx, conn, "", api.CodeBadRequest, err.Error())
 			continue
 		}
 		switch f.Type {

@@ -172,7 +172,7 @@ func New(cfg Config) (*Server, error) {
 }
 
 // Handler returns the server's HTTP handler: the API and the relay.
-func (s *Server) Handler() http.Handler { return s.logRequests(s.mux) }
+func (s *Server) Handler() http.Handler { return s.logRequests(s.canonicalPaths(s.mux)) }
 
 // Close ends every WebSocket connection and closes the database. Stop the
 // HTTP server first.
