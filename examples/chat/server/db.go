@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"time"
 
 	"github.com/ratchetkit/ratchetkit/examples/chat/api"
 	"github.com/ratchetkit/ratchetkit/x3dh"
@@ -50,13 +52,28 @@ CREATE UNIQUE INDEX IF NOT EXISTS users_by_identity_key ON users (identity_key);
 // NORMAL survives a crash of the process but may lose the last commits on
 // power loss: for a relay that means a message acknowledged as stored is
 // lost, which a client sees as a gap in the conversation (the ratchet skips
-// over it). secure_delete overwrites delivered envelopes and handed-out
-// prekeys in the file.
+// over it).
+//
+// secure_delete makes SQLite overwrite deleted rows with zeros, but in WAL
+// mode it writes the zeroed page as a new frame and leaves the frames with
+// the old content in the -wal file until a checkpoint copies the pages back
+// and the log is reset; even then the old frames stay on disk past the end
+// of what is rewritten. So deletes are followed by checkpoint, which runs
+// wal_checkpoint(TRUNCATE) at a bounded cadence: a delivered envelope or a
+// handed-out prekey lasts in the files for at most one checkpoint interval.
+//
+// The database and its -wal and -shm files are made readable by their owner
+// only: SQLite creates the latter two with the main file's permissions, so
+// the main file is created 0600 before SQLite opens it, and an existing
+// one with wider permissions is narrowed.
 //
 // All access goes through one connection: SQLite has one writer anyway, and
 // a single connection makes every statement see the previous one's effect
 // without retries on SQLITE_BUSY.
 func openDB(ctx context.Context, path string) (*sql.DB, error) {
+	if err := restrictFiles(path); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)", "secure_delete(1)"} {
 		q.Add("_pragma", p)
@@ -71,6 +88,70 @@ func openDB(ctx context.Context, path string) (*sql.DB, error) {
 		return nil, fmt.Errorf("create schema: %w", err)
 	}
 	return db, nil
+}
+
+// restrictFiles creates the database file with mode 0600 if it is missing,
+// and takes group and other permissions off it and off its -wal and -shm
+// files if they exist.
+func restrictFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()&0o700); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// deleted records that a row with content worth wiping (an envelope, a
+// prekey) was deleted since the last checkpoint.
+func (s *Server) deleted() { s.dirty.Store(true) }
+
+// checkpointLoop checkpoints after deletes, every CheckpointInterval at
+// most, until the server closes.
+func (s *Server) checkpointLoop() {
+	defer close(s.checkpointDone)
+	t := time.NewTicker(s.cfg.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			s.checkpoint(s.ctx)
+		}
+	}
+}
+
+// checkpoint copies the WAL into the database and truncates it to zero
+// bytes, if anything was deleted since the last time. A checkpoint that
+// could not finish (another process was reading the database) leaves the
+// flag set, so the next tick tries again.
+func (s *Server) checkpoint(ctx context.Context) {
+	if !s.dirty.Swap(false) {
+		return
+	}
+	var busy, logFrames, done int
+	err := s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &done)
+	if err != nil || busy != 0 {
+		s.dirty.Store(true)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("checkpoint", "err", err)
+		}
+	}
 }
 
 func hashToken(token string) []byte {
@@ -149,6 +230,7 @@ func (s *Server) replaceKeys(ctx context.Context, name string, ks *keySet) error
 		if _, err := tx.ExecContext(ctx, `DELETE FROM prekeys WHERE user = ?`, name); err != nil {
 			return err
 		}
+		s.deleted()
 		return s.addPreKeysTx(ctx, tx, name, ks.opks)
 	})
 }
@@ -267,6 +349,7 @@ func (s *Server) takeBundle(ctx context.Context, name string) (b *api.Bundle, re
 			return err
 		default:
 			b.OneTimePreKey = &pk
+			s.deleted()
 		}
 		return tx.QueryRowContext(ctx, `SELECT count(*) FROM prekeys WHERE user = ?`, name).Scan(&remaining)
 	})
@@ -326,8 +409,14 @@ func (s *Server) pending(ctx context.Context, recipient string, after int64, lim
 // user's envelope, deletes nothing and is not an error: the client cannot
 // tell the two apart anyway, and a repeated ack after a reconnect is normal.
 func (s *Server) ack(ctx context.Context, recipient string, seq int64) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM queue WHERE recipient = ? AND seq = ?`, recipient, seq)
-	return err
+	res, err := s.db.ExecContext(ctx, `DELETE FROM queue WHERE recipient = ? AND seq = ?`, recipient, seq)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		s.deleted()
+	}
+	return nil
 }
 
 func (s *Server) tx(ctx context.Context, fn func(*sql.Tx) error) error {

@@ -64,6 +64,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ratchetkit/ratchetkit/examples/chat/api"
@@ -97,6 +98,11 @@ type Config struct {
 	// PingInterval is how often idle WebSocket connections are pinged
 	// (default 30 seconds).
 	PingInterval time.Duration
+	// CheckpointInterval is how often, at most, the SQLite write-ahead log
+	// is copied into the database and truncated after deletes (default 1
+	// second). It bounds how long a delivered envelope's bytes stay in the
+	// -wal file.
+	CheckpointInterval time.Duration
 }
 
 // Server is the key server and relay. Its methods are safe for concurrent
@@ -116,6 +122,11 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// dirty is set by deletes and cleared by checkpoints; checkpointDone
+	// closes when the checkpoint loop has ended.
+	dirty          atomic.Bool
+	checkpointDone chan struct{}
 }
 
 // New opens the database and returns a Server ready to serve.
@@ -150,6 +161,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.PingInterval == 0 {
 		cfg.PingInterval = 30 * time.Second
 	}
+	if cfg.CheckpointInterval == 0 {
+		cfg.CheckpointInterval = time.Second
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	db, err := openDB(ctx, cfg.DBPath)
 	if err != nil {
@@ -168,6 +182,8 @@ func New(cfg Config) (*Server, error) {
 	s.registry = newLimiter(cfg.RegisterRate, cfg.RegisterBurst, s.now)
 	s.hub.conns = make(map[string]*wsConn)
 	s.routes()
+	s.checkpointDone = make(chan struct{})
+	go s.checkpointLoop()
 	return s, nil
 }
 
@@ -180,6 +196,8 @@ func (s *Server) Close() error {
 	s.hub.closeAll()
 	s.cancel()
 	s.wg.Wait()
+	<-s.checkpointDone
+	s.checkpoint(context.Background())
 	return s.db.Close()
 }
 
