@@ -71,8 +71,11 @@ const (
 	CodeBadKey       = "bad_key"       // a key that does not decode or has small order
 	CodeBadSignature = "bad_signature" // the signed prekey's signature does not verify
 	CodePreKeyExists = "prekey_exists" // a one-time prekey id in use or repeated
-	CodeTooMany      = "too_many"      // prekeys over MaxPreKeys, or a full queue
-	CodeRateLimited  = "rate_limited"  // too many requests; see Retry-After
+	CodeTooMany      = "too_many"      // prekeys over MaxPreKeys
+	CodeQueueFull    = "queue_full"    // the recipient's queue is at its envelope or byte limit
+	CodeShareFull    = "share_full"    // the sender's share of the recipient's queue is used up
+	CodeServerFull   = "server_full"   // the queues of all users are at the server's byte limit
+	CodeRateLimited  = "rate_limited"  // too many requests or sends; see Retry-After or the message
 	CodeNotFound     = "not_found"     // no such endpoint
 	CodeInternal     = "internal"      // the server failed; nothing was changed
 )

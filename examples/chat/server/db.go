@@ -359,25 +359,6 @@ func (s *Server) takeBundle(ctx context.Context, name string) (b *api.Bundle, re
 	return b, remaining, nil
 }
 
-// enqueue stores an envelope for recipient and returns its sequence
-// number, or errTooMany if the recipient's queue is full.
-func (s *Server) enqueue(ctx context.Context, from, to string, body []byte) (int64, error) {
-	var seq int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM queue WHERE recipient = ?`, to).Scan(&n); err != nil {
-			return err
-		}
-		if n >= s.cfg.MaxQueue {
-			return errTooMany
-		}
-		return tx.QueryRowContext(ctx,
-			`INSERT INTO queue (recipient, sender, body, created) VALUES (?, ?, ?, ?) RETURNING seq`,
-			to, from, body, s.now().Unix()).Scan(&seq)
-	})
-	return seq, err
-}
-
 type queued struct {
 	seq  int64
 	from string
@@ -403,20 +384,6 @@ func (s *Server) pending(ctx context.Context, recipient string, after int64, lim
 		out = append(out, q)
 	}
 	return out, rows.Err()
-}
-
-// ack deletes recipient's envelope seq. Acknowledging twice, or another
-// user's envelope, deletes nothing and is not an error: the client cannot
-// tell the two apart anyway, and a repeated ack after a reconnect is normal.
-func (s *Server) ack(ctx context.Context, recipient string, seq int64) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM queue WHERE recipient = ? AND seq = ?`, recipient, seq)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n > 0 {
-		s.deleted()
-	}
-	return nil
 }
 
 func (s *Server) tx(ctx context.Context, fn func(*sql.Tx) error) error {

@@ -242,6 +242,12 @@ func (s *Server) relay(ctx context.Context, conn *wsConn, f *api.Frame) {
 		s.sendError(ctx, conn, f.ID, api.CodeTooLarge, fmt.Sprintf("envelope over %d bytes", api.MaxEnvelopeSize))
 		return
 	}
+	if ok, wait := s.sends.allow(conn.user); !ok {
+		s.sendError(ctx, conn, f.ID, api.CodeRateLimited, fmt.Sprintf(
+			"too many sends: at most %d at once, then %g per second; retry in %d s",
+			s.cfg.SendBurst, s.cfg.SendRate, int(wait.Seconds())+1))
+		return
+	}
 	if !api.ValidName(f.To) {
 		s.sendError(ctx, conn, f.ID, api.CodeUnknownUser, "no such user")
 		return
@@ -256,11 +262,11 @@ func (s *Server) relay(ctx context.Context, conn *wsConn, f *api.Frame) {
 		return
 	}
 	seq, err := s.enqueue(ctx, conn.user, f.To, f.Body)
-	switch {
-	case errors.Is(err, errTooMany):
-		s.sendError(ctx, conn, f.ID, api.CodeTooMany, "the recipient's queue is full")
+	if r, ok := errors.AsType[*refusal](err); ok {
+		s.sendError(ctx, conn, f.ID, r.code, r.msg)
 		return
-	case err != nil:
+	}
+	if err != nil {
 		s.log.Error("enqueue", "err", err)
 		s.sendError(ctx, conn, f.ID, api.CodeInternal, "internal server error")
 		return

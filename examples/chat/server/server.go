@@ -90,8 +90,22 @@ type Config struct {
 	// MaxPreKeys bounds the one-time prekeys stored per user (default
 	// api.MaxPreKeys).
 	MaxPreKeys int
-	// MaxQueue bounds the envelopes queued for one user (default 1000).
-	MaxQueue int
+	// MaxQueue and MaxQueueBytes bound the envelopes queued for one user,
+	// by count and by their total size (default 1000 and 16 MiB).
+	MaxQueue      int
+	MaxQueueBytes int64
+	// SenderShare is the fraction of MaxQueue and of MaxQueueBytes that
+	// one sender's envelopes may take of one recipient's queue (default
+	// 0.25), so that no one sender can fill it for everyone else.
+	SenderShare float64
+	// MaxTotalQueueBytes bounds the envelopes queued for all users
+	// together (default 1 GiB).
+	MaxTotalQueueBytes int64
+	// SendRate and SendBurst limit the envelopes one user may send:
+	// SendBurst at once, then SendRate per second (default 10 per second,
+	// burst 200).
+	SendRate  float64
+	SendBurst int
 	// LowPreKeys is the count of one-time prekeys at or below which the
 	// server tells an online user after each fetch (default 10).
 	LowPreKeys int
@@ -114,6 +128,7 @@ type Server struct {
 	now      func() time.Time
 	bundles  *limiter
 	registry *limiter
+	sends    *limiter
 	hub      hub
 	mux      *http.ServeMux
 
@@ -127,6 +142,10 @@ type Server struct {
 	// closes when the checkpoint loop has ended.
 	dirty          atomic.Bool
 	checkpointDone chan struct{}
+
+	// queueBytes is the size of all queued envelopes; see enqueue.
+	queueMu    sync.Mutex
+	queueBytes int64
 }
 
 // New opens the database and returns a Server ready to serve.
@@ -155,6 +174,24 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxQueue == 0 {
 		cfg.MaxQueue = 1000
 	}
+	if cfg.MaxQueueBytes == 0 {
+		cfg.MaxQueueBytes = 16 << 20
+	}
+	if cfg.SenderShare == 0 {
+		cfg.SenderShare = 0.25
+	}
+	if cfg.SenderShare < 0 || cfg.SenderShare > 1 {
+		return nil, errors.New("server: SenderShare is not between 0 and 1")
+	}
+	if cfg.MaxTotalQueueBytes == 0 {
+		cfg.MaxTotalQueueBytes = 1 << 30
+	}
+	if cfg.SendRate == 0 {
+		cfg.SendRate = 10
+	}
+	if cfg.SendBurst == 0 {
+		cfg.SendBurst = 200
+	}
 	if cfg.LowPreKeys == 0 {
 		cfg.LowPreKeys = 10
 	}
@@ -180,6 +217,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.bundles = newLimiter(cfg.BundleRate, cfg.BundleBurst, s.now)
 	s.registry = newLimiter(cfg.RegisterRate, cfg.RegisterBurst, s.now)
+	s.sends = newLimiter(cfg.SendRate, cfg.SendBurst, s.now)
+	if err := s.loadQueueBytes(ctx); err != nil {
+		cancel()
+		db.Close()
+		return nil, err
+	}
 	s.hub.conns = make(map[string]*wsConn)
 	s.routes()
 	s.checkpointDone = make(chan struct{})
