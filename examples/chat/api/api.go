@@ -67,6 +67,7 @@ const (
 	CodeUnauthorized = "unauthorized"  // missing or unknown token
 	CodeUnknownUser  = "unknown_user"  // no such user
 	CodeNameTaken    = "name_taken"    // registration of a name in use
+	CodeInvite       = "invite"        // registration without a valid, unused invite code
 	CodeKeyTaken     = "key_taken"     // an identity key registered to another name
 	CodeBadKey       = "bad_key"       // a key that does not decode or has small order
 	CodeBadSignature = "bad_signature" // the signed prekey's signature does not verify
@@ -109,7 +110,10 @@ type PreKey struct {
 
 // RegisterRequest claims a name and publishes its owner's keys.
 type RegisterRequest struct {
-	Name           string       `json:"name"`
+	Name string `json:"name"`
+	// Invite is an invite code, needed if the server was started with
+	// some.
+	Invite         string       `json:"invite,omitempty"`
 	IdentityKey    []byte       `json:"identity_key"`
 	SignedPreKey   SignedPreKey `json:"signed_prekey"`
 	OneTimePreKeys []PreKey     `json:"one_time_prekeys"`
@@ -141,7 +145,8 @@ type PreKeyCount struct {
 }
 
 // Bundle is what a client fetches to start a session with Name. OneTimePreKey
-// is nil, and Exhausted true, when the server had none left: the session
+// is nil when the server had none left (Exhausted) or had handed out as many
+// of Name's as its limit per owner allows for now (Withheld): the session
 // then starts from the signed prekey alone, whose forward secrecy lasts only
 // until it is rotated.
 type Bundle struct {
@@ -150,6 +155,7 @@ type Bundle struct {
 	SignedPreKey  SignedPreKey `json:"signed_prekey"`
 	OneTimePreKey *PreKey      `json:"one_time_prekey,omitempty"`
 	Exhausted     bool         `json:"one_time_prekeys_exhausted"`
+	Withheld      bool         `json:"one_time_prekey_withheld,omitempty"`
 }
 
 // X3DH converts b to the library's bundle. It decodes the keys but leaves

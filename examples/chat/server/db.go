@@ -16,7 +16,7 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 )
 
-// The server's whole state is three tables. Public keys are stored as their
+// The server's state is three tables, and a fourth of invite codes. Public keys are stored as their
 // 33-byte encodings; envelopes as the opaque bytes clients sent. Tokens are
 // stored hashed, so a copy of the database does not let anyone log in.
 const schema = `
@@ -44,6 +44,10 @@ CREATE TABLE IF NOT EXISTS queue (
 );
 CREATE INDEX IF NOT EXISTS queue_by_recipient ON queue (recipient, seq);
 CREATE UNIQUE INDEX IF NOT EXISTS users_by_identity_key ON users (identity_key);
+CREATE TABLE IF NOT EXISTS invites (
+	code_hash BLOB PRIMARY KEY,
+	used_by   TEXT
+);
 `
 
 // openDB opens (creating if needed) the SQLite database at path.
@@ -194,7 +198,7 @@ type keySet struct {
 	opks        []api.PreKey
 }
 
-func (s *Server) register(ctx context.Context, name, token string, ks *keySet) error {
+func (s *Server) register(ctx context.Context, name, token, invite string, ks *keySet) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE name = ?`, name).Scan(&n); err != nil {
@@ -204,6 +208,9 @@ func (s *Server) register(ctx context.Context, name, token string, ks *keySet) e
 			return errNameTaken
 		}
 		if err := checkIdentityFree(ctx, tx, name, ks.identityKey); err != nil {
+			return err
+		}
+		if err := s.useInvite(ctx, tx, name, invite); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx,
@@ -326,8 +333,11 @@ func (s *Server) countPreKeys(ctx context.Context, name string) (int, error) {
 // takeBundle reads name's bundle and removes the one-time prekey it hands
 // out, in one transaction: no two callers can get the same prekey, and the
 // prekey always belongs to the identity key it is returned with. The
-// lowest id goes first. remaining is the count left afterwards.
-func (s *Server) takeBundle(ctx context.Context, name string) (b *api.Bundle, remaining int, err error) {
+// lowest id goes first, if there is one and mayTake allows it; mayTake is
+// asked only then, so that fetches of unknown users or of an empty stock
+// spend nothing of the owner's allowance. remaining is the count left
+// afterwards.
+func (s *Server) takeBundle(ctx context.Context, name string, mayTake func() bool) (b *api.Bundle, remaining int, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		b = &api.Bundle{Name: name}
 		err := tx.QueryRowContext(ctx, `SELECT identity_key, spk_id, spk, spk_sig FROM users WHERE name = ?`, name).
@@ -338,20 +348,27 @@ func (s *Server) takeBundle(ctx context.Context, name string) (b *api.Bundle, re
 		if err != nil {
 			return err
 		}
-		var pk api.PreKey
-		err = tx.QueryRowContext(ctx, `DELETE FROM prekeys WHERE user = ? AND id =
-			(SELECT id FROM prekeys WHERE user = ? ORDER BY id LIMIT 1) RETURNING id, key`, name, name).
-			Scan(&pk.ID, &pk.Key)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			b.Exhausted = true
-		case err != nil:
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM prekeys WHERE user = ?`, name).Scan(&remaining); err != nil {
 			return err
-		default:
-			b.OneTimePreKey = &pk
-			s.deleted()
 		}
-		return tx.QueryRowContext(ctx, `SELECT count(*) FROM prekeys WHERE user = ?`, name).Scan(&remaining)
+		switch {
+		case remaining == 0:
+			b.Exhausted = true
+			return nil
+		case !mayTake():
+			b.Withheld = true
+			return nil
+		}
+		var pk api.PreKey
+		if err := tx.QueryRowContext(ctx, `DELETE FROM prekeys WHERE user = ? AND id =
+			(SELECT id FROM prekeys WHERE user = ? ORDER BY id LIMIT 1) RETURNING id, key`, name, name).
+			Scan(&pk.ID, &pk.Key); err != nil {
+			return err
+		}
+		b.OneTimePreKey = &pk
+		remaining--
+		s.deleted()
+		return nil
 	})
 	if err != nil {
 		return nil, 0, err

@@ -200,15 +200,21 @@ func checkPreKeys(xb *x3dh.Bundle, opks []api.PreKey) *apiError {
 	return nil
 }
 
-// remoteIP is the peer address that rate limits key on. Behind a reverse
-// proxy it is the proxy's; this server trusts no forwarding headers,
-// which any client could forge.
+// remoteIP is the peer address, for the log. Behind a reverse proxy it is
+// the proxy's; this server trusts no forwarding headers, which any client
+// could forge.
 func remoteIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// clientKey is the key of r's client for limits per address: its address
+// grouped by the configured prefix lengths (see addrKey).
+func (s *Server) clientKey(r *http.Request) string {
+	return addrKey(r.RemoteAddr, s.cfg.IPv4Prefix, s.cfg.IPv6Prefix)
 }
 
 func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, wait time.Duration) {
@@ -223,7 +229,7 @@ var keyTaken = &apiError{http.StatusConflict, api.CodeKeyTaken, "this identity k
 // flood costs no signature checks; the keys are verified before anything
 // is stored, and name and keys are stored in one transaction.
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
-	if ok, wait := s.registry.allow(remoteIP(r)); !ok {
+	if ok, wait := s.registry.allow(s.clientKey(r)); !ok {
 		s.rateLimited(w, r, wait)
 		return
 	}
@@ -243,7 +249,10 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := newToken()
-	switch err := s.register(r.Context(), req.Name, token, ks); {
+	switch err := s.register(r.Context(), req.Name, token, req.Invite, ks); {
+	case errors.Is(err, errBadInvite):
+		s.fail(w, r, http.StatusForbidden, api.CodeInvite, "registration on this server needs an invite code that has not been used")
+		return
 	case errors.Is(err, errNameTaken):
 		s.fail(w, r, http.StatusConflict, api.CodeNameTaken, "name already registered")
 		return
@@ -372,8 +381,10 @@ func (s *Server) handleCount(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.PreKeyCount{OneTimePreKeys: n})
 }
 
-// handleBundle hands out a bundle, consuming one one-time prekey. The
-// limit is per fetching user, since each fetch costs the owner a prekey.
+// handleBundle hands out a bundle, consuming one one-time prekey. Two
+// limits apply, since each fetch costs the owner a prekey: one per fetching
+// user, which refuses the fetch, and one per owner across all fetchers
+// (Config.PreKeyRate), over which the bundle carries no one-time prekey.
 // An invalid name is answered like an unknown one, without a database
 // query. When the owner's stock runs low, its connection, if any, is told.
 func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) {
@@ -386,7 +397,10 @@ func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, api.CodeUnknownUser, "no such user")
 		return
 	}
-	b, remaining, err := s.takeBundle(r.Context(), name)
+	b, remaining, err := s.takeBundle(r.Context(), name, func() bool {
+		ok, _ := s.prekeys.allow(name)
+		return ok
+	})
 	if errors.Is(err, errUnknownUser) {
 		s.fail(w, r, http.StatusNotFound, api.CodeUnknownUser, "no such user")
 		return
@@ -395,8 +409,11 @@ func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	if b.Exhausted {
+	switch {
+	case b.Exhausted:
 		s.log.Warn("one-time prekeys exhausted; bundle has the signed prekey only", "owner", name)
+	case b.Withheld:
+		s.log.Warn("one-time prekey handouts over the owner's limit; bundle has the signed prekey only", "owner", name)
 	}
 	if remaining <= s.cfg.LowPreKeys {
 		s.hub.preKeys(name, remaining)

@@ -60,6 +60,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -83,10 +84,30 @@ type Config struct {
 	// client from draining everyone's prekeys.
 	BundleRate  float64
 	BundleBurst int
-	// RegisterRate and RegisterBurst limit registrations per remote IP
-	// address (default 1 per minute, burst 10).
+	// PreKeyRate and PreKeyBurst limit the one-time prekeys handed out of
+	// one user's stock, whoever fetches them: PreKeyBurst at once, then
+	// PreKeyRate per second (default 1 per minute, burst 10). A fetch over
+	// the limit still gets a bundle, with the signed prekey alone
+	// (api.Bundle.Withheld), so many accounts together cannot drain one
+	// user's stock faster than this, and cannot keep anyone from reaching
+	// the user either.
+	PreKeyRate  float64
+	PreKeyBurst int
+	// RegisterRate and RegisterBurst limit registrations per client
+	// address, as grouped by IPv4Prefix and IPv6Prefix (default 1 per
+	// minute, burst 10).
 	RegisterRate  float64
 	RegisterBurst int
+	// IPv4Prefix and IPv6Prefix are the prefix lengths that group client
+	// addresses into one client for the limits per address (default 32,
+	// each IPv4 address on its own, and 64, a subscriber's IPv6 network).
+	IPv4Prefix int
+	IPv6Prefix int
+	// InviteCodes, if not empty, makes registration require one of these
+	// codes, each good for one registration. The server stores only their
+	// SHA-256 hashes; codes must be at least 16 bytes (use random ones).
+	// A code no longer listed can no longer be used.
+	InviteCodes []string
 	// MaxPreKeys bounds the one-time prekeys stored per user (default
 	// api.MaxPreKeys).
 	MaxPreKeys int
@@ -127,6 +148,7 @@ type Server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	bundles  *limiter
+	prekeys  *limiter
 	registry *limiter
 	sends    *limiter
 	hub      hub
@@ -161,6 +183,26 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.BundleBurst == 0 {
 		cfg.BundleBurst = 20
+	}
+	if cfg.PreKeyRate == 0 {
+		cfg.PreKeyRate = 1.0 / 60
+	}
+	if cfg.PreKeyBurst == 0 {
+		cfg.PreKeyBurst = 10
+	}
+	if cfg.IPv4Prefix == 0 {
+		cfg.IPv4Prefix = 32
+	}
+	if cfg.IPv6Prefix == 0 {
+		cfg.IPv6Prefix = 64
+	}
+	if cfg.IPv4Prefix < 0 || cfg.IPv4Prefix > 32 || cfg.IPv6Prefix < 0 || cfg.IPv6Prefix > 128 {
+		return nil, errors.New("server: IPv4Prefix or IPv6Prefix out of range")
+	}
+	for _, c := range cfg.InviteCodes {
+		if len(c) < minInviteLen {
+			return nil, fmt.Errorf("server: an invite code is shorter than %d bytes", minInviteLen)
+		}
 	}
 	if cfg.RegisterRate == 0 {
 		cfg.RegisterRate = 1.0 / 60
@@ -218,7 +260,12 @@ func New(cfg Config) (*Server, error) {
 	s.bundles = newLimiter(cfg.BundleRate, cfg.BundleBurst, s.now)
 	s.registry = newLimiter(cfg.RegisterRate, cfg.RegisterBurst, s.now)
 	s.sends = newLimiter(cfg.SendRate, cfg.SendBurst, s.now)
-	if err := s.loadQueueBytes(ctx); err != nil {
+	s.prekeys = newLimiter(cfg.PreKeyRate, cfg.PreKeyBurst, s.now)
+	err = s.loadQueueBytes(ctx)
+	if err == nil {
+		err = s.loadInvites(ctx, cfg.InviteCodes)
+	}
+	if err != nil {
 		cancel()
 		db.Close()
 		return nil, err
