@@ -129,6 +129,12 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 		if rec, ok := w.(*statusRecorder); ok {
 			rec.user = name
 		}
+		if !s.busy.acquire(name) {
+			s.fail(w, r, http.StatusTooManyRequests, api.CodeRateLimited,
+				fmt.Sprintf("this account has %d requests or connections in progress, the most allowed; retry when one is done", s.cfg.MaxConnsPerUser))
+			return
+		}
+		defer s.busy.release(name)
 		h(w, r.WithContext(context.WithValue(r.Context(), userKey{}, name)))
 	}
 }

@@ -133,6 +133,23 @@ type Config struct {
 	// PingInterval is how often idle WebSocket connections are pinged
 	// (default 30 seconds).
 	PingInterval time.Duration
+	// ReadTimeout bounds the reading of one request, headers and body, and
+	// of one WebSocket frame from its first byte to its last (default 30
+	// seconds); headers alone must arrive within 10 seconds or ReadTimeout,
+	// whichever is less. WriteTimeout bounds the writing of one response
+	// (default 30 seconds); WebSocket frames have their own 10-second
+	// write deadline. IdleTimeout ends a keep-alive connection that sends
+	// no next request (default 2 minutes). They apply to Serve only.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	// MaxConnsPerIP bounds the open connections of one client address, as
+	// grouped by IPv4Prefix and IPv6Prefix (default 32); Serve closes
+	// further ones at once. MaxConnsPerUser bounds the requests in
+	// progress, WebSocket connections included, of one account (default
+	// 8).
+	MaxConnsPerIP   int
+	MaxConnsPerUser int
 	// CheckpointInterval is how often, at most, the SQLite write-ahead log
 	// is copied into the database and truncated after deletes (default 1
 	// second). It bounds how long a delivered envelope's bytes stay in the
@@ -151,6 +168,8 @@ type Server struct {
 	prekeys  *limiter
 	registry *limiter
 	sends    *limiter
+	ipConns  *counter
+	busy     *counter // requests in progress per user
 	hub      hub
 	mux      *http.ServeMux
 
@@ -240,6 +259,21 @@ func New(cfg Config) (*Server, error) {
 	if cfg.PingInterval == 0 {
 		cfg.PingInterval = 30 * time.Second
 	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 30 * time.Second
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 30 * time.Second
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 2 * time.Minute
+	}
+	if cfg.MaxConnsPerIP == 0 {
+		cfg.MaxConnsPerIP = 32
+	}
+	if cfg.MaxConnsPerUser == 0 {
+		cfg.MaxConnsPerUser = 8
+	}
 	if cfg.CheckpointInterval == 0 {
 		cfg.CheckpointInterval = time.Second
 	}
@@ -261,6 +295,8 @@ func New(cfg Config) (*Server, error) {
 	s.registry = newLimiter(cfg.RegisterRate, cfg.RegisterBurst, s.now)
 	s.sends = newLimiter(cfg.SendRate, cfg.SendBurst, s.now)
 	s.prekeys = newLimiter(cfg.PreKeyRate, cfg.PreKeyBurst, s.now)
+	s.ipConns = newCounter(cfg.MaxConnsPerIP)
+	s.busy = newCounter(cfg.MaxConnsPerUser)
 	err = s.loadQueueBytes(ctx)
 	if err == nil {
 		err = s.loadInvites(ctx, cfg.InviteCodes)
@@ -293,13 +329,22 @@ func (s *Server) Close() error {
 
 // Serve serves on ln until ctx is done, then shuts down gracefully. With
 // certFile and keyFile set it serves TLS (HTTPS and WSS).
+//
+// Serve applies the timeouts of Config and the cap on connections per
+// address, which need the connection: a Handler mounted on another
+// http.Server gets neither, only the limits per account.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, certFile, keyFile string) error {
 	hs := &http.Server{
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: min(10*time.Second, s.cfg.ReadTimeout),
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	// The cap comes before TLS, so that handshakes count too.
+	ln = &capListener{Listener: ln, s: s}
 	if certFile != "" || keyFile != "" {
 		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
@@ -323,6 +368,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, certFile, keyFile s
 	<-errc
 	return err
 }
+
+// maxHeaderBytes bounds a request's headers: a bearer token and a
+// WebSocket handshake need a few hundred bytes, not net/http's default
+// megabyte.
+const maxHeaderBytes = 16 << 10
 
 func newToken() string {
 	var b [32]byte
