@@ -231,9 +231,13 @@ func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, wait time.D
 // keyTaken refuses an identity key that another name holds.
 var keyTaken = &apiError{http.StatusConflict, api.CodeKeyTaken, "this identity key is registered to another name; generate a new one"}
 
-// handleRegister claims a name. The rate limit comes first, so that a
-// flood costs no signature checks; the keys are verified before anything
-// is stored, and name and keys are stored in one transaction.
+// badInvite refuses a registration without a usable invite code.
+var badInvite = &apiError{http.StatusForbidden, api.CodeInvite, "registration on this server needs an invite code that has not been used"}
+
+// handleRegister claims a name. The rate limit comes first, then the
+// invite code if the server needs one, so that a flood costs no signature
+// checks; the keys are verified before anything is stored, and name, keys
+// and the use of the code are stored in one transaction.
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if ok, wait := s.registry.allow(s.clientKey(r)); !ok {
 		s.rateLimited(w, r, wait)
@@ -249,6 +253,14 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("a name is 1 to %d characters of a-z, 0-9, '-' and '_'", api.MaxNameLen))
 		return
 	}
+	switch ok, err := s.inviteUsable(r.Context(), req.Invite); {
+	case err != nil:
+		s.internal(w, r, err)
+		return
+	case !ok:
+		s.failErr(w, r, badInvite)
+		return
+	}
 	ks, e := checkKeys(req.IdentityKey, req.SignedPreKey, req.OneTimePreKeys)
 	if e != nil {
 		s.failErr(w, r, e)
@@ -257,7 +269,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	token := newToken()
 	switch err := s.register(r.Context(), req.Name, token, req.Invite, ks); {
 	case errors.Is(err, errBadInvite):
-		s.fail(w, r, http.StatusForbidden, api.CodeInvite, "registration on this server needs an invite code that has not been used")
+		s.failErr(w, r, badInvite)
 		return
 	case errors.Is(err, errNameTaken):
 		s.fail(w, r, http.StatusConflict, api.CodeNameTaken, "name already registered")

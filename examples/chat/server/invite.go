@@ -18,6 +18,9 @@ import (
 // by hash like tokens, which is safe only for codes too long to guess.
 const minInviteLen = 16
 
+// maxInviteLen bounds the code a client may send.
+const maxInviteLen = 256
+
 // errBadInvite refuses a registration without a valid, unused code.
 var errBadInvite = errors.New("invite code missing, unknown or used")
 
@@ -37,6 +40,22 @@ func (s *Server) loadInvites(ctx context.Context, codes []string) error {
 	})
 }
 
+// inviteUsable reports whether invite may register now: invite codes are
+// off, or it is listed and unused. Registration asks before it verifies
+// any signature, so that a client without a code costs no more than a
+// lookup; useInvite decides, in the registration's transaction.
+func (s *Server) inviteUsable(ctx context.Context, invite string) (bool, error) {
+	if len(s.cfg.InviteCodes) == 0 {
+		return true, nil
+	}
+	if len(invite) < minInviteLen || len(invite) > maxInviteLen {
+		return false, nil
+	}
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM invites WHERE code_hash = ? AND used_by IS NULL`, hashToken(invite)).Scan(&n)
+	return n > 0, err
+}
+
 // useInvite marks invite as used by name, in the registration's
 // transaction, or fails with errBadInvite. Without invite codes configured
 // it does nothing.
@@ -44,7 +63,7 @@ func (s *Server) useInvite(ctx context.Context, tx *sql.Tx, name, invite string)
 	if len(s.cfg.InviteCodes) == 0 {
 		return nil
 	}
-	if len(invite) < minInviteLen || len(invite) > 256 {
+	if len(invite) < minInviteLen || len(invite) > maxInviteLen {
 		return errBadInvite
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE invites SET used_by = ? WHERE code_hash = ? AND used_by IS NULL`, name, hashToken(invite))
