@@ -19,7 +19,10 @@
 //	GET  /v1/ws            (auth)  WebSocket upgrade, then Frames
 //
 // A failed request answers with an HTTP error status and an ErrorResponse
-// whose Code is one of the Code constants.
+// whose Code is one of the Code constants. The server reads a request body,
+// and a frame, as exactly one JSON object with no unknown field and no
+// field twice (names that differ only in case count as the same), and
+// refuses paths with empty, "." or ".." segments.
 //
 // # WebSocket
 //
@@ -27,7 +30,9 @@
 // opaque envelope for a named user) and FrameAck (a delivered message has
 // been processed). The server answers a send with FrameSent once the envelope
 // is stored, pushes FrameMessage for every queued envelope, FramePreKeys with
-// the client's remaining one-time prekeys, and FrameError for a bad frame.
+// the client's remaining one-time prekeys, and FrameError for a bad frame or
+// a refused send (the recipient's queue or the sender's share of it full,
+// the server's queue budget spent, or the sender over its send rate).
 // Envelopes stay queued until acknowledged, so a message may be delivered
 // more than once (after a reconnect); the ratchet recognises the repeat.
 package api

@@ -38,12 +38,105 @@
 //     signed prekey must be signed by the stored identity key, and
 //     replacing the identity key itself shows as an identity change to
 //     every contact.
-//   - Availability. Rate limits on bundle fetches and registrations slow
-//     down a client that drains others' one-time prekeys, but a determined
-//     one registers many names; the per-IP limit on registration is the only
-//     brake, and behind a proxy every client shares the proxy's address.
+//   - Availability against many accounts. The limits below bound what one
+//     account or one address can do, and registration bounds how many
+//     accounts one address gets; a client with many addresses (or many
+//     invite codes) still gets many accounts. Behind a reverse proxy every
+//     client shares the proxy's address: the limits per address then
+//     belong in the proxy.
 //   - Durability. The queue runs SQLite with synchronous=NORMAL: a power
 //     loss may lose the envelopes of the last commits.
+//
+// # Threat model: the limits and what each protects
+//
+// Anyone can register an account (unless invite codes are on), and an
+// account can fetch anyone's bundle and send anything to anyone. Each
+// limit is a field of Config with a default meant for a small real
+// deployment; a refused request or frame gets an error that names the
+// limit and its value, and changes nothing.
+//
+//   - One-time prekeys. BundleRate/BundleBurst (per fetching account) and
+//     PreKeyRate/PreKeyBurst (per owner, across all fetchers; 10 at once,
+//     then 1 a minute) bound how fast a user's one-time prekeys go. Over
+//     the owner's limit a bundle carries the signed prekey alone
+//     (api.Bundle.Withheld): the session still starts, with the weaker
+//     forward secrecy of a signed prekey, rather than the fetcher being
+//     refused, so that draining the allowance does not also make the user
+//     unreachable. Measured: 20 accounts from 20 addresses took all 81 of
+//     a user's one-time prekeys in under 50 ms before the per-owner limit,
+//     and 10 of 81 in 400 fetches after it.
+//   - Registration. RegisterRate/RegisterBurst per client address, where
+//     IPv4 addresses count one by one (IPv4Prefix, default 32) and IPv6
+//     addresses by their /64 (IPv6Prefix), the network one subscriber
+//     gets: keyed by full address, one IPv6 host would have 2^64 budgets.
+//     InviteCodes closes registration to holders of a code.
+//   - Identity keys. An identity key registered to one name is refused for
+//     another (api.CodeKeyTaken): two names with one key would be an
+//     unknown key-share, where contacts of "alice2" run X3DH with alice's
+//     keys and alice reads what was meant for "alice2".
+//   - Queue space. MaxQueue and MaxQueueBytes per recipient (1000
+//     envelopes, 16 MiB), SenderShare of both for one sender in one
+//     recipient's queue (a quarter), MaxTotalQueueBytes for all queues (1
+//     GiB), and SendRate/SendBurst per sender (10 per second after 200).
+//     One sender can no longer lock everyone else out of a recipient's
+//     queue: before these limits, 1000 envelopes of 48 KiB from one
+//     account filled a queue in 4 s (51 MB on disk) and every other sender
+//     was refused; now the 86th is refused with api.CodeShareFull and
+//     others' envelopes are stored.
+//   - Connections. Serve sets ReadTimeout (a request's headers and body,
+//     and each WebSocket frame from its first byte on), WriteTimeout and
+//     IdleTimeout, and caps open connections per client address
+//     (MaxConnsPerIP, grouped like the rate limits) and requests in
+//     progress per account (MaxConnsPerUser). 200 request bodies sent one
+//     byte every 3 s all stayed open before; now 168 are refused at once
+//     (the cap of 32 per address) and the rest end after ReadTimeout.
+//   - Parsing. Bodies are at most api.MaxBodySize and frames
+//     api.MaxFrameSize, decoded strictly: one JSON value, no unknown field,
+//     no key twice in one object (case folded as encoding/json folds it,
+//     so that no two readers of one request disagree on its meaning).
+//     Errors never repeat the request's bytes. A path with "." or ".."
+//     segments is refused rather than redirected.
+//
+// # Registration abuse: invite codes or proof of work
+//
+// Everything above is bounded per account, so the price of an account is
+// what bounds abuse by many accounts. Two common ways to raise it:
+//
+//   - Invite codes (implemented: Config.InviteCodes, chatserver
+//     -invite-codes). The operator hands out random codes, each good for
+//     one registration; the server keeps their SHA-256 hashes and marks
+//     each with the name that used it. Accounts are then bounded by the
+//     codes handed out, whatever the attacker's resources, which is what a
+//     small deployment (a family, a club, a company) wants; the cost is an
+//     operator step per user.
+//   - Proof of work. The server would require a hash over the name and
+//     identity key with a number of leading zero bits; since names and
+//     identity keys are unique, each solution is good once without any
+//     server state. It keeps registration open, but its price is CPU
+//     time, which an attacker with GPUs or a botnet pays far more cheaply
+//     than a user on a phone; at a difficulty that hurts an attacker it
+//     hurts users too.
+//
+// Invite codes were chosen because they bound the number of accounts
+// rather than their rate, and need no client-side work beyond sending a
+// string (api.RegisterRequest.Invite).
+//
+// # What a stolen database shows
+//
+// The database holds, per user: the name, the SHA-256 hash of the token
+// (useless to log in with, the token being 256 random bits), the public
+// identity key, signed prekey and signature, the registration time, and the
+// public one-time prekeys not yet handed out (their count and ids show
+// roughly how many sessions others have started with the user). For each
+// envelope still queued it holds sender, recipient, time, size and the
+// ciphertext; it holds nothing of envelopes already delivered: deleted rows
+// are zeroed (secure_delete) and the write-ahead log is truncated after
+// deletes (see CheckpointInterval), and the files are readable by their
+// owner only. SQLite's sequence counter shows how many envelopes the server
+// has relayed in all. With invite codes, it holds each code's hash and the
+// name that used it. It holds no private key and no plaintext: whoever
+// takes the database learns who is waiting for messages from whom, and
+// everyone's public keys, but cannot read a message or log in as anyone.
 //
 // # Logs
 //
