@@ -72,7 +72,10 @@ const (
 // associated data, truncation).
 var ErrOpen = errors.New("aead: message authentication failed")
 
-// Suite encrypts single messages under single-use message keys.
+// Suite encrypts single messages under single-use message keys. The suites
+// are the values [AES256GCM] and [ChaCha20Poly1305] return; the interface
+// has an unexported method, so no other package can implement it, as with
+// crypto/ecdh.Curve. Two Suites are the same suite exactly when they are ==.
 type Suite interface {
 	// Seal encrypts and authenticates plaintext, authenticates ad, and
 	// appends the ciphertext and tag (len(plaintext)+Overhead bytes) to dst.
@@ -90,11 +93,23 @@ type Suite interface {
 	Open(dst, mk, ciphertext, ad []byte) ([]byte, error)
 	// Name names the suite, for diagnostics.
 	Name() string
+
+	// derive closes the interface: it returns the pooled scratch holding
+	// the cipher key and nonce for mk.
+	derive(mk []byte) *scratch
 }
 
-// AES256GCM is profile v1's message AEAD: HKDF-SHA256(0x00*32, mk,
-// "ratchetkit_MessageKeys_AES-256-GCM_v1", 44), then AES-256-GCM.
-var AES256GCM Suite = &suite{
+// AES256GCM returns profile v1's message AEAD: HKDF-SHA256(0x00*32, mk,
+// "ratchetkit_MessageKeys_AES-256-GCM_v1", 44), then AES-256-GCM. Every call
+// returns the same value.
+func AES256GCM() Suite { return aes256GCM }
+
+// ChaCha20Poly1305 returns the same construction with HKDF info
+// "ratchetkit_MessageKeys_ChaCha20-Poly1305_v1" and ChaCha20-Poly1305
+// (RFC 8439) as the cipher. Every call returns the same value.
+func ChaCha20Poly1305() Suite { return chaCha20Poly1305 }
+
+var aes256GCM = &suite{
 	name: "AES-256-GCM",
 	info: []byte("ratchetkit_MessageKeys_AES-256-GCM_v1"),
 	new: func(key []byte) (cipher.AEAD, error) {
@@ -106,10 +121,7 @@ var AES256GCM Suite = &suite{
 	},
 }
 
-// ChaCha20Poly1305 is the same construction with HKDF info
-// "ratchetkit_MessageKeys_ChaCha20-Poly1305_v1" and ChaCha20-Poly1305
-// (RFC 8439) as the cipher.
-var ChaCha20Poly1305 Suite = &suite{
+var chaCha20Poly1305 = &suite{
 	name: "ChaCha20-Poly1305",
 	info: []byte("ratchetkit_MessageKeys_ChaCha20-Poly1305_v1"),
 	new:  chacha20poly1305.New,

@@ -5,18 +5,19 @@ import (
 	"crypto/cipher"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 )
 
-var suites = []Suite{AES256GCM, ChaCha20Poly1305}
+var suites = []Suite{AES256GCM(), ChaCha20Poly1305()}
 
 func TestNames(t *testing.T) {
-	if AES256GCM.Name() != "AES-256-GCM" || ChaCha20Poly1305.Name() != "ChaCha20-Poly1305" {
-		t.Fatalf("names %q, %q", AES256GCM.Name(), ChaCha20Poly1305.Name())
+	if AES256GCM().Name() != "AES-256-GCM" || ChaCha20Poly1305().Name() != "ChaCha20-Poly1305" {
+		t.Fatalf("names %q, %q", AES256GCM().Name(), ChaCha20Poly1305().Name())
 	}
-	if suiteOf(AES256GCM).info == nil || string(suiteOf(AES256GCM).info) != infoAES256GCM ||
-		string(suiteOf(ChaCha20Poly1305).info) != infoChaCha20Poly1305 {
+	if suiteOf(AES256GCM()).info == nil || string(suiteOf(AES256GCM()).info) != infoAES256GCM ||
+		string(suiteOf(ChaCha20Poly1305()).info) != infoChaCha20Poly1305 {
 		t.Fatal("info strings differ from the profile's")
 	}
 	if KeySize != 32 || Overhead != 16 || derivedSize != 44 {
@@ -127,10 +128,10 @@ func TestTruncatedAndExtended(t *testing.T) {
 
 func TestSuitesDoNotInteroperate(t *testing.T) {
 	mk := testKey(3)
-	ct := AES256GCM.Seal(nil, mk, []byte("hello"), nil)
-	mustFail(t, "AES-256-GCM ciphertext", ChaCha20Poly1305, mk, ct, nil)
-	ct = ChaCha20Poly1305.Seal(nil, mk, []byte("hello"), nil)
-	mustFail(t, "ChaCha20-Poly1305 ciphertext", AES256GCM, mk, ct, nil)
+	ct := AES256GCM().Seal(nil, mk, []byte("hello"), nil)
+	mustFail(t, "AES-256-GCM ciphertext", ChaCha20Poly1305(), mk, ct, nil)
+	ct = ChaCha20Poly1305().Seal(nil, mk, []byte("hello"), nil)
+	mustFail(t, "ChaCha20-Poly1305 ciphertext", AES256GCM(), mk, ct, nil)
 }
 
 // TestFailedOpenClearsDst checks that a failed Open hands back nothing and
@@ -285,7 +286,7 @@ func TestAllocations(t *testing.T) {
 	for _, tc := range []struct {
 		s    Suite
 		want float64
-	}{{AES256GCM, 2}, {ChaCha20Poly1305, 1}} {
+	}{{AES256GCM(), 2}, {ChaCha20Poly1305(), 1}} {
 		mk, ad := testKey(6), make([]byte, 108)
 		pt := make([]byte, 1024)
 		dst := make([]byte, 0, len(pt)+Overhead)
@@ -306,5 +307,22 @@ func TestAllocations(t *testing.T) {
 				t.Errorf("%s %s: %v allocations, want %v", tc.s.Name(), name, n, want)
 			}
 		}
+	}
+}
+
+// TestSuiteSealed checks that Suite has an unexported method, so that only
+// this package's values implement it, and that the constructors hand out one
+// value per suite (the ratchet compares suites with ==).
+func TestSuiteSealed(t *testing.T) {
+	typ := reflect.TypeFor[Suite]()
+	sealed := false
+	for i := range typ.NumMethod() {
+		sealed = sealed || !typ.Method(i).IsExported()
+	}
+	if !sealed {
+		t.Error("Suite has no unexported method: other packages can implement it")
+	}
+	if AES256GCM() != AES256GCM() || ChaCha20Poly1305() != ChaCha20Poly1305() || AES256GCM() == ChaCha20Poly1305() {
+		t.Error("the suite constructors do not hand out one value per suite")
 	}
 }

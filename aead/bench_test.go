@@ -30,8 +30,8 @@ type benchCase struct {
 
 func benchCases() []benchCase {
 	return []benchCase{
-		{"AES256GCM", AES256GCM, infoAES256GCM, newStdGCM},
-		{"ChaCha20Poly1305", ChaCha20Poly1305, infoChaCha20Poly1305, chacha20poly1305.New},
+		{"AES256GCM", AES256GCM(), infoAES256GCM, newStdGCM},
+		{"ChaCha20Poly1305", ChaCha20Poly1305(), infoChaCha20Poly1305, chacha20poly1305.New},
 	}
 }
 

@@ -15,14 +15,14 @@ func Example() {
 	rand.Read(mk)
 	ad := []byte("Encode(IK_A) || Encode(IK_B) || header")
 
-	ct := aead.AES256GCM.Seal(nil, mk, []byte("hello, Bob"), ad)
+	ct := aead.AES256GCM().Seal(nil, mk, []byte("hello, Bob"), ad)
 	fmt.Println("sealed:", len(ct), "bytes =", len("hello, Bob"), "+", aead.Overhead)
 
-	pt, err := aead.AES256GCM.Open(nil, mk, ct, ad)
+	pt, err := aead.AES256GCM().Open(nil, mk, ct, ad)
 	fmt.Printf("opened: %q, %v\n", pt, err)
 
 	ct[0] ^= 1 // one flipped bit in transit
-	pt, err = aead.AES256GCM.Open(nil, mk, ct, ad)
+	pt, err = aead.AES256GCM().Open(nil, mk, ct, ad)
 	fmt.Println("tampered:", pt == nil, err == aead.ErrOpen)
 
 	// Output:
@@ -36,10 +36,10 @@ func Example() {
 func ExampleSuite() {
 	mk := make([]byte, aead.KeySize)
 	rand.Read(mk)
-	for _, s := range []aead.Suite{aead.AES256GCM, aead.ChaCha20Poly1305} {
+	for _, s := range []aead.Suite{aead.AES256GCM(), aead.ChaCha20Poly1305()} {
 		ct := s.Seal(nil, mk, []byte("hi"), nil)
-		_, errAES := aead.AES256GCM.Open(nil, mk, ct, nil)
-		_, errChaCha := aead.ChaCha20Poly1305.Open(nil, mk, ct, nil)
+		_, errAES := aead.AES256GCM().Open(nil, mk, ct, nil)
+		_, errChaCha := aead.ChaCha20Poly1305().Open(nil, mk, ct, nil)
 		fmt.Printf("%s: %d bytes; opens under AES-256-GCM: %v, ChaCha20-Poly1305: %v\n",
 			s.Name(), len(ct), errAES == nil, errChaCha == nil)
 	}

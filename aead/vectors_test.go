@@ -13,12 +13,12 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 
-	"github.com/ratchetkit/ratchetkit/internal/wycheproof"
+	"github.com/ratchetkit/ratchetkit/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/aead/message_keys.json from the standard-library composition")
 
-type hexBytes = wycheproof.Hex
+type hexBytes = testutil.Hex
 
 func suiteOf(s Suite) *suite { return s.(*suite) }
 
@@ -47,7 +47,7 @@ func TestMcGrewViega(t *testing.T) {
 	if len(v.Tests) != 4 {
 		t.Fatalf("%d test cases, want 4 (13–16)", len(v.Tests))
 	}
-	s := suiteOf(AES256GCM)
+	s := suiteOf(AES256GCM())
 	for _, tc := range v.Tests {
 		key, nonce := (*[32]byte)(tc.Key), (*[12]byte)(tc.IV)
 		want := append(append([]byte{}, tc.CT...), tc.Tag...)
@@ -108,8 +108,8 @@ func TestMessageKeyVectors(t *testing.T) {
 		s    Suite
 		info string
 	}{
-		"AES-256-GCM":       {AES256GCM, infoAES256GCM},
-		"ChaCha20-Poly1305": {ChaCha20Poly1305, infoChaCha20Poly1305},
+		"AES-256-GCM":       {AES256GCM(), infoAES256GCM},
+		"ChaCha20-Poly1305": {ChaCha20Poly1305(), infoChaCha20Poly1305},
 	}
 	if len(v.Suites) != len(suites) {
 		t.Fatalf("%d suites in the file, want %d", len(v.Suites), len(suites))

@@ -86,7 +86,7 @@ func checkCounts(t *testing.T, got, want map[string]int) {
 // lengths (0 to 2056 bits) are skipped: the suite is AES-256 with a derived
 // 12-byte nonce, and the cipher stage's types admit nothing else.
 func TestWycheproofAESGCM(t *testing.T) {
-	counts := runWycheproofAEAD(t, AES256GCM, "aes_gcm_test", nil)
+	counts := runWycheproofAEAD(t, AES256GCM(), "aes_gcm_test", nil)
 	checkCounts(t, counts, map[string]int{"valid": 39, "invalid": 27, "skipped": 250})
 }
 
@@ -95,7 +95,7 @@ func TestWycheproofAESGCM(t *testing.T) {
 // them invalid by RFC 8439, which the cipher stage's [12]byte nonce cannot
 // express.
 func TestWycheproofChaCha20Poly1305(t *testing.T) {
-	counts := runWycheproofAEAD(t, ChaCha20Poly1305, "chacha20_poly1305_test", func(tc *wycheproof.Test) {
+	counts := runWycheproofAEAD(t, ChaCha20Poly1305(), "chacha20_poly1305_test", func(tc *wycheproof.Test) {
 		if tc.Result != "invalid" || !tc.HasFlag("InvalidNonceSize") {
 			t.Errorf("tc%d: skipped a case that is not an invalid nonce size", tc.ID)
 		}

@@ -2,9 +2,9 @@ package keys
 
 import (
 	"crypto/ed25519"
-	"runtime"
 	"testing"
-	"time"
+
+	"github.com/ratchetkit/ratchetkit/internal/testutil"
 )
 
 // The floors: crypto/ed25519 signs and verifies with the same group
@@ -71,7 +71,7 @@ func BenchmarkVerify(b *testing.B) {
 }
 
 // BenchmarkRatio interleaves each operation with its floor, one call of each
-// per iteration, times both on the thread's CPU clock (see threadCPU), and
+// per iteration, times both on the thread's CPU clock (testutil.ThreadCPU), and
 // reports the ratio the targets are stated in: Sign and cached Verify
 // ≤ 1.15 × crypto/ed25519. The development and CI machines are shared, and
 // wall-clock benchmarks there swing by ±50%; this ratio does not.
@@ -87,32 +87,14 @@ func BenchmarkRatio(b *testing.B) {
 	raw := ik.PublicKey().Bytes()
 	cached := ik.PublicKey()
 
-	run := func(b *testing.B, floor, op func()) {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		var tf, to time.Duration
-		b.ReportAllocs()
-		for b.Loop() {
-			t0 := threadCPU()
-			floor()
-			t1 := threadCPU()
-			op()
-			t2 := threadCPU()
-			tf += t1 - t0
-			to += t2 - t1
-		}
-		b.ReportMetric(float64(to)/float64(tf), "x-floor")
-		b.ReportMetric(float64(tf.Nanoseconds())/float64(b.N), "floor-cpu-ns/op")
-		b.ReportMetric(float64(to.Nanoseconds())/float64(b.N), "cpu-ns/op")
-	}
 	b.Run("Sign", func(b *testing.B) {
-		run(b, func() { ed25519.Sign(edPriv, benchMsg) }, func() { ik.Sign(benchMsg) })
+		testutil.Interleave(b, func() { ed25519.Sign(edPriv, benchMsg) }, func() { ik.Sign(benchMsg) })
 	})
 	b.Run("Verify/cached", func(b *testing.B) {
-		run(b, func() { ed25519.Verify(edPub, benchMsg, edSig) }, func() { cached.Verify(benchMsg, sig) })
+		testutil.Interleave(b, func() { ed25519.Verify(edPub, benchMsg, edSig) }, func() { cached.Verify(benchMsg, sig) })
 	})
 	b.Run("Verify/uncached", func(b *testing.B) {
-		run(b, func() { ed25519.Verify(edPub, benchMsg, edSig) }, func() {
+		testutil.Interleave(b, func() { ed25519.Verify(edPub, benchMsg, edSig) }, func() {
 			pub, _ := NewPublicKey(raw)
 			pub.Verify(benchMsg, sig)
 		})

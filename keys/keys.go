@@ -112,7 +112,9 @@ func DecodePublicKey(b []byte) (*PublicKey, error) {
 	return NewPublicKey(b[1:])
 }
 
-// Bytes returns a copy of the raw 32-byte u-coordinate.
+// Bytes returns a copy of the raw 32-byte u-coordinate. It is small enough
+// to inline, so a caller that only copies the result into a fixed-size array
+// (as ratchetkit's own packages do) allocates nothing.
 func (k *PublicKey) Bytes() []byte {
 	b := k.u
 	return b[:]
@@ -136,10 +138,6 @@ func (k *PublicKey) Equal(x *PublicKey) bool {
 	}
 	return subtle.ConstantTimeCompare(k.u[:], x.u[:]) == 1
 }
-
-// Array returns the raw u-coordinate as an array, for code inside ratchetkit
-// that keeps keys in fixed-size fields.
-func (k *PublicKey) Array() [PublicKeySize]byte { return k.u }
 
 // String returns "keys.PublicKey(05…)" with the key's 33-byte encoding in
 // hex. Public keys are not secret.
@@ -228,7 +226,9 @@ func NewPrivateKey(b []byte) (*PrivateKey, error) {
 }
 
 // Bytes returns a copy of the 32 raw bytes, as given or generated (not
-// clamped). The caller owns the copy and should wipe it when done.
+// clamped). The caller owns the copy and should wipe it when done. Like
+// [PublicKey.Bytes] it inlines, so copying the result into an array
+// allocates nothing.
 func (p *PrivateKey) Bytes() []byte {
 	b := *p.st.k
 	return b[:]
@@ -265,10 +265,6 @@ func (p *PrivateKey) Equal(x *PrivateKey) bool {
 
 // Clear wipes the private key (best effort; see the package docs).
 func (p *PrivateKey) Clear() { clear(p.st.k[:]) }
-
-// Array returns the raw private key as an array, for code inside ratchetkit
-// that keeps keys in fixed-size fields. The caller must wipe the copy.
-func (p *PrivateKey) Array() [PrivateKeySize]byte { return *p.st.k }
 
 // String, GoString and Format print "keys.PrivateKey(REDACTED)" for every
 // verb, for the value and the pointer alike.

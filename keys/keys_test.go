@@ -74,9 +74,6 @@ func TestPublicKeyRoundTrip(t *testing.T) {
 		if err != nil || !raw.Equal(pub) {
 			t.Fatalf("NewPublicKey(Bytes()) = %v, %v", raw, err)
 		}
-		if a := pub.Array(); !bytes.Equal(a[:], pub.Bytes()) {
-			t.Fatal("Array differs from Bytes")
-		}
 		prefix := []byte("prefix")
 		if got := pub.AppendEncode(prefix); !bytes.Equal(got, append([]byte("prefix"), enc...)) {
 			t.Fatalf("AppendEncode = %x", got)
@@ -253,8 +250,6 @@ func TestPrivateKeyCopiesAndClear(t *testing.T) {
 	}
 	in[0] = 8
 	p.Bytes()[1] = 9
-	a := p.Array()
-	a[2] = 10
 	if !bytes.Equal(p.Bytes(), bytes.Repeat([]byte{7}, 32)) {
 		t.Fatal("key changed through its input or a returned copy")
 	}

@@ -2,29 +2,20 @@ package keys
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/ratchetkit/ratchetkit/internal/testutil"
 )
 
 // The XEdDSA vectors of testdata/xeddsa (see its README), run through the
 // public API: DecodePublicKey / NewPublicKey, PublicKey.Verify,
 // VerifySignedPreKey and IdentityKeyPair.
 
-type hexBytes []byte
-
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := hex.DecodeString(s)
-	*h = v
-	return err
-}
+type hexBytes = testutil.Hex
 
 type vector struct {
 	Name     string   `json:"name"`

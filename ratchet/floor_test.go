@@ -2,13 +2,9 @@ package ratchet
 
 import (
 	"bytes"
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ecdh"
-	"crypto/hkdf"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 )
@@ -33,55 +29,25 @@ type floorSkipKey struct {
 	n  uint32
 }
 
-var (
-	floorInfoRK = []byte("ratchetkit_Ratchet_v1")
-	floorInfoMK = []byte("ratchetkit_MessageKeys_AES-256-GCM_v1")
-	floorSalt   = make([]byte, 32)
-)
-
-func floorKDFRK(rk, dh []byte) (newRK, ck []byte) {
-	out, err := hkdf.Key(sha256.New, dh, rk, string(floorInfoRK), 64)
-	if err != nil {
-		panic(err)
-	}
-	return out[:32], out[32:]
-}
+// The floor's primitives are the reference implementation's (ref_test.go):
+// the same plain crypto/hkdf, crypto/hmac, crypto/ecdh and crypto/cipher
+// calls. Its state machine stays its own: the reference keeps the
+// specification's ordered skipped-key list, copies its state for every
+// decryption and records a trace of every value, all of which a floor
+// must not pay for.
 
 func floorKDFCK(ck []byte) (mk, next []byte) {
-	m := hmac.New(sha256.New, ck)
-	m.Write([]byte{1})
-	mk = m.Sum(nil)
-	m = hmac.New(sha256.New, ck)
-	m.Write([]byte{2})
-	return mk, m.Sum(nil)
+	st := refKDFCK(ck)
+	return st.MK, st.NextCK
 }
 
 func floorAEAD(mk []byte) (cipher.AEAD, []byte) {
-	km, err := hkdf.Key(sha256.New, mk, floorSalt, string(floorInfoMK), 44)
-	if err != nil {
-		panic(err)
-	}
-	blk, err := aes.NewCipher(km[:32])
-	if err != nil {
-		panic(err)
-	}
-	g, err := cipher.NewGCM(blk)
-	if err != nil {
-		panic(err)
-	}
-	return g, km[32:]
+	key, nonce := refMessageKeys(mk)
+	return refGCM(key), nonce
 }
 
 func floorDH(priv, pub []byte) []byte {
-	k, err := ecdh.X25519().NewPrivateKey(priv)
-	if err != nil {
-		panic(err)
-	}
-	p, err := ecdh.X25519().NewPublicKey(pub)
-	if err != nil {
-		panic(err)
-	}
-	out, err := k.ECDH(p)
+	out, err := refX25519(priv, pub)
 	if err != nil {
 		panic(err)
 	}
@@ -93,7 +59,7 @@ func newFloorPair(sk, ad []byte) (alice, bob *floorParty) {
 	ak, _ := ecdh.X25519().GenerateKey(rand.Reader)
 	bob = &floorParty{rk: sk, dhsPriv: bk.Bytes(), dhsPub: bk.PublicKey().Bytes(), ad: ad}
 	alice = &floorParty{dhsPriv: ak.Bytes(), dhsPub: ak.PublicKey().Bytes(), dhr: bob.dhsPub, ad: ad}
-	alice.rk, alice.cks = floorKDFRK(sk, floorDH(alice.dhsPriv, alice.dhr))
+	alice.rk, alice.cks = refKDFRK(sk, floorDH(alice.dhsPriv, alice.dhr))
 	return alice, bob
 }
 
@@ -126,13 +92,13 @@ func (p *floorParty) decrypt(msg []byte) ([]byte, error) {
 	if !bytes.Equal(dh, p.dhr) {
 		p.pn, p.ns, p.nr = p.ns, 0, 0
 		p.dhr = bytes.Clone(dh)
-		p.rk, p.ckr = floorKDFRK(p.rk, floorDH(p.dhsPriv, p.dhr))
+		p.rk, p.ckr = refKDFRK(p.rk, floorDH(p.dhsPriv, p.dhr))
 		k, err := ecdh.X25519().GenerateKey(rand.Reader)
 		if err != nil {
 			panic(err)
 		}
 		p.dhsPriv, p.dhsPub = k.Bytes(), k.PublicKey().Bytes()
-		p.rk, p.cks = floorKDFRK(p.rk, floorDH(p.dhsPriv, p.dhr))
+		p.rk, p.cks = refKDFRK(p.rk, floorDH(p.dhsPriv, p.dhr))
 	}
 	if n < p.nr {
 		return nil, errors.New("floor: duplicate")

@@ -102,8 +102,7 @@ type Config struct {
 	// gaps, one at each end of a DH ratchet step); a negative value means 0.
 	// At most MaxLimit.
 	MaxSkippedKeys int
-	// Suite is the message AEAD, aead.AES256GCM (the profile's) if nil.
-	// Only the suites of package aead can be recorded in the state.
+	// Suite is the message AEAD, aead.AES256GCM() (the profile's) if nil.
 	Suite aead.Suite
 
 	// keySource replaces crypto/rand for new ratchet key pairs; set only
@@ -111,20 +110,32 @@ type Config struct {
 	keySource hazmat.KeySource
 }
 
-// Suite identifiers recorded in the state.
-const (
-	suiteAES256GCM        = 1
-	suiteChaCha20Poly1305 = 2
-)
+// stateSuites is the one table of the suite identifiers a serialized state
+// records (its suite byte). The identifiers are part of the state format:
+// never renumber them.
+var stateSuites = [...]struct {
+	id    byte
+	suite aead.Suite
+}{
+	{1, aead.AES256GCM()},
+	{2, aead.ChaCha20Poly1305()},
+}
 
+// suiteByID returns the suite recorded as id, or nil.
 func suiteByID(id byte) aead.Suite {
-	switch id {
-	case suiteAES256GCM:
-		return aead.AES256GCM
-	case suiteChaCha20Poly1305:
-		return aead.ChaCha20Poly1305
+	for _, e := range stateSuites {
+		if e.id == id {
+			return e.suite
+		}
 	}
 	return nil
+}
+
+// Validate reports whether c is a configuration NewInitiator and
+// NewResponder accept: limits no higher than MaxLimit and a suite the state
+// can record. A nil *Config is valid.
+func (c *Config) Validate() error {
+	return c.apply(new(Session))
 }
 
 func (c *Config) apply(s *Session) error {
@@ -139,13 +150,19 @@ func (c *Config) apply(s *Session) error {
 	if s.maxKeys, err = limit(cfg.MaxSkippedKeys, DefaultMaxSkippedKeys); err != nil {
 		return errors.New("ratchet: Config.MaxSkippedKeys above MaxLimit")
 	}
-	switch cfg.Suite {
-	case nil, aead.AES256GCM:
-		s.suiteID, s.suite = suiteAES256GCM, aead.AES256GCM
-	case aead.ChaCha20Poly1305:
-		s.suiteID, s.suite = suiteChaCha20Poly1305, aead.ChaCha20Poly1305
-	default:
-		return errors.New("ratchet: Config.Suite is not one of package aead's suites")
+	if cfg.Suite == nil {
+		cfg.Suite = aead.AES256GCM()
+	}
+	s.suite = nil
+	for _, e := range stateSuites {
+		if e.suite == cfg.Suite {
+			s.suiteID, s.suite = e.id, e.suite
+		}
+	}
+	if s.suite == nil {
+		// Unreachable while stateSuites lists every suite package aead
+		// hands out: the interface is sealed.
+		return errors.New("ratchet: Config.Suite has no state identifier")
 	}
 	s.keySource = cfg.keySource
 	return nil
@@ -233,7 +250,7 @@ func NewInitiator(sk, ad []byte, peerRatchetKey *keys.PublicKey, cfg *Config) (*
 		return nil, err
 	}
 	s.dhsPriv, s.dhsPub = w.priv, w.pub
-	s.dhr = peerRatchetKey.Array()
+	copy(s.dhr[:], peerRatchetKey.Bytes())
 	h := kdf.Get()
 	defer kdf.Put(h)
 	var dh [32]byte
@@ -262,8 +279,8 @@ func NewResponder(sk, ad []byte, ratchetKey *keys.PrivateKey, cfg *Config) (*Ses
 	if ratchetKey == nil {
 		return nil, errors.New("ratchet: nil ratchet key")
 	}
-	s.dhsPriv = ratchetKey.Array()
-	s.dhsPub = ratchetKey.PublicKey().Array()
+	copy(s.dhsPriv[:], ratchetKey.Bytes())
+	copy(s.dhsPub[:], ratchetKey.PublicKey().Bytes())
 	s.phase = phaseResponder
 	return s, nil
 }
@@ -527,8 +544,8 @@ func (s *Session) newRatchetKey(w *work) error {
 		if err != nil {
 			return fmt.Errorf("ratchet: key source: %w", err)
 		}
-		w.priv = k.Array()
-		w.pub = k.PublicKey().Array()
+		copy(w.priv[:], k.Bytes())
+		copy(w.pub[:], k.PublicKey().Bytes())
 		return nil
 	}
 	if _, err := rand.Read(w.priv[:]); err != nil {

@@ -88,7 +88,7 @@ func decryptFails(t testing.TB, s *Session, msg []byte, want error) {
 }
 
 func TestConversation(t *testing.T) {
-	for _, suite := range []aead.Suite{nil, aead.AES256GCM, aead.ChaCha20Poly1305} {
+	for _, suite := range []aead.Suite{nil, aead.AES256GCM(), aead.ChaCha20Poly1305()} {
 		t.Run(fmt.Sprint(suite), func(t *testing.T) {
 			alice, bob := newPair(t, &Config{Suite: suite})
 			if alice.HasReceived() || bob.HasReceived() {
@@ -128,7 +128,7 @@ func TestConversation(t *testing.T) {
 func TestSuitesDoNotInteroperate(t *testing.T) {
 	sk := make([]byte, 32)
 	spk, _ := keys.GeneratePrivateKey()
-	alice, err := NewInitiator(sk, nil, spk.PublicKey(), &Config{Suite: aead.ChaCha20Poly1305})
+	alice, err := NewInitiator(sk, nil, spk.PublicKey(), &Config{Suite: aead.ChaCha20Poly1305()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,13 +256,23 @@ func TestConstructorErrors(t *testing.T) {
 		{"long ad", sk, make([]byte, MaxADSize+1), nil},
 		{"MaxSkip", sk, nil, &Config{MaxSkip: MaxLimit + 1}},
 		{"MaxSkippedKeys", sk, nil, &Config{MaxSkippedKeys: MaxLimit + 1}},
-		{"suite", sk, nil, &Config{Suite: fakeSuite{}}},
+		// The sealed interface leaves only one way to pass a foreign suite:
+		// embedding one of package aead's.
+		{"suite", sk, nil, &Config{Suite: wrappedSuite{aead.AES256GCM()}}},
 	} {
 		if _, err := NewInitiator(c.sk, c.ad, pub, c.cfg); err == nil {
 			t.Errorf("%s: NewInitiator succeeded", c.name)
 		}
 		if _, err := NewResponder(c.sk, c.ad, spk, c.cfg); err == nil {
 			t.Errorf("%s: NewResponder succeeded", c.name)
+		}
+		if err := c.cfg.Validate(); (err == nil) != (c.cfg == nil) {
+			t.Errorf("%s: Validate = %v", c.name, err)
+		}
+	}
+	for _, cfg := range []*Config{{MaxSkip: MaxLimit, MaxSkippedKeys: -1, Suite: aead.ChaCha20Poly1305()}, {}} {
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("Validate(%+v) = %v", *cfg, err)
 		}
 	}
 	if _, err := NewInitiator(sk, nil, nil, nil); err == nil {
@@ -284,11 +294,8 @@ func TestConstructorErrors(t *testing.T) {
 	}
 }
 
-type fakeSuite struct{}
-
-func (fakeSuite) Seal(dst, mk, pt, ad []byte) []byte          { return nil }
-func (fakeSuite) Open(dst, mk, ct, ad []byte) ([]byte, error) { return nil, nil }
-func (fakeSuite) Name() string                                { return "fake" }
+// wrappedSuite is a foreign type that satisfies aead.Suite by embedding.
+type wrappedSuite struct{ aead.Suite }
 
 func TestMaxSkipZero(t *testing.T) {
 	alice, bob := newPair(t, &Config{MaxSkip: -1})

@@ -114,7 +114,7 @@ func blobOf(s *Session) *blob {
 // several runs, including dead slots and a run whose front was evicted.
 func stateSamples(t testing.TB) map[string]*Session {
 	out := map[string]*Session{}
-	alice, bob := newPair(t, &Config{MaxSkippedKeys: 6, MaxSkip: 50, Suite: aead.ChaCha20Poly1305})
+	alice, bob := newPair(t, &Config{MaxSkippedKeys: 6, MaxSkip: 50, Suite: aead.ChaCha20Poly1305()})
 	bobInit, _ := ParseSession(state(t, bob))
 	out["responder"] = bobInit
 	a := make([][]byte, 5)
@@ -300,7 +300,7 @@ func goldenV1(t *testing.T) (map[string][]byte, []goldenRecord) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob, _ := NewResponder(sk, ad, spk, &Config{MaxSkip: 100, MaxSkippedKeys: 50, Suite: aead.ChaCha20Poly1305})
+	bob, _ := NewResponder(sk, ad, spk, &Config{MaxSkip: 100, MaxSkippedKeys: 50, Suite: aead.ChaCha20Poly1305()})
 	bobAES, _ := NewResponder(sk, ad, spk, nil)
 	files := map[string][]byte{}
 	var recs []goldenRecord
@@ -317,7 +317,7 @@ func goldenV1(t *testing.T) (map[string][]byte, []goldenRecord) {
 			Encrypt: &goldenStep{Pt: []byte("a6")}})
 
 	// An established session with skipped keys over two runs.
-	alice, _ = NewInitiator(sk, ad, spk.PublicKey(), withKeys(&Config{MaxSkip: 100, MaxSkippedKeys: 50, Suite: aead.ChaCha20Poly1305}, key("alice0")))
+	alice, _ = NewInitiator(sk, ad, spk.PublicKey(), withKeys(&Config{MaxSkip: 100, MaxSkippedKeys: 50, Suite: aead.ChaCha20Poly1305()}, key("alice0")))
 	for i := range a {
 		a[i] = mustEncrypt(t, alice, fmt.Sprint("a", i))
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/ratchetkit/ratchetkit/internal/hazmat"
+	"github.com/ratchetkit/ratchetkit/internal/testutil"
 	"github.com/ratchetkit/ratchetkit/keys"
 )
 
@@ -21,20 +22,7 @@ var update = flag.Bool("update", false, "regenerate the files under testdata fro
 
 const vectorsFile = "../testdata/ratchet/vectors.json"
 
-// hexBytes marshals as a lowercase hex string.
-type hexBytes []byte
-
-func (h hexBytes) MarshalJSON() ([]byte, error) { return json.Marshal(hex.EncodeToString(h)) }
-
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := hex.DecodeString(s)
-	*h = v
-	return err
-}
+type hexBytes = testutil.Hex
 
 type vecFile struct {
 	About       []string        `json:"about"`

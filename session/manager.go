@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ratchetkit/ratchetkit/aead"
 	"github.com/ratchetkit/ratchetkit/internal/hazmat"
 	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/ratchet"
@@ -200,13 +199,8 @@ func New(st store.Store, cfg *Config) (*Manager, error) {
 		hazmat.SetRatchetKeySource(&m.ratchetCfg, m.keySource)
 	}
 	// Catch a bad ratchet.Config now rather than at the first session.
-	if c.Ratchet.MaxSkip > ratchet.MaxLimit || c.Ratchet.MaxSkippedKeys > ratchet.MaxLimit {
-		return nil, errors.New("session: Config.Ratchet limit above ratchet.MaxLimit")
-	}
-	switch c.Ratchet.Suite {
-	case nil, aead.AES256GCM, aead.ChaCha20Poly1305:
-	default:
-		return nil, errors.New("session: Config.Ratchet.Suite is not one of package aead's suites")
+	if err := m.ratchetCfg.Validate(); err != nil {
+		return nil, fmt.Errorf("session: Config.Ratchet: %w", err)
 	}
 	return m, nil
 }

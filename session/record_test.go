@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/ratchetkit/ratchetkit/internal/testutil"
 	"github.com/ratchetkit/ratchetkit/ratchet"
 	"github.com/ratchetkit/ratchetkit/store"
 	"github.com/ratchetkit/ratchetkit/store/memory"
@@ -32,14 +33,7 @@ type golden struct {
 	LatePlaintext string   `json:"late_plaintext"`
 }
 
-type hexBytes []byte
-
-func (h hexBytes) MarshalText() ([]byte, error) { return []byte(hex.EncodeToString(h)), nil }
-func (h *hexBytes) UnmarshalText(b []byte) error {
-	var err error
-	*h, err = hex.DecodeString(string(b))
-	return err
-}
+type hexBytes = testutil.Hex
 
 func loadGolden(t testing.TB) *golden {
 	t.Helper()

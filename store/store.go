@@ -102,8 +102,6 @@ type Identities interface {
 	// key of an address and for the key already stored. key must not be
 	// nil.
 	Save(ctx context.Context, addr Address, key *keys.PublicKey) (changed bool, err error)
-	// Delete forgets addr's identity key, or returns ErrNotFound.
-	Delete(ctx context.Context, addr Address) error
 }
 
 // PreKeys holds the one-time prekeys, each used in at most one X3DH

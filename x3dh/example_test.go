@@ -79,7 +79,7 @@ func Example() {
 			log.Fatal(err)
 		}
 		headerLen := len(message)
-		message = aead.AES256GCM.Seal(message, in.SK[:], []byte("Hi Bob!"), in.AD[:])
+		message = aead.AES256GCM().Seal(message, in.SK[:], []byte("Hi Bob!"), in.AD[:])
 		in.Clear()
 		fmt.Printf("Alice sends a %d-byte header and %d bytes of ciphertext\n", headerLen, len(message)-headerLen)
 	}
@@ -104,7 +104,7 @@ func Example() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		plaintext, err := aead.AES256GCM.Open(nil, resp.SK[:], ciphertext, resp.AD[:])
+		plaintext, err := aead.AES256GCM().Open(nil, resp.SK[:], ciphertext, resp.AD[:])
 		resp.Clear()
 		if err != nil {
 			log.Fatal(err)

@@ -35,7 +35,8 @@ var smallOrder = [5][32]byte{
 // isSmallOrder reports whether k is one of the small-order points. Public
 // keys are public, so the comparison need not be constant time.
 func isSmallOrder(k *keys.PublicKey) bool {
-	u := k.Array()
+	var u [32]byte
+	copy(u[:], k.Bytes())
 	for i := range smallOrder {
 		if u == smallOrder[i] {
 			return true

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ratchetkit/ratchetkit/internal/hazmat"
+	"github.com/ratchetkit/ratchetkit/internal/testutil"
 	"github.com/ratchetkit/ratchetkit/internal/xeddsa"
 	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/x3dh"
@@ -35,32 +36,7 @@ const (
 	keyTypeDJB  = 0x05
 )
 
-// hexBytes is a byte string that JSON carries as lowercase hex; nil is null.
-type hexBytes []byte
-
-func (h hexBytes) MarshalJSON() ([]byte, error) {
-	if h == nil {
-		return []byte("null"), nil
-	}
-	return json.Marshal(hex.EncodeToString(h))
-}
-
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		*h = nil
-		return nil
-	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	d, err := hex.DecodeString(s)
-	if err != nil {
-		return err
-	}
-	*h = append(hexBytes{}, d...)
-	return nil
-}
+type hexBytes = testutil.HexOrNull
 
 type vectorFile struct {
 	Title       string            `json:"title"`

@@ -184,8 +184,10 @@ func Initiate(ik *keys.IdentityKeyPair, b *Bundle, cfg *Config) (*Initiation, er
 	if out.Header.EphemeralKey, err = ephemeral(&s.eph, cfg); err != nil {
 		return nil, err
 	}
-	s.self = ik.PrivateKey().Array()
-	ikB, spkB := b.IdentityKey.Array(), b.SignedPreKey.Array()
+	copy(s.self[:], ik.PrivateKey().Bytes())
+	var ikB, spkB [32]byte
+	copy(ikB[:], b.IdentityKey.Bytes())
+	copy(spkB[:], b.SignedPreKey.Bytes())
 
 	for i := range 32 {
 		s.ikm[i] = 0xFF
@@ -199,7 +201,8 @@ func Initiate(ik *keys.IdentityKeyPair, b *Bundle, cfg *Config) (*Initiation, er
 		return nil, fmt.Errorf("x3dh: %w", ErrSmallOrder)
 	}
 	if b.OneTimePreKey != nil {
-		opkB := b.OneTimePreKey.Array()
+		var opkB [32]byte
+		copy(opkB[:], b.OneTimePreKey.Bytes())
 		if curve.DH(s.dh(3), &s.eph, &opkB) != nil {
 			return nil, fmt.Errorf("x3dh: %w", ErrSmallOrder)
 		}
@@ -227,7 +230,7 @@ func ephemeral(priv *[curve.Size]byte, cfg *Config) (*keys.PublicKey, error) {
 		if err != nil {
 			return nil, fmt.Errorf("x3dh: ephemeral key: %w", err)
 		}
-		*priv = k.Array()
+		copy(priv[:], k.Bytes())
 		return k.PublicKey(), nil
 	}
 	// crypto/rand.Read never returns an error; it crashes the program
@@ -288,9 +291,11 @@ func Respond(ik *keys.IdentityKeyPair, spk *keys.SignedPreKey, opk *keys.OneTime
 	var s secrets
 	defer s.wipe()
 
-	s.self = ik.PrivateKey().Array()
-	s.eph = spk.PrivateKey().Array()
-	ikA, ekA := h.IdentityKey.Array(), h.EphemeralKey.Array()
+	copy(s.self[:], ik.PrivateKey().Bytes())
+	copy(s.eph[:], spk.PrivateKey().Bytes())
+	var ikA, ekA [32]byte
+	copy(ikA[:], h.IdentityKey.Bytes())
+	copy(ekA[:], h.EphemeralKey.Bytes())
 	for i := range 32 {
 		s.ikm[i] = 0xFF
 	}
@@ -301,7 +306,7 @@ func Respond(ik *keys.IdentityKeyPair, spk *keys.SignedPreKey, opk *keys.OneTime
 		return nil, fmt.Errorf("x3dh: %w", ErrSmallOrder)
 	}
 	if opk != nil {
-		s.opk = opk.PrivateKey().Array()
+		copy(s.opk[:], opk.PrivateKey().Bytes())
 		if curve.DH(s.dh(3), &s.opk, &ekA) != nil {
 			return nil, fmt.Errorf("x3dh: %w", ErrSmallOrder)
 		}

@@ -17,7 +17,8 @@ const module = "github.com/ratchetkit/ratchetkit"
 func allowed(path string) bool {
 	under := func(root string) bool { return path == root || strings.HasPrefix(path, root+"/") }
 	switch {
-	case under(module + "/internal/wycheproof"), under(module + "/internal/depcheck"), under(module + "/internal/sqltest"):
+	case under(module + "/internal/wycheproof"), under(module + "/internal/depcheck"), under(module + "/internal/sqltest"),
+		under(module + "/internal/testutil"):
 		return false
 	case under(module):
 		return true
@@ -37,6 +38,7 @@ func TestAllowed(t *testing.T) {
 		module + "/internal/kdf":                true,
 		module + "/internal/wycheproof":         false,
 		module + "/internal/sqltest":            false,
+		module + "/internal/testutil":           false,
 		"golang.org/x/crypto/chacha20poly1305":  true,
 		"golang.org/x/crypto":                   true,
 		"golang.org/x/cryptography":             false,

@@ -5,10 +5,14 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"testing"
+
+	"github.com/ratchetkit/ratchetkit/internal/testutil"
 )
 
 // Each benchmark runs its floor, the same job done with crypto/hmac or
-// crypto/hkdf, first as impl=std, so that one run reads as ratios:
+// crypto/hkdf, first as impl=std, then the fast path (impl=kdf) and the
+// fallback the package uses when its init self-check fails
+// (impl=fallback), so that one run reads as ratios:
 //
 //	go test -run '^$' -bench . -count 6 ./internal/kdf > kdf.txt
 //	benchstat -col /impl kdf.txt
@@ -34,7 +38,7 @@ func BenchmarkChainStep(b *testing.B) {
 			m.Sum(ck[:0])
 		}
 	})
-	b.Run("impl=kdf", func(b *testing.B) {
+	kdfRun(b, "", func(b *testing.B) {
 		h := NewHasher()
 		var k Key
 		var mk, ck [Size]byte
@@ -61,7 +65,7 @@ func BenchmarkHMAC(b *testing.B) {
 			m.Sum(out[:0])
 		}
 	})
-	b.Run("impl=kdf", func(b *testing.B) {
+	kdfRun(b, "", func(b *testing.B) {
 		h := NewHasher()
 		var k Key
 		h.SetKey(&k, benchKey)
@@ -88,7 +92,7 @@ func BenchmarkHKDF(b *testing.B) {
 			}
 		}
 	})
-	b.Run("shape=MessageKeys/impl=kdf", func(b *testing.B) {
+	kdfRun(b, "shape=MessageKeys/", func(b *testing.B) {
 		h := NewHasher()
 		var out [44]byte
 		b.ReportAllocs()
@@ -104,7 +108,7 @@ func BenchmarkHKDF(b *testing.B) {
 			}
 		}
 	})
-	b.Run("shape=RootKey/impl=kdf", func(b *testing.B) {
+	kdfRun(b, "shape=RootKey/", func(b *testing.B) {
 		h := NewHasher()
 		var salt Key
 		var out [64]byte
@@ -114,4 +118,38 @@ func BenchmarkHKDF(b *testing.B) {
 			h.HKDF(out[:], &salt, ikm, rootInfo)
 		}
 	})
+}
+
+// kdfRun runs f as impl=kdf on the fast path and as impl=fallback with the
+// fast path turned off.
+func kdfRun(b *testing.B, prefix string, f func(b *testing.B)) {
+	b.Run(prefix+"impl=kdf", f)
+	b.Run(prefix+"impl=fallback", func(b *testing.B) {
+		fast = false
+		defer func() { fast = true }()
+		f(b)
+	})
+}
+
+// BenchmarkFastPathRatio runs one message's key derivations (KDF_CK and the
+// message-key HKDF) on the fallback and then on the fast path in every
+// iteration, on the thread's CPU clock, so that x-floor is the fast path's
+// cost as a fraction of the fallback's even on a busy machine.
+func BenchmarkFastPathRatio(b *testing.B) {
+	h := NewHasher()
+	var k Key
+	var mk, ck [Size]byte
+	var out [44]byte
+	copy(ck[:], benchKey)
+	message := func() {
+		h.SetKey(&k, ck[:])
+		h.MACByte(&mk, &k, 1)
+		h.MACByte(&ck, &k, 2)
+		h.HKDF(out[:], ZeroSalt(), mk[:], benchInfo)
+	}
+	testutil.Interleave(b, func() {
+		fast = false
+		message()
+		fast = true
+	}, message)
 }

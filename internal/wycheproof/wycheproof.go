@@ -18,7 +18,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,6 +28,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/ratchetkit/ratchetkit/internal/testutil"
 )
 
 const (
@@ -205,21 +206,6 @@ func (tc *Test) HasFlag(flag string) bool { return slices.Contains(tc.Flags, fla
 // Name is a subtest name for the case.
 func (tc *Test) Name() string { return fmt.Sprintf("tc%d", tc.ID) }
 
-// Hex is a byte string written in hex in the vector files. The tests'
-// own JSON files (testdata/rfc, testdata/aead) use it too.
-type Hex []byte
-
-// UnmarshalText decodes a hex string.
-func (h *Hex) UnmarshalText(b []byte) error {
-	v, err := hex.DecodeString(string(b))
-	if err != nil {
-		return err
-	}
-	*h = v
-	return nil
-}
-
-// MarshalText encodes h in lower-case hex.
-func (h Hex) MarshalText() ([]byte, error) {
-	return []byte(hex.EncodeToString(h)), nil
-}
+// Hex is a byte string written in hex in the vector files; the tests' own
+// JSON files (testdata/rfc, testdata/aead) use the same type.
+type Hex = testutil.Hex

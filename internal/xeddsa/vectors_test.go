@@ -5,7 +5,6 @@ import (
 	"crypto/ecdh"
 	"crypto/sha256"
 	"crypto/sha512"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	"testing"
 
 	"filippo.io/edwards25519"
+
+	"github.com/ratchetkit/ratchetkit/internal/testutil"
 )
 
 // The vector files live in the module's top-level testdata/xeddsa. Two of
@@ -26,20 +27,7 @@ var update = flag.Bool("update", false, "rewrite testdata/xeddsa/{ours,negative}
 
 var vectorDir = filepath.Join("..", "..", "testdata", "xeddsa")
 
-// hexBytes is a byte string that JSON carries as lowercase hex.
-type hexBytes []byte
-
-func (h hexBytes) MarshalJSON() ([]byte, error) { return json.Marshal(hex.EncodeToString(h)) }
-
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := hex.DecodeString(s)
-	*h = v
-	return err
-}
+type hexBytes = testutil.Hex
 
 // signVector is one signature with everything needed to check it and, when
 // Z is present, to reproduce it byte for byte.

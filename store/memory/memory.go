@@ -319,7 +319,8 @@ func (t *localTx) Save(ctx context.Context, id *store.LocalIdentity) error {
 	if t.local != nil {
 		clear(t.local.priv[:])
 	}
-	t.local = &local{priv: id.KeyPair.PrivateKey().Array(), deviceID: id.DeviceID}
+	t.local = &local{deviceID: id.DeviceID}
+	copy(t.local.priv[:], id.KeyPair.PrivateKey().Bytes())
 	t.localSet = true
 	return nil
 }
@@ -344,21 +345,11 @@ func (t *identitiesTx) Save(ctx context.Context, addr store.Address, key *keys.P
 	if key == nil {
 		return false, errNilKey
 	}
-	u := key.Array()
+	var u [32]byte
+	copy(u[:], key.Bytes())
 	old, ok := lookup(t.identities, t.s.d.identities, addr)
 	set(&t.identities, addr, entry[*publicKey]{v: &u, ok: true})
 	return ok && *old != u, nil
-}
-
-func (t *identitiesTx) Delete(ctx context.Context, addr store.Address) error {
-	if err := (*tx)(t).check(ctx, true); err != nil {
-		return err
-	}
-	if _, ok := lookup(t.identities, t.s.d.identities, addr); !ok {
-		return store.ErrNotFound
-	}
-	set(&t.identities, addr, entry[*publicKey]{})
-	return nil
 }
 
 type preKeysTx tx
@@ -398,7 +389,8 @@ func (t *preKeysTx) Add(ctx context.Context, pks []*keys.OneTimePreKey) error {
 		}
 	}
 	for _, pk := range pks {
-		k := pk.PrivateKey().Array()
+		var k [32]byte
+		copy(k[:], pk.PrivateKey().Bytes())
 		set(&t.prekeys, pk.ID(), entry[*privateKey]{v: &k, ok: true})
 		t.lastPreKey = max(t.lastPreKey, pk.ID())
 	}
@@ -476,7 +468,8 @@ func (t *signedPreKeysTx) Add(ctx context.Context, spk *keys.SignedPreKey) error
 	if _, ok := lookup(t.signed, t.s.d.signed, spk.ID()); ok {
 		return store.ErrExists
 	}
-	s := &signed{priv: spk.PrivateKey().Array(), created: spk.Created().Unix()}
+	s := &signed{created: spk.Created().Unix()}
+	copy(s.priv[:], spk.PrivateKey().Bytes())
 	copy(s.sig[:], spk.Signature())
 	set(&t.signed, spk.ID(), entry[*signed]{v: s, ok: true})
 	return nil

@@ -50,7 +50,7 @@ type queries struct {
 	setVersion    string
 
 	localLoad, localSave                                 string
-	identityLoad, identitySave, identityDelete           string
+	identityLoad, identitySave                           string
 	preKeyLoad, preKeyRemove, preKeyCount, preKeyLastID  string
 	preKeyBumpLastID                                     string
 	savepoint, rollbackToSavepoint, releaseSavepoint     string
@@ -92,7 +92,6 @@ func newQueries(d Dialect) *queries {
 		identityLoad: `SELECT public_key FROM ratchetkit_identities WHERE name_hash = ? AND device_id = ?`,
 		identitySave: `INSERT INTO ratchetkit_identities (name_hash, device_id, name, public_key) VALUES (?, ?, ?, ?)
 	ON CONFLICT (name_hash, device_id) DO UPDATE SET public_key = excluded.public_key`,
-		identityDelete: `DELETE FROM ratchetkit_identities WHERE name_hash = ? AND device_id = ?`,
 
 		preKeyLoad:       `SELECT private_key FROM ratchetkit_prekeys WHERE id = ?`,
 		preKeyRemove:     `DELETE FROM ratchetkit_prekeys WHERE id = ?`,
@@ -132,7 +131,7 @@ func newQueries(d Dialect) *queries {
 		return nil
 	}
 	for _, s := range []*string{
-		&q.setVersion, &q.localSave, &q.identityLoad, &q.identitySave, &q.identityDelete,
+		&q.setVersion, &q.localSave, &q.identityLoad, &q.identitySave,
 		&q.preKeyLoad, &q.preKeyRemove, &q.preKeyBumpLastID,
 		&q.signedLoad, &q.signedAdd, &q.signedRemove,
 		&q.sessionLoad, &q.sessionSave, &q.sessionDelete, &q.sessionDevs,
@@ -148,7 +147,7 @@ func (q *queries) prepared() []string {
 	return []string{
 		q.lock,
 		q.localLoad, q.localSave,
-		q.identityLoad, q.identitySave, q.identityDelete,
+		q.identityLoad, q.identitySave,
 		q.preKeyLoad, q.preKeyRemove, q.preKeyCount, q.preKeyLastID, q.preKeyBumpLastID,
 		q.savepoint, q.rollbackToSavepoint, q.releaseSavepoint,
 		q.signedLoad, q.signedAdd, q.signedList, q.signedRemove,

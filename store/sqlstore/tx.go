@@ -132,7 +132,8 @@ func (t *localTx) Save(ctx context.Context, id *store.LocalIdentity) error {
 	if id == nil || id.KeyPair == nil || id.KeyPair.PrivateKey() == nil {
 		return errNilKey
 	}
-	raw := id.KeyPair.PrivateKey().Array()
+	var raw [32]byte
+	copy(raw[:], id.KeyPair.PrivateKey().Bytes())
 	defer clear(raw[:])
 	_, err := (*tx)(t).exec(ctx, "save local identity", t.s.q.localSave, raw[:], int64(id.DeviceID))
 	return err
@@ -177,18 +178,6 @@ func (t *identitiesTx) Save(ctx context.Context, addr store.Address, k *keys.Pub
 		return false, err
 	}
 	return old != nil, nil
-}
-
-func (t *identitiesTx) Delete(ctx context.Context, addr store.Address) error {
-	if err := (*tx)(t).check(true); err != nil {
-		return err
-	}
-	h, dev := key(addr)
-	n, err := (*tx)(t).exec(ctx, "delete identity", t.s.q.identityDelete, h, dev)
-	if err == nil && n == 0 {
-		err = store.ErrNotFound
-	}
-	return err
 }
 
 type preKeysTx tx
@@ -244,7 +233,7 @@ func (t *preKeysTx) Add(ctx context.Context, pks []*keys.OneTimePreKey) error {
 	for chunk := range chunks(pks, preKeyInsertRows) {
 		args = args[:0]
 		for i, pk := range chunk {
-			raws[i] = pk.PrivateKey().Array()
+			copy(raws[i][:], pk.PrivateKey().Bytes())
 			args = append(args, int64(pk.ID()), raws[i][:])
 		}
 		var n int64
@@ -342,7 +331,8 @@ func (t *signedPreKeysTx) Add(ctx context.Context, spk *keys.SignedPreKey) error
 	if spk == nil || spk.PrivateKey() == nil {
 		return errNilKey
 	}
-	raw := spk.PrivateKey().Array()
+	var raw [32]byte
+	copy(raw[:], spk.PrivateKey().Bytes())
 	defer clear(raw[:])
 	// ON CONFLICT DO NOTHING rather than a unique violation: on
 	// PostgreSQL a failed statement would abort the caller's transaction.

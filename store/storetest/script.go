@@ -199,7 +199,10 @@ func (op scriptOp) run(ctx context.Context, tx store.Tx) string {
 	case 3:
 		return result(tx.Identities().Load(ctx, addr))(pubName)
 	case 4:
-		return errClass(tx.Identities().Delete(ctx, addr))
+		// A second key choice, so that changes are as common as repeats.
+		return result(tx.Identities().Save(ctx, addr, scriptKey(op.c).PublicKey()))(func(c bool) string {
+			return fmt.Sprintf("changed %v", c)
+		})
 	case 5:
 		var pks []*keys.OneTimePreKey
 		for _, x := range []byte{op.c, op.d, op.b}[:1+op.b%3] {
@@ -393,17 +396,6 @@ func (t *refIdentities) Save(_ context.Context, a store.Address, k *keys.PublicK
 	old, ok := t.d.identities[a]
 	t.d.identities[a] = string(k.Bytes())
 	return ok && old != string(k.Bytes()), nil
-}
-
-func (t *refIdentities) Delete(_ context.Context, a store.Address) error {
-	if err := (*refTx)(t).writable(); err != nil {
-		return err
-	}
-	if _, ok := t.d.identities[a]; !ok {
-		return store.ErrNotFound
-	}
-	delete(t.d.identities, a)
-	return nil
 }
 
 type refPreKeys refTx

@@ -69,7 +69,7 @@ func (f *fixture) change(ctx context.Context, tx store.Tx) error {
 		err,
 		tx.Local().Save(ctx, &store.LocalIdentity{KeyPair: f.ik2, DeviceID: 2}),
 		second(tx.Identities().Save(ctx, f.b, f.k3)),
-		tx.Identities().Delete(ctx, f.c),
+		second(tx.Identities().Save(ctx, f.c, f.k3)),
 		tx.PreKeys().Remove(ctx, 1),
 		tx.PreKeys().Add(ctx, f.pks[2:]),
 		tx.SignedPreKeys().Add(ctx, f.spk2),
@@ -111,7 +111,7 @@ func (f *fixture) check(t testing.TB, s store.Store, changed bool) {
 		}
 		identity(f.a, pick(f.k1, f.k2).(*keys.PublicKey))
 		identity(f.b, pick((*keys.PublicKey)(nil), f.k3).(*keys.PublicKey))
-		identity(f.c, pick(f.k1, (*keys.PublicKey)(nil)).(*keys.PublicKey))
+		identity(f.c, pick(f.k1, f.k3).(*keys.PublicKey))
 
 		for i, present := range pick([]bool{true, true, false}, []bool{false, true, true}).([]bool) {
 			pk := f.pks[i]
@@ -186,8 +186,8 @@ func (f *fixture) checkInTx(t testing.TB, ctx context.Context, tx store.Tx) {
 	if k, err := tx.Identities().Load(ctx, f.a); err != nil || !k.Equal(f.k2) {
 		t.Errorf("in the writing transaction: identity %v, %v", k, err)
 	}
-	if _, err := tx.Identities().Load(ctx, f.c); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("in the writing transaction: deleted identity: %v", err)
+	if k, err := tx.Identities().Load(ctx, f.c); err != nil || !k.Equal(f.k3) {
+		t.Errorf("in the writing transaction: replaced identity %v, %v", k, err)
 	}
 	if _, err := tx.PreKeys().Load(ctx, 1); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("in the writing transaction: removed prekey: %v", err)
@@ -347,7 +347,6 @@ func testViewIsReadOnly(t *testing.T, s store.Store) {
 		writes := map[string]error{
 			"Local.Save":           tx.Local().Save(ctx, &store.LocalIdentity{KeyPair: f.ik2, DeviceID: 2}),
 			"Identities.Save":      second(tx.Identities().Save(ctx, f.a, f.k2)),
-			"Identities.Delete":    tx.Identities().Delete(ctx, f.c),
 			"PreKeys.Add":          tx.PreKeys().Add(ctx, f.pks[2:]),
 			"PreKeys.Remove":       tx.PreKeys().Remove(ctx, 1),
 			"SignedPreKeys.Add":    tx.SignedPreKeys().Add(ctx, f.spk2),

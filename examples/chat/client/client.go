@@ -34,6 +34,41 @@
 // EventIdentityChanged reports the new safety number. Only ApproveIdentity,
 // which the user should call after comparing safety numbers out of band,
 // lets it continue; the held envelopes are then decrypted in order.
+//
+// # Limits
+//
+// A contact can be hostile, and every limit below is per sender, so that
+// one sender's abuse costs the others nothing:
+//
+//   - An envelope over Config.MaxEnvelopeSize (default the relay's own
+//     api.MaxEnvelopeSize) is dropped before anything else is done with
+//     it: an EventDropped with ErrEnvelopeTooLarge, and it is
+//     acknowledged. The session layer has its own, inner, limit.
+//   - Held envelopes are bounded by Config.MaxHeld and MaxHeldBytes
+//     (default 100 envelopes and 1 MiB per sender). A running count and
+//     byte total per sender decide, in one indexed lookup, whether the
+//     next one fits; the held bodies are read only on approval. The first
+//     envelope over either bound, and every later one of that sender, is
+//     neither stored nor acknowledged (EventHeldFull says so once): it
+//     stays in the server's queue, where the server's own limits on what
+//     one sender may queue apply, so that holding cannot make room there
+//     for more. None of them is lost: after ApproveIdentity the client
+//     reconnects, the server sends them again in order, and they are
+//     decrypted then. Until the user approves, each new connection brings
+//     them again, at the cost of an indexed lookup each.
+//   - Trial decryption is rationed. A forged ratchet message is tried on
+//     every session kept for its sender (up to 41), each perhaps doing a
+//     DH ratchet step and MaxSkip chain steps before its tag fails: tens of
+//     milliseconds, against a fraction of one for a real message. Each
+//     envelope that fails to decrypt spends one of the sender's
+//     Config.FailedDecryptBurst allowances (default 10), which come back
+//     at FailedDecryptRate per second (default 0.2). A sender with none
+//     left has its envelopes dropped unread, an EventDropped with
+//     ErrThrottled, and acknowledged. A peer whose messages decrypt is
+//     never throttled; one that is throttled has its real messages
+//     dropped too until its allowance grows back, which is the price of
+//     not decrypting them. Sustained, a hostile contact buys at most
+//     FailedDecryptRate trial decryptions a second.
 package client
 
 import (
@@ -94,6 +129,28 @@ type Config struct {
 	// MinPreKeys is the server-side count below which the client uploads
 	// more, up to PreKeyBatch (default 5).
 	MinPreKeys int
+
+	// MaxHeld and MaxHeldBytes bound the envelopes held back from one
+	// sender while its changed identity key waits for approval (default
+	// 100 envelopes and 1 MiB; MaxHeldBytes at least MaxEnvelopeSize).
+	// The envelopes over either bound stay unacknowledged on the server
+	// until the user approves: see "Limits" in the package docs.
+	MaxHeld      int
+	MaxHeldBytes int64
+	// MaxEnvelopeSize is the longest envelope the client looks at
+	// (default api.MaxEnvelopeSize, the relay's own limit); a longer one
+	// is dropped before any decryption.
+	MaxEnvelopeSize int
+	// FailedDecryptBurst and FailedDecryptRate limit, per peer, the
+	// envelopes that fail to decrypt: a peer may cause FailedDecryptBurst
+	// failures at once (default 10), and then FailedDecryptRate per second
+	// (default 0.2). Beyond that its envelopes are dropped without being
+	// decrypted until the allowance has grown back.
+	FailedDecryptBurst int
+	FailedDecryptRate  float64
+
+	// now is the limiter's clock; nil means time.Now. Tests set it.
+	now func() time.Time
 }
 
 // EventKind says what an Event reports.
@@ -125,6 +182,26 @@ const (
 	// EventError: background work failed (Err), such as a prekey upload
 	// or a frame the server refused without saying which.
 	EventError
+	// EventDropped: an envelope from Peer was dropped unread and
+	// acknowledged. Err is ErrEnvelopeTooLarge or ErrThrottled, and Count
+	// how many Peer has had dropped for that reason since the client was
+	// opened.
+	EventDropped
+	// EventHeldFull: the envelopes held back from Peer (see
+	// EventIdentityChanged) reached Config.MaxHeld or MaxHeldBytes; Count
+	// are held. Peer's later envelopes are neither stored nor
+	// acknowledged: they stay in the server's queue, where its limits
+	// apply, until ApproveIdentity.
+	EventHeldFull
+)
+
+// The reasons an EventDropped gives.
+var (
+	// ErrEnvelopeTooLarge: the envelope is over Config.MaxEnvelopeSize.
+	ErrEnvelopeTooLarge = errors.New("client: envelope over the size limit")
+	// ErrThrottled: too many envelopes from the sender failed to decrypt
+	// lately (Config.FailedDecryptBurst and FailedDecryptRate).
+	ErrThrottled = errors.New("client: too many undecryptable envelopes from this sender")
 )
 
 // Event is something the user should hear about.
@@ -178,6 +255,12 @@ type Client struct {
 	lastSeq  int64                // guarded by procMu
 	pending  map[string]*keys.PublicKey
 	pendMu   sync.Mutex
+	failures *limiter        // guarded by procMu
+	drops    map[dropKey]int // guarded by procMu
+	// awaiting names the senders approved while envelopes of theirs were
+	// left on the server: until the next connection brings those again,
+	// in order, newer ones are left there too. Guarded by procMu.
+	awaiting map[string]bool
 	connMu   sync.Mutex
 	stopConn context.CancelFunc
 	connDone chan struct{}
@@ -201,17 +284,27 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.MinPreKeys > cfg.PreKeyBatch {
 		return nil, errors.New("client: MinPreKeys above PreKeyBatch")
 	}
+	if err := cfg.setLimits(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, err
 	}
 	c := &Client{
-		cfg:     cfg,
-		wake:    make(chan struct{}, 1),
-		waiters: make(map[int64]chan error),
-		pending: make(map[string]*keys.PublicKey),
+		cfg:      cfg,
+		wake:     make(chan struct{}, 1),
+		waiters:  make(map[int64]chan error),
+		pending:  make(map[string]*keys.PublicKey),
+		drops:    make(map[dropKey]int),
+		awaiting: make(map[string]bool),
 	}
+	c.failures = newLimiter(cfg.FailedDecryptRate, cfg.FailedDecryptBurst, cfg.now)
 	var err error
 	if c.chat, err = openSQLite(ctx, filepath.Join(cfg.Dir, "chat.db"), chatSchema); err != nil {
+		return nil, err
+	}
+	if err := upgradeChat(ctx, c.chat); err != nil {
+		c.chat.Close()
 		return nil, err
 	}
 	if err := c.openKeys(ctx); err != nil {
@@ -546,8 +639,26 @@ func (c *Client) setPending(peer string, key *keys.PublicKey) {
 // ApproveIdentity accepts the new identity key of peer that an
 // EventIdentityChanged or an *IdentityChangedError reported, and decrypts
 // the envelopes held back meanwhile. Call it only once the user has
-// compared the new safety number with the peer's.
+// compared the new safety number with the peer's. If envelopes of peer
+// were left on the server over the bound (EventHeldFull), it reconnects,
+// if connected, so that the server sends them again.
 func (c *Client) ApproveIdentity(ctx context.Context, peer string) error {
+	left, err := c.approve(ctx, peer)
+	if err != nil || !left {
+		return err
+	}
+	if !c.disconnect() {
+		return nil
+	}
+	if err := c.Connect(ctx); err != nil {
+		return fmt.Errorf("client: approved %s's key, but reconnecting for the rest of its messages failed: %w", peer, err)
+	}
+	return nil
+}
+
+// approve is ApproveIdentity under the locks; it reports whether envelopes
+// of peer wait on the server.
+func (c *Client) approve(ctx context.Context, peer string) (bool, error) {
 	c.procMu.Lock()
 	defer c.procMu.Unlock()
 	c.keysMu.RLock()
@@ -557,7 +668,7 @@ func (c *Client) ApproveIdentity(ctx context.Context, peer string) error {
 	c.pendMu.Unlock()
 	held, err := listHeld(ctx, c.chat, peer)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if key == nil && len(held) > 0 {
 		// After a restart the key is found again in the first held
@@ -568,23 +679,28 @@ func (c *Client) ApproveIdentity(ctx context.Context, peer string) error {
 		}
 	}
 	if key == nil {
-		return fmt.Errorf("client: no identity change of %s to approve", peer)
+		return false, fmt.Errorf("client: no identity change of %s to approve", peer)
 	}
 	if err := c.mgr.ApproveIdentity(ctx, addr(peer), key); err != nil {
-		return err
+		return false, err
 	}
 	c.pendMu.Lock()
 	delete(c.pending, peer)
 	c.pendMu.Unlock()
 	for _, h := range held {
-		if err := c.decrypt(ctx, h.seq, peer, h.body, true); err != nil {
-			return err
+		if err := ignoreDropped(c.decrypt(ctx, h.seq, peer, h.body, true)); err != nil {
+			return false, err
 		}
-		if err := deleteHeld(ctx, c.chat, h.seq); err != nil {
-			return err
+		if err := deleteHeld(ctx, c.chat, h.seq, peer); err != nil {
+			return false, err
 		}
 	}
-	return nil
+	t, err := heldFor(ctx, c.chat, peer)
+	if err != nil || t.leftFrom == 0 {
+		return false, err
+	}
+	c.awaiting[peer] = true
+	return true, nil
 }
 
 // errTransient marks a failure that says nothing about the envelope (the
@@ -610,60 +726,160 @@ func messageError(err error) bool {
 	return false
 }
 
+// errLeft says that receive left an envelope on the server: it must not
+// be acknowledged, and the connection goes on.
+var errLeft = errors.New("client: envelope left on the server")
+
+// errDropped says that decrypt dropped an envelope unread. It is
+// acknowledged, but nothing is written: an envelope never reported may
+// come again after a lost ack, and dropping is cheapest without the
+// transaction that moves lastSeq.
+var errDropped = errors.New("client: envelope dropped")
+
 // receive processes one envelope from the relay. An error means it must
 // not be acknowledged.
+//
+// Deciding what to do with an envelope reads one row of held_total, never
+// the held envelopes themselves: a sender with envelopes held costs the
+// same as any other.
 func (c *Client) receive(ctx context.Context, seq int64, from string, body []byte) error {
 	c.procMu.Lock()
 	defer c.procMu.Unlock()
-	if seq <= c.lastSeq {
-		// Processed before the last connection dropped; only the ack was
-		// lost.
-		return nil
-	}
 	if !api.ValidName(from) {
 		return nil
 	}
-	held, err := listHeld(ctx, c.chat, from)
+	if len(body) > c.cfg.MaxEnvelopeSize {
+		c.dropped(from, ErrEnvelopeTooLarge)
+		return nil
+	}
+	t, err := heldFor(ctx, c.chat, from)
 	if err != nil {
 		return errTransient{err}
 	}
-	if len(held) > 0 {
-		// Earlier envelopes of this sender wait for approval; this one
-		// waits behind them.
-		if err := hold(ctx, c.chat, seq, from, body); err != nil {
+	leftOver := t.leftFrom > 0 && seq >= t.leftFrom
+	switch {
+	case leftOver && t.count > 0:
+		// Over the bound, waiting for approval: it stays on the server.
+		// (Its sequence number may be below lastSeq, which other senders
+		// advanced: it was never processed all the same.)
+		return c.hold(ctx, seq, from, body)
+	case leftOver:
+		// Approved since: the envelopes left on the server come in again,
+		// in order, on the connection after the approval.
+		if c.awaiting[from] {
+			return errLeft
+		}
+		if seq <= t.doneTo {
+			return nil // processed already; only the ack was lost
+		}
+		if err := c.decryptLocked(ctx, seq, from, body); err != nil {
+			return ignoreDropped(err)
+		}
+		if err := releasedTo(ctx, c.chat, from, seq); err != nil {
 			return errTransient{err}
 		}
-	} else {
-		c.keysMu.RLock()
-		err := c.decrypt(ctx, seq, from, body, false)
-		c.keysMu.RUnlock()
-		if err != nil {
+	case seq <= c.lastSeq:
+		// Processed before the last connection dropped; only the ack was
+		// lost.
+		return nil
+	case t.count > 0:
+		// Earlier envelopes of this sender wait for approval; this one
+		// waits behind them, if there is room.
+		if err := c.hold(ctx, seq, from, body); err != nil {
 			return err
+		}
+	default:
+		if err := c.decryptLocked(ctx, seq, from, body); err != nil {
+			return ignoreDropped(err)
 		}
 	}
 	if err := setLastSeq(ctx, c.chat, seq); err != nil {
 		return errTransient{err}
 	}
-	c.lastSeq = seq
+	c.lastSeq = max(c.lastSeq, seq)
 	return nil
+}
+
+// ignoreDropped turns errDropped into success: the envelope is done with.
+func ignoreDropped(err error) error {
+	if errors.Is(err, errDropped) {
+		return nil
+	}
+	return err
+}
+
+// decryptLocked is decrypt with keysMu taken.
+func (c *Client) decryptLocked(ctx context.Context, seq int64, from string, body []byte) error {
+	c.keysMu.RLock()
+	defer c.keysMu.RUnlock()
+	return c.decrypt(ctx, seq, from, body, false)
+}
+
+// hold keeps an envelope of a sender whose identity change waits for
+// approval, or, if the sender's held envelopes are at their bound, returns
+// errLeft so that it stays on the server. Called with procMu held.
+func (c *Client) hold(ctx context.Context, seq int64, from string, body []byte) error {
+	kept, t, err := hold(ctx, c.chat, seq, from, body, c.cfg.MaxHeld, c.cfg.MaxHeldBytes)
+	if err != nil {
+		return errTransient{err}
+	}
+	if kept {
+		return nil
+	}
+	if seq == t.leftTo && t.left == 1 {
+		c.emit(Event{Kind: EventHeldFull, Peer: from, Count: int(t.count)})
+	}
+	return errLeft
+}
+
+// dropKey counts the envelopes dropped from one peer for one reason.
+type dropKey struct {
+	peer   string
+	reason error
+}
+
+// dropped reports an envelope dropped unread. Called with procMu held.
+func (c *Client) dropped(from string, reason error) {
+	k := dropKey{from, reason}
+	if _, ok := c.drops[k]; !ok && len(c.drops) >= maxLimited {
+		// Many names dropping: the counts start over rather than grow.
+		clear(c.drops)
+	}
+	c.drops[k]++
+	c.emit(Event{Kind: EventDropped, Peer: from, Err: reason, Count: c.drops[k]})
 }
 
 // decrypt decrypts and reports one envelope. Called with procMu and
 // keysMu held.
+//
+// A ratchet message is tried on every session stored for its sender (up
+// to 41), and a forged one fails only after all of them have done their
+// work, which can be a DH ratchet step and thousands of chain steps each.
+// So each failure takes a token from the sender's allowance, and a sender
+// with none left has its envelopes dropped before they reach the session
+// layer. A legitimate peer's envelopes decrypt and take nothing; only a
+// peer that sends garbage (or many messages to an identity this client
+// has reset) runs out. A dropped envelope returns errDropped.
 func (c *Client) decrypt(ctx context.Context, seq int64, from string, body []byte, released bool) error {
+	if !c.failures.allowed(from) {
+		c.dropped(from, ErrThrottled)
+		return errDropped
+	}
 	pt, err := c.mgr.Decrypt(ctx, addr(from), body)
 	switch ie, isIdentity := errors.AsType[*session.IdentityError](err); {
 	case err == nil:
 		c.emit(Event{Kind: EventMessage, Peer: from, Text: string(pt)})
 	case errors.Is(err, ratchet.ErrDuplicate):
 		// A repeat of a message already reported: drop it quietly.
+		c.failures.take(from)
 	case isIdentity && !released:
-		if err := hold(ctx, c.chat, seq, from, body); err != nil {
-			return errTransient{err}
+		if err := c.hold(ctx, seq, from, body); err != nil {
+			return err
 		}
 		c.setPending(from, ie.Received)
 		c.emit(Event{Kind: EventIdentityChanged, Peer: from, Safety: c.safetyWith(ctx, from, ie.Received)})
 	case isIdentity || messageError(err):
+		c.failures.take(from)
 		c.emit(Event{Kind: EventUndecryptable, Peer: from, Err: err})
 	default:
 		return errTransient{err}
@@ -705,7 +921,7 @@ func (c *Client) ResetIdentity(ctx context.Context) error {
 		return fmt.Errorf("client: publishing the new identity: %w", err)
 	}
 	// Envelopes held for the old identity can never be decrypted now.
-	if _, err := c.chat.ExecContext(ctx, `DELETE FROM held`); err != nil {
+	if err := deleteAllHeld(ctx, c.chat); err != nil {
 		return err
 	}
 	c.pendMu.Lock()
@@ -814,6 +1030,7 @@ func (c *Client) supervise(ctx context.Context, ws *websocket.Conn, done chan st
 func (c *Client) run(ctx context.Context, ws *websocket.Conn) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	c.newConnection()
 	incoming := make(chan api.Frame, 256)
 	replies := make(chan api.Frame, 16)
 	counts := make(chan int, 1)
@@ -848,6 +1065,15 @@ func (c *Client) run(ctx context.Context, ws *websocket.Conn) error {
 	ws.Close(websocket.StatusNormalClosure, "")
 	<-readDone
 	return err
+}
+
+// newConnection notes that a connection starts: it brings every
+// unacknowledged envelope again, in order, those left on the server
+// included.
+func (c *Client) newConnection() {
+	c.procMu.Lock()
+	defer c.procMu.Unlock()
+	clear(c.awaiting)
 }
 
 // pingInterval is how often the client checks that the server still
@@ -925,7 +1151,10 @@ func (c *Client) process(ctx context.Context, ws *websocket.Conn, incoming <-cha
 		// has ended (Disconnect closes the connection only after this
 		// returns); if the ack is lost anyway, the sequence number
 		// recognises the envelope when it comes again.
-		if err := c.receive(context.WithoutCancel(ctx), f.Seq, f.From, f.Body); err != nil {
+		switch err := c.receive(context.WithoutCancel(ctx), f.Seq, f.From, f.Body); {
+		case errors.Is(err, errLeft):
+			continue
+		case err != nil:
 			return err
 		}
 		if err := writeFrame(ctx, ws, &api.Frame{Type: api.FrameAck, Seq: f.Seq}); err != nil {

@@ -24,7 +24,7 @@ type testServer struct {
 	dbPath string
 }
 
-func newServer(t *testing.T) *testServer {
+func newServer(t testing.TB) *testServer {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "server.db")
 	srv, err := server.New(server.Config{DBPath: path, Logger: slog.New(slog.DiscardHandler), BundleBurst: 100})
@@ -100,9 +100,17 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func (ts *testServer) open(t *testing.T, dir, name string, rec *recorder) *Client {
+func (ts *testServer) open(t testing.TB, dir, name string, rec *recorder) *Client {
 	t.Helper()
-	c, err := Open(context.Background(), Config{Dir: dir, Server: ts.url, Name: name, OnEvent: rec.on})
+	return ts.openWith(t, dir, name, rec, func(*Config) {})
+}
+
+// openWith is open with edit applied to the client's Config.
+func (ts *testServer) openWith(t testing.TB, dir, name string, rec *recorder, edit func(*Config)) *Client {
+	t.Helper()
+	cfg := Config{Dir: dir, Server: ts.url, Name: name, OnEvent: rec.on}
+	edit(&cfg)
+	c, err := Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +118,7 @@ func (ts *testServer) open(t *testing.T, dir, name string, rec *recorder) *Clien
 	return c
 }
 
-func ctx(t *testing.T) context.Context {
+func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return c

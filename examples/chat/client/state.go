@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"net/url"
+	"strconv"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 )
@@ -42,6 +43,57 @@ CREATE TABLE IF NOT EXISTS held (
 	body   BLOB NOT NULL
 );
 `
+
+// heldSchema bounds the held table. held_total keeps, per sender, how
+// many envelopes are held and their bytes, so that deciding about a new
+// envelope reads one row instead of the sender's bodies, and what was left
+// on the server over the bound: left_from and left_to are the first and
+// last sequence numbers left there, left how many, and done_to, once the
+// user approved, the last of them processed since. The index lets a
+// sender's envelopes be listed without a scan. It runs after chatSchema,
+// and also upgrades a chat.db made before the bound (version 0): the
+// totals are computed once from the held rows there.
+const heldSchema = `
+CREATE INDEX IF NOT EXISTS held_sender ON held (sender, seq);
+CREATE TABLE IF NOT EXISTS held_total (
+	sender    TEXT PRIMARY KEY,
+	count     INTEGER NOT NULL DEFAULT 0,
+	bytes     INTEGER NOT NULL DEFAULT 0,
+	left_from INTEGER NOT NULL DEFAULT 0,
+	left_to   INTEGER NOT NULL DEFAULT 0,
+	left      INTEGER NOT NULL DEFAULT 0,
+	done_to   INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+`
+
+// chatVersion is chat.db's PRAGMA user_version once heldSchema is in.
+const chatVersion = 1
+
+func upgradeChat(ctx context.Context, db *sql.DB) error {
+	var v int
+	if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+		return err
+	}
+	if v >= chatVersion {
+		return nil
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, q := range []string{
+		heldSchema,
+		`INSERT OR REPLACE INTO held_total (sender, count, bytes)
+			SELECT sender, count(*), sum(length(body)) FROM held GROUP BY sender`,
+		`PRAGMA user_version = ` + strconv.Itoa(chatVersion),
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
 
 // sqliteDSN is the connection string for a SQLite file: WAL so readers
 // don't wait for the writer, FULL sync because a ratchet state that
@@ -138,8 +190,96 @@ type heldEnvelope struct {
 	body []byte
 }
 
-func hold(ctx context.Context, db *sql.DB, seq int64, from string, body []byte) error {
-	_, err := db.ExecContext(ctx, `INSERT OR IGNORE INTO held (seq, sender, body) VALUES (?, ?, ?)`, seq, from, body)
+// heldTotal is what held_total says of one sender (zero if nothing).
+type heldTotal struct {
+	count, bytes           int64
+	leftFrom, leftTo, left int64
+	doneTo                 int64
+}
+
+const heldColumns = `count, bytes, left_from, left_to, left, done_to`
+
+func scanHeldTotal(row *sql.Row) (heldTotal, error) {
+	var t heldTotal
+	err := row.Scan(&t.count, &t.bytes, &t.leftFrom, &t.leftTo, &t.left, &t.doneTo)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = nil
+	}
+	return t, err
+}
+
+// heldFor returns sender's totals: one primary-key lookup, whatever the
+// number and size of the envelopes held.
+func heldFor(ctx context.Context, db *sql.DB, sender string) (heldTotal, error) {
+	return scanHeldTotal(db.QueryRowContext(ctx, `SELECT `+heldColumns+` FROM held_total WHERE sender = ?`, sender))
+}
+
+// hold keeps an envelope until the user approves its sender's identity
+// key. Once the sender's held envelopes would exceed maxCount or maxBytes,
+// this one and every later one of the sender are left on the server
+// instead: hold returns false, having recorded the sequence number, and
+// the envelope must not be acknowledged. (Leaving the later ones too keeps
+// the sender's envelopes in order: a small one must not be held after a
+// large one was left.) The check and the write are one transaction.
+func hold(ctx context.Context, db *sql.DB, seq int64, from string, body []byte, maxCount int, maxBytes int64) (bool, heldTotal, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, heldTotal{}, err
+	}
+	defer tx.Rollback()
+	t, err := scanHeldTotal(tx.QueryRowContext(ctx, `SELECT `+heldColumns+` FROM held_total WHERE sender = ?`, from))
+	if err != nil {
+		return false, t, err
+	}
+	if t.count == 0 {
+		// A new identity change: what is left of an earlier one has come
+		// in already, in order, before this envelope.
+		t = heldTotal{}
+	}
+	size := int64(len(body))
+	if t.leftFrom > 0 || t.count+1 > int64(maxCount) || t.bytes+size > maxBytes {
+		if t.leftFrom > 0 && seq <= t.leftTo {
+			return false, t, nil // left before, and sent again
+		}
+		if t.leftFrom == 0 {
+			t.leftFrom = seq
+		}
+		t.leftTo = seq
+		t.left++
+		_, err = tx.ExecContext(ctx, `UPDATE held_total SET left_from = ?, left_to = ?, left = ? WHERE sender = ?`,
+			t.leftFrom, t.leftTo, t.left, from)
+		if err == nil {
+			err = tx.Commit()
+		}
+		return false, t, err
+	}
+	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO held (seq, sender, body) VALUES (?, ?, ?)`, seq, from, body)
+	if err != nil {
+		return false, t, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		// Held already (delivered again): nothing changes.
+		return err == nil, t, err
+	}
+	t.count++
+	t.bytes += size
+	_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO held_total (sender, `+heldColumns+`) VALUES (?, ?, ?, 0, 0, 0, 0)`,
+		from, t.count, t.bytes)
+	if err == nil {
+		err = tx.Commit()
+	}
+	return err == nil, t, err
+}
+
+// releasedTo records that sender's envelopes left on the server have been
+// processed up to seq, after the user approved. Once the last of them is,
+// the totals go: a repeat is then recognised by lastSeq, which has passed
+// them all.
+func releasedTo(ctx context.Context, db *sql.DB, sender string, seq int64) error {
+	if _, err := db.ExecContext(ctx, `UPDATE held_total SET done_to = max(done_to, ?) WHERE sender = ?`, seq, sender); err != nil {
+		return err
+	}
+	_, err := db.ExecContext(ctx, `DELETE FROM held_total WHERE sender = ? AND count = 0 AND done_to >= left_to`, sender)
 	return err
 }
 
@@ -160,7 +300,36 @@ func listHeld(ctx context.Context, db *sql.DB, from string) ([]heldEnvelope, err
 	return out, rows.Err()
 }
 
-func deleteHeld(ctx context.Context, db *sql.DB, seq int64) error {
-	_, err := db.ExecContext(ctx, `DELETE FROM held WHERE seq = ?`, seq)
+// deleteHeld removes one held envelope of sender and takes it off the
+// sender's totals. The totals go with the last one, unless envelopes were
+// left on the server: their row then says which are still to come.
+func deleteHeld(ctx context.Context, db *sql.DB, seq int64, sender string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var size int64
+	err = tx.QueryRowContext(ctx, `DELETE FROM held WHERE seq = ? AND sender = ? RETURNING length(body)`, seq, sender).Scan(&size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE held_total SET count = count - 1, bytes = bytes - ? WHERE sender = ?`, size, sender); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM held_total WHERE sender = ? AND count <= 0 AND left_from = 0`, sender); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// deleteAllHeld forgets every held envelope and every total.
+func deleteAllHeld(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, `DELETE FROM held`); err != nil {
+		return err
+	}
+	_, err := db.ExecContext(ctx, `DELETE FROM held_total`)
 	return err
 }

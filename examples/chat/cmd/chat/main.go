@@ -158,6 +158,13 @@ func (u *ui) event(ev client.Event) {
 	case client.EventUndecryptable:
 		u.printf("!! A message from %s could not be decrypted and was dropped (%v).", ev.Peer, ev.Err)
 		u.printf("!! If %s reset their identity, the next message from them sets things right.", ev.Peer)
+	case client.EventDropped:
+		// A flood is reported at 1, 10, 100... drops, not line by line.
+		if isPowerOfTen(ev.Count) {
+			u.printf("!! %d message(s) from %s dropped unread: %v.", ev.Count, ev.Peer, ev.Err)
+		}
+	case client.EventHeldFull:
+		u.printf("!! %d messages from %s are held back; the server keeps the rest until you /approve %s.", ev.Count, ev.Peer, ev.Peer)
 	case client.EventSendFailed:
 		u.printf("!! Sending to %s failed: %v", ev.Peer, ev.Err)
 	case client.EventError:
@@ -277,6 +284,13 @@ func (u *ui) send(ctx context.Context, text string) {
 	if err != nil {
 		u.printf("!! %v", err)
 	}
+}
+
+func isPowerOfTen(n int) bool {
+	for n >= 10 && n%10 == 0 {
+		n /= 10
+	}
+	return n == 1
 }
 
 // sanitize makes a peer's text safe to print: control characters (which

@@ -37,6 +37,21 @@ func TestSanitize(t *testing.T) {
 	}
 }
 
+// Drops are reported at 1, 10, 100... of them, so that a flood of
+// forgeries does not flood the terminal; a full hold is reported once.
+func TestDropNotices(t *testing.T) {
+	out := &syncBuffer{}
+	u := &ui{out: out}
+	for n := 1; n <= 250; n++ {
+		u.event(client.Event{Kind: client.EventDropped, Peer: "mallory", Count: n, Err: client.ErrThrottled})
+	}
+	u.event(client.Event{Kind: client.EventHeldFull, Peer: "mallory", Count: 100})
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[1], "!! 10 message(s) from mallory dropped unread") || !strings.Contains(lines[3], "/approve mallory") {
+		t.Fatalf("notices:\n%s", out.String())
+	}
+}
+
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
