@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -38,15 +36,8 @@ import (
 // end-to-end test's users.
 func hostileWorld(t *testing.T, cfg server.Config) *world {
 	t.Helper()
-	w := &world{
-		t:      t,
-		dbPath: filepath.Join(t.TempDir(), "server.db"),
-		logs:   &logBuffer{},
-		users:  map[string]*user{},
-		sent:   map[string][]string{},
-	}
-	cfg.DBPath = w.dbPath
-	cfg.Logger = slog.New(slog.NewJSONHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	w := emptyWorld(t)
+	cfg.DBPath, cfg.Logger = w.dbPath, w.debugLogger()
 	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)

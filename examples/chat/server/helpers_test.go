@@ -68,6 +68,20 @@ func newServer(t *testing.T, cfg server.Config) *testServer {
 	return ts
 }
 
+// quietServer opens a server on a fresh database that logs nowhere and
+// closes when the test ends. cfg's DBPath and Logger are filled in.
+func quietServer(t *testing.T, cfg server.Config) *server.Server {
+	t.Helper()
+	cfg.DBPath = filepath.Join(t.TempDir(), "server.db")
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
 // user is a registered test user with its private keys.
 type user struct {
 	name  string

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -24,14 +23,7 @@ type direct struct {
 
 func newDirect(t *testing.T, cfg server.Config) *direct {
 	t.Helper()
-	cfg.DBPath = filepath.Join(t.TempDir(), "server.db")
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return &direct{t: t, h: srv.Handler()}
+	return &direct{t: t, h: quietServer(t, cfg).Handler()}
 }
 
 func (d *direct) do(remoteAddr, method, path, token string, body any) (int, []byte) {

@@ -250,6 +250,54 @@ type Config struct {
 	CheckpointInterval time.Duration
 }
 
+// setDefaults puts the default of each unset limit in place and checks the
+// ones with a range.
+func (cfg *Config) setDefaults() error {
+	setDefault(&cfg.BundleRate, 1)
+	setDefault(&cfg.BundleBurst, 20)
+	setDefault(&cfg.PreKeyRate, 1.0/60)
+	setDefault(&cfg.PreKeyBurst, 10)
+	setDefault(&cfg.IPv4Prefix, 32)
+	setDefault(&cfg.IPv6Prefix, 64)
+	setDefault(&cfg.RegisterRate, 1.0/60)
+	setDefault(&cfg.RegisterBurst, 10)
+	setDefault(&cfg.MaxPreKeys, api.MaxPreKeys)
+	setDefault(&cfg.MaxQueue, 1000)
+	setDefault(&cfg.MaxQueueBytes, 16<<20)
+	setDefault(&cfg.SenderShare, 0.25)
+	setDefault(&cfg.MaxTotalQueueBytes, 1<<30)
+	setDefault(&cfg.SendRate, 10)
+	setDefault(&cfg.SendBurst, 200)
+	setDefault(&cfg.LowPreKeys, 10)
+	setDefault(&cfg.PingInterval, 30*time.Second)
+	setDefault(&cfg.ReadTimeout, 30*time.Second)
+	setDefault(&cfg.WriteTimeout, 30*time.Second)
+	setDefault(&cfg.IdleTimeout, 2*time.Minute)
+	setDefault(&cfg.MaxConnsPerIP, 32)
+	setDefault(&cfg.MaxConnsPerUser, 8)
+	setDefault(&cfg.CheckpointInterval, time.Second)
+	if cfg.SenderShare < 0 || cfg.SenderShare > 1 {
+		return errors.New("server: SenderShare is not between 0 and 1")
+	}
+	if cfg.IPv4Prefix < 0 || cfg.IPv4Prefix > 32 || cfg.IPv6Prefix < 0 || cfg.IPv6Prefix > 128 {
+		return errors.New("server: IPv4Prefix or IPv6Prefix out of range")
+	}
+	for _, c := range cfg.InviteCodes {
+		if len(c) < minInviteLen {
+			return fmt.Errorf("server: an invite code is shorter than %d bytes", minInviteLen)
+		}
+	}
+	return nil
+}
+
+// setDefault sets *v to def if it is the zero value.
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
 // Server is the key server and relay. Its methods are safe for concurrent
 // use.
 type Server struct {
@@ -290,85 +338,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.BundleRate == 0 {
-		cfg.BundleRate = 1
-	}
-	if cfg.BundleBurst == 0 {
-		cfg.BundleBurst = 20
-	}
-	if cfg.PreKeyRate == 0 {
-		cfg.PreKeyRate = 1.0 / 60
-	}
-	if cfg.PreKeyBurst == 0 {
-		cfg.PreKeyBurst = 10
-	}
-	if cfg.IPv4Prefix == 0 {
-		cfg.IPv4Prefix = 32
-	}
-	if cfg.IPv6Prefix == 0 {
-		cfg.IPv6Prefix = 64
-	}
-	if cfg.IPv4Prefix < 0 || cfg.IPv4Prefix > 32 || cfg.IPv6Prefix < 0 || cfg.IPv6Prefix > 128 {
-		return nil, errors.New("server: IPv4Prefix or IPv6Prefix out of range")
-	}
-	for _, c := range cfg.InviteCodes {
-		if len(c) < minInviteLen {
-			return nil, fmt.Errorf("server: an invite code is shorter than %d bytes", minInviteLen)
-		}
-	}
-	if cfg.RegisterRate == 0 {
-		cfg.RegisterRate = 1.0 / 60
-	}
-	if cfg.RegisterBurst == 0 {
-		cfg.RegisterBurst = 10
-	}
-	if cfg.MaxPreKeys == 0 {
-		cfg.MaxPreKeys = api.MaxPreKeys
-	}
-	if cfg.MaxQueue == 0 {
-		cfg.MaxQueue = 1000
-	}
-	if cfg.MaxQueueBytes == 0 {
-		cfg.MaxQueueBytes = 16 << 20
-	}
-	if cfg.SenderShare == 0 {
-		cfg.SenderShare = 0.25
-	}
-	if cfg.SenderShare < 0 || cfg.SenderShare > 1 {
-		return nil, errors.New("server: SenderShare is not between 0 and 1")
-	}
-	if cfg.MaxTotalQueueBytes == 0 {
-		cfg.MaxTotalQueueBytes = 1 << 30
-	}
-	if cfg.SendRate == 0 {
-		cfg.SendRate = 10
-	}
-	if cfg.SendBurst == 0 {
-		cfg.SendBurst = 200
-	}
-	if cfg.LowPreKeys == 0 {
-		cfg.LowPreKeys = 10
-	}
-	if cfg.PingInterval == 0 {
-		cfg.PingInterval = 30 * time.Second
-	}
-	if cfg.ReadTimeout == 0 {
-		cfg.ReadTimeout = 30 * time.Second
-	}
-	if cfg.WriteTimeout == 0 {
-		cfg.WriteTimeout = 30 * time.Second
-	}
-	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = 2 * time.Minute
-	}
-	if cfg.MaxConnsPerIP == 0 {
-		cfg.MaxConnsPerIP = 32
-	}
-	if cfg.MaxConnsPerUser == 0 {
-		cfg.MaxConnsPerUser = 8
-	}
-	if cfg.CheckpointInterval == 0 {
-		cfg.CheckpointInterval = time.Second
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	db, err := openDB(ctx, cfg.DBPath)

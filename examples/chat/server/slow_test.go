@@ -5,10 +5,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -21,12 +19,7 @@ import (
 // returns its address.
 func serveLoopback(t *testing.T, cfg server.Config) (*server.Server, string) {
 	t.Helper()
-	cfg.DBPath = filepath.Join(t.TempDir(), "server.db")
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := quietServer(t, cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -34,10 +27,9 @@ func serveLoopback(t *testing.T, cfg server.Config) (*server.Server, string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln, "", "") }()
-	t.Cleanup(func() {
+	t.Cleanup(func() { // before quietServer's Close
 		cancel()
 		<-done
-		srv.Close()
 	})
 	return srv, ln.Addr().String()
 }
