@@ -174,7 +174,8 @@ type Config struct {
 	// BundleRate and BundleBurst limit bundle fetches per user: BundleBurst
 	// at once, then BundleRate per second (default 1 per second, burst 20).
 	// Every fetch consumes a one-time prekey, so this is what stops one
-	// client from draining everyone's prekeys.
+	// account from draining everyone's prekeys; PreKeyRate is what stops
+	// many accounts from draining one user's.
 	BundleRate  float64
 	BundleBurst int
 	// PreKeyRate and PreKeyBurst limit the one-time prekeys handed out of
@@ -232,7 +233,9 @@ type Config struct {
 	// whichever is less. WriteTimeout bounds the writing of one response
 	// (default 30 seconds); WebSocket frames have their own 10-second
 	// write deadline. IdleTimeout ends a keep-alive connection that sends
-	// no next request (default 2 minutes). They apply to Serve only.
+	// no next request (default 2 minutes). The HTTP timeouts apply to
+	// Serve only; the deadline of a WebSocket frame applies to Handler on
+	// any server.
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	IdleTimeout  time.Duration
