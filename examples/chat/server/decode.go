@@ -67,57 +67,78 @@ func classifyJSONError(err error) error {
 	return errMalformedJSON
 }
 
-// checkDuplicateKeys walks data token by token and fails on an object
-// with two keys that encoding/json would map to the same field. The walk
-// costs one more pass over a body already bounded by api.MaxBodySize or
-// api.MaxFrameSize, and a set per object of the keys it holds.
+// checkDuplicateKeys fails on an object in data with two keys that
+// encoding/json would map to the same field. It leaves invalid JSON to the
+// decoder, which reports it, and walks valid JSON byte by byte: a value
+// string (an envelope's base64, most of a frame) is skipped, not copied,
+// and a key is unescaped only if it has an escape. So the check costs a
+// pass over bytes already bounded by api.MaxBodySize or api.MaxFrameSize,
+// and a set per object of the keys it holds; json.Decoder.Token, the
+// obvious way, copied every value and cost twelve times the frame's size
+// in allocations.
 func checkDuplicateKeys(data []byte) error {
-	type level struct {
-		object  bool
-		wantKey bool
-		keys    map[string]struct{}
+	if !json.Valid(data) {
+		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	var stack []*level
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return classifyJSONError(err)
-		}
-		var top *level
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if top != nil && top.object && top.wantKey {
-			if d, ok := tok.(json.Delim); ok && d == '}' {
-				stack = stack[:len(stack)-1]
-				continue
-			}
-			k, _ := tok.(string)
-			fk := foldKey(k)
-			if _, dup := top.keys[fk]; dup {
-				return errDuplicateKey
-			}
-			top.keys[fk] = struct{}{}
-			top.wantKey = false
-			continue
-		}
-		// tok is a value, or the end of an array.
-		if top != nil && top.object {
-			top.wantKey = true
-		}
-		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, &level{object: true, wantKey: true, keys: map[string]struct{}{}})
-		case json.Delim('['):
-			stack = append(stack, &level{})
-		case json.Delim(']'):
+	// stack holds the key set of each open object, nil for an array.
+	var stack []map[string]struct{}
+	wantKey := false
+	for i := 0; i < len(data); {
+		switch data[i] {
+		case '{':
+			stack = append(stack, map[string]struct{}{})
+			wantKey = true
+			i++
+		case '[':
+			stack = append(stack, nil)
+			i++
+		case '}', ']':
 			stack = stack[:len(stack)-1]
+			wantKey = false
+			i++
+		case ',':
+			wantKey = stack[len(stack)-1] != nil
+			i++
+		case ':':
+			wantKey = false
+			i++
+		case '"':
+			end := stringEnd(data, i)
+			if wantKey {
+				raw := data[i:end]
+				var k string
+				if bytes.IndexByte(raw, '\\') < 0 {
+					k = string(raw[1 : len(raw)-1])
+				} else if err := json.Unmarshal(raw, &k); err != nil {
+					return errMalformedJSON
+				}
+				keys := stack[len(stack)-1]
+				fk := foldKey(k)
+				if _, dup := keys[fk]; dup {
+					return errDuplicateKey
+				}
+				keys[fk] = struct{}{}
+			}
+			i = end
+		default: // numbers, literals, white space
+			i++
 		}
 	}
+	return nil
+}
+
+// stringEnd returns the index just past the JSON string that starts at
+// data[i], which must be the opening quote of a string in valid JSON.
+func stringEnd(data []byte, i int) int {
+	for j := i + 1; j < len(data); j++ {
+		switch data[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(data)
 }
 
 // foldKey maps k to one representative of the keys encoding/json treats

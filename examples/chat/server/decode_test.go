@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -76,6 +78,114 @@ func FuzzDecodeStrict(f *testing.F) {
 		}
 		if msg := err.Error(); !utf8.ValidString(msg) || strings.ContainsAny(msg, "\"\\\x1b") {
 			t.Fatalf("error %q quotes input", msg)
+		}
+	})
+}
+
+// BenchmarkDecodeFrame puts the strict decoding of a frame carrying a
+// largest envelope beside its floor, encoding/json's Unmarshal of the same
+// bytes: the difference is the duplicate-key walk.
+func BenchmarkDecodeFrame(b *testing.B) {
+	data, err := json.Marshal(api.Frame{Type: api.FrameSend, ID: "m-1", To: "bob", Body: make([]byte, api.MaxEnvelopeSize)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("strict", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			var f api.Frame
+			if err := decodeStrict(data, &f); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("floor=json.Unmarshal", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			var f api.Frame
+			if err := json.Unmarshal(data, &f); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// duplicateKeysByToken is the obvious duplicate-key check, on
+// json.Decoder.Token: slow, but plainly right, so the byte walk of
+// checkDuplicateKeys is checked against it.
+func duplicateKeysByToken(data []byte) error {
+	type level struct {
+		object  bool
+		wantKey bool
+		keys    map[string]struct{}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber() // numbers out of float64 range are valid JSON
+	var stack []*level
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return classifyJSONError(err)
+		}
+		var top *level
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.wantKey {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			k, _ := tok.(string)
+			fk := foldKey(k)
+			if _, dup := top.keys[fk]; dup {
+				return errDuplicateKey
+			}
+			top.keys[fk] = struct{}{}
+			top.wantKey = false
+			continue
+		}
+		// tok is a value, or the end of an array.
+		if top != nil && top.object {
+			top.wantKey = true
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &level{object: true, wantKey: true, keys: map[string]struct{}{}})
+		case json.Delim('['):
+			stack = append(stack, &level{})
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+	}
+}
+
+// On valid JSON, checkDuplicateKeys and the token-based check agree.
+func FuzzDuplicateKeys(f *testing.F) {
+	for _, s := range []string{
+		`{"a":1,"b":{"a":2,"A":3}}`,
+		`[{"k":1},{"k":2}]`,
+		`{"\u0061":1,"a":2}`,
+		`{"x\"y":1,"x\"Y":2}`,
+		`{"ſ":1,"s":2}`,
+		`{"a":[{"b":1,"c":{"d":"\\"}}],"e":"}"}`,
+		`"just a string"`,
+		`{"a":{},"b":[],"c":{"":1,"":2}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) {
+			return
+		}
+		got, want := checkDuplicateKeys(data), duplicateKeysByToken(data)
+		if (got == nil) != (want == nil) {
+			t.Fatalf("%q: byte walk says %v, tokens say %v", data, got, want)
 		}
 	})
 }
