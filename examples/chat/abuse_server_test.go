@@ -7,10 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,8 +16,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/ratchetkit/ratchetkit/examples/chat/api"
+	"github.com/ratchetkit/ratchetkit/examples/chat/internal/chattest"
 	"github.com/ratchetkit/ratchetkit/examples/chat/server"
-	"github.com/ratchetkit/ratchetkit/keys"
 )
 
 // The server abuse test plays, on loopback, each attack on the server from
@@ -42,23 +40,14 @@ func hostileWorld(t *testing.T, cfg server.Config) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln, "", "") }()
-	w.srv, w.url = srv, "http://"+ln.Addr().String()
+	t.Cleanup(func() { srv.Close() })
+	w.srv, w.url = srv, "http://"+chattest.Serve(t, srv)
 	t.Cleanup(func() {
 		for _, u := range w.users {
 			if u.c != nil {
 				u.c.Close()
 			}
 		}
-		cancel()
-		<-done
-		srv.Close()
 	})
 	return w
 }
@@ -104,20 +93,7 @@ func hostileDo(t *testing.T, base, method, path, token string, body any) (int, [
 // returning nil and the status if the server refuses.
 func hostileRegister(t *testing.T, base, name string, n int) (*hostile, int) {
 	t.Helper()
-	ik, err := keys.GenerateIdentityKeyPair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	spk, err := keys.GenerateSignedPreKey(ik, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var opks []*keys.OneTimePreKey
-	if n > 0 {
-		if opks, err = keys.GenerateOneTimePreKeys(1, n); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ik, spk, opks := chattest.NewKeys(t, 1, n)
 	status, b := hostileDo(t, base, "POST", "/v1/register", "", api.RegisterRequest{
 		Name: name, IdentityKey: ik.PublicKey().Encode(), SignedPreKey: api.NewSignedPreKey(spk), OneTimePreKeys: api.NewPreKeys(opks),
 	})
@@ -223,42 +199,6 @@ func (h *hostile) flood(to string, n int, body func(i int) []byte) (int, *api.Fr
 func hostileBody(i int) []byte {
 	block := fmt.Appendf(nil, "[hostile envelope %04d]", i)
 	return bytes.Repeat(block, api.MaxEnvelopeSize/len(block))
-}
-
-// hostileTrickle opens a connection, sends head, then one more byte every
-// 100 ms. The channel gets how long the connection lived once the server
-// closes it.
-func hostileTrickle(t *testing.T, addr, head string, stop <-chan struct{}) <-chan time.Duration {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	lived := make(chan time.Duration, 1)
-	start := time.Now()
-	go func() {
-		if _, err := io.WriteString(c, head); err != nil {
-			return
-		}
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			if _, err := c.Write([]byte{' '}); err != nil {
-				return
-			}
-		}
-	}()
-	go func() {
-		io.Copy(io.Discard, c)
-		lived <- time.Since(start)
-	}()
-	return lived
 }
 
 func TestServerUnderAbuse(t *testing.T) {
@@ -459,23 +399,14 @@ func TestServerUnderAbuse(t *testing.T) {
 	defer close(stop)
 	addr := strings.TrimPrefix(w.url, "http://")
 	var lives []<-chan time.Duration
-	lives = append(lives, hostileTrickle(t, addr, "GET /v1/ws HTTP/1.1\r\nHost: chat\r\nAuthorization: Bearer "+eve.token+
-		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"+
-		"\x81\xfe\x03\xe8mask", stop))
+	lives = append(lives, chattest.Trickle(t, addr, chattest.WebSocketUpgrade(eve.token), stop))
 	for range 40 {
-		lives = append(lives, hostileTrickle(t, addr, "POST /v1/register HTTP/1.1\r\nHost: chat\r\nContent-Length: 10000\r\n\r\n{", stop))
+		lives = append(lives, chattest.Trickle(t, addr, "POST /v1/register HTTP/1.1\r\nHost: chat\r\nContent-Length: 10000\r\n\r\n{", stop))
 	}
-	var lived []time.Duration
-	patience := time.After(readTimeout + 2*time.Second)
-	for _, l := range lives {
-		select {
-		case d := <-l:
-			lived = append(lived, d)
-		case <-patience:
-			t.Fatalf("%d of %d slow connections still open %v after they began", len(lives)-len(lived), len(lives), readTimeout+2*time.Second)
-		}
+	lived := chattest.Lifetimes(lives, readTimeout+2*time.Second)
+	if len(lived) != len(lives) {
+		t.Fatalf("%d of %d slow connections still open %v after they began", len(lives)-len(lived), len(lives), readTimeout+2*time.Second)
 	}
-	slices.Sort(lived)
 	refusedAtOnce := 0
 	for _, d := range lived {
 		if d < readTimeout/2 {

@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/ratchetkit/ratchetkit/examples/chat/api"
+	"github.com/ratchetkit/ratchetkit/examples/chat/internal/chattest"
 	"github.com/ratchetkit/ratchetkit/examples/chat/server"
 	"github.com/ratchetkit/ratchetkit/keys"
 )
@@ -93,21 +94,7 @@ type user struct {
 
 func newKeys(t *testing.T, firstOPK uint32, n int) (*keys.IdentityKeyPair, *keys.SignedPreKey, []*keys.OneTimePreKey) {
 	t.Helper()
-	ik, err := keys.GenerateIdentityKeyPair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	spk, err := keys.GenerateSignedPreKey(ik, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var opks []*keys.OneTimePreKey
-	if n > 0 {
-		if opks, err = keys.GenerateOneTimePreKeys(firstOPK, n); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return ik, spk, opks
+	return chattest.NewKeys(t, firstOPK, n)
 }
 
 func (ts *testServer) register(t *testing.T, name string, nOPK int) *user {

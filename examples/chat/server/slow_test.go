@@ -1,17 +1,15 @@
 package server_test
 
 import (
-	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ratchetkit/ratchetkit/examples/chat/internal/chattest"
 	"github.com/ratchetkit/ratchetkit/examples/chat/server"
 )
 
@@ -20,76 +18,7 @@ import (
 func serveLoopback(t *testing.T, cfg server.Config) (*server.Server, string) {
 	t.Helper()
 	srv := quietServer(t, cfg)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln, "", "") }()
-	t.Cleanup(func() { // before quietServer's Close
-		cancel()
-		<-done
-	})
-	return srv, ln.Addr().String()
-}
-
-// trickler is a client that sends head at once, then one byte of a body
-// every 100 ms, until the server closes the connection or stop.
-type trickler struct {
-	c      net.Conn
-	closed chan time.Duration // how long the connection lived; never sent if it outlived the test's patience
-}
-
-func trickle(t *testing.T, addr, head string, stop <-chan struct{}) *trickler {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	tr := &trickler{c: c, closed: make(chan time.Duration, 1)}
-	start := time.Now()
-	go func() {
-		if _, err := io.WriteString(c, head); err != nil {
-			return
-		}
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			if _, err := c.Write([]byte{' '}); err != nil {
-				return
-			}
-		}
-	}()
-	go func() {
-		// Whatever the server answers, the connection's end is what counts.
-		io.Copy(io.Discard, c)
-		tr.closed <- time.Since(start)
-	}()
-	return tr
-}
-
-// waitClosed returns how long each of ts lived that the server closed
-// within d.
-func waitClosed(ts []*trickler, d time.Duration) []time.Duration {
-	deadline := time.After(d)
-	var lives []time.Duration
-	for _, tr := range ts {
-		select {
-		case lived := <-tr.closed:
-			lives = append(lives, lived)
-		case <-deadline:
-			return lives
-		}
-	}
-	slices.Sort(lives)
-	return lives
+	return srv, chattest.Serve(t, srv)
 }
 
 // Clients that send a body, or a WebSocket frame, one byte at a time are
@@ -106,11 +35,11 @@ func TestSlowClientsBounded(t *testing.T) {
 	// Twelve slow bodies from one address: four are refused at once, the
 	// other eight end with the read timeout.
 	body := "POST /v1/register HTTP/1.1\r\nHost: chat\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n\r\n{"
-	var slow []*trickler
+	var slow []<-chan time.Duration
 	for range 12 {
-		slow = append(slow, trickle(t, addr, body, stop))
+		slow = append(slow, chattest.Trickle(t, addr, body, stop))
 	}
-	lives := waitClosed(slow, readTimeout+1500*time.Millisecond)
+	lives := chattest.Lifetimes(slow, readTimeout+1500*time.Millisecond)
 	if len(lives) != len(slow) {
 		t.Fatalf("%d of %d slow-body connections still open %v after they began", len(slow)-len(lives), len(slow), readTimeout+1500*time.Millisecond)
 	}
@@ -125,9 +54,9 @@ func TestSlowClientsBounded(t *testing.T) {
 
 	// An account's slow requests in progress are capped; the fourth is
 	// refused at once with a message naming the limit.
-	var held []*trickler
+	var held []<-chan time.Duration
 	for range 3 {
-		held = append(held, trickle(t, addr, "PUT /v1/keys HTTP/1.1\r\nHost: chat\r\nAuthorization: Bearer "+alice+"\r\nContent-Length: 10000\r\n\r\n{", stop))
+		held = append(held, chattest.Trickle(t, addr, "PUT /v1/keys HTTP/1.1\r\nHost: chat\r\nAuthorization: Bearer "+alice+"\r\nContent-Length: 10000\r\n\r\n{", stop))
 	}
 	time.Sleep(100 * time.Millisecond) // let the three reach the handler
 	req, _ := http.NewRequest("GET", base+"/v1/keys/count", nil)
@@ -141,15 +70,13 @@ func TestSlowClientsBounded(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(msg), "3 requests") {
 		t.Fatalf("fourth request of an account with three in progress: %d %s", resp.StatusCode, msg)
 	}
-	if lives := waitClosed(held, readTimeout+1500*time.Millisecond); len(lives) != len(held) {
+	if lives := chattest.Lifetimes(held, readTimeout+1500*time.Millisecond); len(lives) != len(held) {
 		t.Fatalf("%d slow authenticated requests still open", len(held)-len(lives))
 	}
 
 	// A WebSocket frame that trickles in ends its connection.
-	ws := trickle(t, addr, "GET /v1/ws HTTP/1.1\r\nHost: chat\r\nAuthorization: Bearer "+alice+
-		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"+
-		"\x81\xfe\x03\xe8mask", stop) // a masked text frame of 1000 bytes
-	lives = waitClosed([]*trickler{ws}, readTimeout+1500*time.Millisecond)
+	ws := chattest.Trickle(t, addr, chattest.WebSocketUpgrade(alice), stop)
+	lives = chattest.Lifetimes([]<-chan time.Duration{ws}, readTimeout+1500*time.Millisecond)
 	if len(lives) != 1 {
 		t.Fatal("a WebSocket frame trickling in kept its connection open")
 	}
