@@ -19,6 +19,9 @@ import (
 // The server's state is three tables, and a fourth of invite codes. Public keys are stored as their
 // 33-byte encodings; envelopes as the opaque bytes clients sent. Tokens are
 // stored hashed, so a copy of the database does not let anyone log in.
+// An identity key belongs to one name at most (see checkIdentityFree); a
+// database from before that rule that has one key under two names fails to
+// open, at the unique index, until one of them is reset or removed.
 const schema = `
 CREATE TABLE IF NOT EXISTS users (
 	name         TEXT PRIMARY KEY,
