@@ -16,9 +16,10 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 )
 
-// The server's state is three tables, and a fourth of invite codes. Public keys are stored as their
-// 33-byte encodings; envelopes as the opaque bytes clients sent. Tokens are
-// stored hashed, so a copy of the database does not let anyone log in.
+// The server's state is three tables, and a fourth of invite codes. Public
+// keys are stored as their 33-byte encodings; envelopes as the opaque bytes
+// clients sent. Tokens and invite codes are stored hashed, so a copy of the
+// database does not let anyone log in or register.
 // An identity key belongs to one name at most (see checkIdentityFree); a
 // database from before that rule that has one key under two names fails to
 // open, at the unique index, until one of them is reset or removed.
