@@ -62,9 +62,9 @@
 //     (api.Bundle.Withheld): the session still starts, with the weaker
 //     forward secrecy of a signed prekey, rather than the fetcher being
 //     refused, so that draining the allowance does not also make the user
-//     unreachable. Measured: 20 accounts from 20 addresses took all 81 of
-//     a user's one-time prekeys in under 50 ms before the per-owner limit,
-//     and 10 of 81 in 400 fetches after it.
+//     unreachable. Measured in process: 20 accounts from 20 addresses took
+//     all 81 of a user's one-time prekeys in 49 ms before the per-owner
+//     limit, and 10 of 81 in 400 fetches after it.
 //   - Registration. RegisterRate/RegisterBurst per client address, where
 //     IPv4 addresses count one by one (IPv4Prefix, default 32) and IPv6
 //     addresses by their /64 (IPv6Prefix), the network one subscriber
