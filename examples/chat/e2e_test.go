@@ -61,18 +61,28 @@ type world struct {
 	sent map[string][]string
 }
 
-func newWorld(t *testing.T) *world {
-	t.Helper()
-	w := &world{
+// emptyWorld is a world with no server yet and no users.
+func emptyWorld(t *testing.T) *world {
+	return &world{
 		t:      t,
 		dbPath: filepath.Join(t.TempDir(), "server.db"),
 		logs:   &logBuffer{},
 		users:  map[string]*user{},
 		sent:   map[string][]string{},
 	}
+}
+
+// debugLogger logs everything into w's buffer.
+func (w *world) debugLogger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	w := emptyWorld(t)
 	srv, err := server.New(server.Config{
 		DBPath:      w.dbPath,
-		Logger:      slog.New(slog.NewJSONHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:      w.debugLogger(),
 		BundleBurst: 100,
 	})
 	if err != nil {

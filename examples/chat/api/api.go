@@ -19,7 +19,10 @@
 //	GET  /v1/ws            (auth)  WebSocket upgrade, then Frames
 //
 // A failed request answers with an HTTP error status and an ErrorResponse
-// whose Code is one of the Code constants.
+// whose Code is one of the Code constants. The server reads a request body,
+// and a frame, as exactly one JSON object with no unknown field and no
+// field twice (names that differ only in case count as the same), and
+// refuses paths with empty, "." or ".." segments.
 //
 // # WebSocket
 //
@@ -27,7 +30,9 @@
 // opaque envelope for a named user) and FrameAck (a delivered message has
 // been processed). The server answers a send with FrameSent once the envelope
 // is stored, pushes FrameMessage for every queued envelope, FramePreKeys with
-// the client's remaining one-time prekeys, and FrameError for a bad frame.
+// the client's remaining one-time prekeys, and FrameError for a bad frame or
+// a refused send (the recipient's queue or the sender's share of it full,
+// the server's queue budget spent, or the sender over its send rate).
 // Envelopes stay queued until acknowledged, so a message may be delivered
 // more than once (after a reconnect); the ratchet recognises the repeat.
 package api
@@ -67,11 +72,16 @@ const (
 	CodeUnauthorized = "unauthorized"  // missing or unknown token
 	CodeUnknownUser  = "unknown_user"  // no such user
 	CodeNameTaken    = "name_taken"    // registration of a name in use
+	CodeInvite       = "invite"        // registration without a valid, unused invite code
+	CodeKeyTaken     = "key_taken"     // an identity key registered to another name
 	CodeBadKey       = "bad_key"       // a key that does not decode or has small order
 	CodeBadSignature = "bad_signature" // the signed prekey's signature does not verify
 	CodePreKeyExists = "prekey_exists" // a one-time prekey id in use or repeated
-	CodeTooMany      = "too_many"      // prekeys over MaxPreKeys, or a full queue
-	CodeRateLimited  = "rate_limited"  // too many requests; see Retry-After
+	CodeTooMany      = "too_many"      // prekeys over MaxPreKeys
+	CodeQueueFull    = "queue_full"    // the recipient's queue is at its envelope or byte limit
+	CodeShareFull    = "share_full"    // the sender's share of the recipient's queue is used up
+	CodeServerFull   = "server_full"   // the queues of all users are at the server's byte limit
+	CodeRateLimited  = "rate_limited"  // too many requests or sends; see Retry-After or the message
 	CodeNotFound     = "not_found"     // no such endpoint
 	CodeInternal     = "internal"      // the server failed; nothing was changed
 )
@@ -105,7 +115,10 @@ type PreKey struct {
 
 // RegisterRequest claims a name and publishes its owner's keys.
 type RegisterRequest struct {
-	Name           string       `json:"name"`
+	Name string `json:"name"`
+	// Invite is an invite code, needed if the server was started with
+	// some.
+	Invite         string       `json:"invite,omitempty"`
 	IdentityKey    []byte       `json:"identity_key"`
 	SignedPreKey   SignedPreKey `json:"signed_prekey"`
 	OneTimePreKeys []PreKey     `json:"one_time_prekeys"`
@@ -137,7 +150,8 @@ type PreKeyCount struct {
 }
 
 // Bundle is what a client fetches to start a session with Name. OneTimePreKey
-// is nil, and Exhausted true, when the server had none left: the session
+// is nil when the server had none left (Exhausted) or had handed out as many
+// of Name's as its limit per owner allows for now (Withheld): the session
 // then starts from the signed prekey alone, whose forward secrecy lasts only
 // until it is rotated.
 type Bundle struct {
@@ -146,6 +160,7 @@ type Bundle struct {
 	SignedPreKey  SignedPreKey `json:"signed_prekey"`
 	OneTimePreKey *PreKey      `json:"one_time_prekey,omitempty"`
 	Exhausted     bool         `json:"one_time_prekeys_exhausted"`
+	Withheld      bool         `json:"one_time_prekey_withheld,omitempty"`
 }
 
 // X3DH converts b to the library's bundle. It decodes the keys but leaves

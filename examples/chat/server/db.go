@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"time"
 
 	"github.com/ratchetkit/ratchetkit/examples/chat/api"
 	"github.com/ratchetkit/ratchetkit/x3dh"
@@ -14,9 +16,13 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 )
 
-// The server's whole state is three tables. Public keys are stored as their
-// 33-byte encodings; envelopes as the opaque bytes clients sent. Tokens are
-// stored hashed, so a copy of the database does not let anyone log in.
+// The server's state is three tables, and a fourth of invite codes. Public
+// keys are stored as their 33-byte encodings; envelopes as the opaque bytes
+// clients sent. Tokens and invite codes are stored hashed, so a copy of the
+// database does not let anyone log in or register.
+// An identity key belongs to one name at most (see checkIdentityFree); a
+// database from before that rule that has one key under two names fails to
+// open, at the unique index, until one of them is reset or removed.
 const schema = `
 CREATE TABLE IF NOT EXISTS users (
 	name         TEXT PRIMARY KEY,
@@ -41,6 +47,11 @@ CREATE TABLE IF NOT EXISTS queue (
 	created   INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS queue_by_recipient ON queue (recipient, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS users_by_identity_key ON users (identity_key);
+CREATE TABLE IF NOT EXISTS invites (
+	code_hash BLOB PRIMARY KEY,
+	used_by   TEXT
+);
 `
 
 // openDB opens (creating if needed) the SQLite database at path.
@@ -49,13 +60,28 @@ CREATE INDEX IF NOT EXISTS queue_by_recipient ON queue (recipient, seq);
 // NORMAL survives a crash of the process but may lose the last commits on
 // power loss: for a relay that means a message acknowledged as stored is
 // lost, which a client sees as a gap in the conversation (the ratchet skips
-// over it). secure_delete overwrites delivered envelopes and handed-out
-// prekeys in the file.
+// over it).
+//
+// secure_delete makes SQLite overwrite deleted rows with zeros, but in WAL
+// mode it writes the zeroed page as a new frame and leaves the frames with
+// the old content in the -wal file until a checkpoint copies the pages back
+// and the log is reset; even then the old frames stay on disk past the end
+// of what is rewritten. So deletes are followed by checkpoint, which runs
+// wal_checkpoint(TRUNCATE) at a bounded cadence: a delivered envelope or a
+// handed-out prekey lasts in the files for at most one checkpoint interval.
+//
+// The database and its -wal and -shm files are made readable by their owner
+// only: SQLite creates the latter two with the main file's permissions, so
+// the main file is created 0600 before SQLite opens it, and an existing
+// one with wider permissions is narrowed.
 //
 // All access goes through one connection: SQLite has one writer anyway, and
 // a single connection makes every statement see the previous one's effect
 // without retries on SQLITE_BUSY.
 func openDB(ctx context.Context, path string) (*sql.DB, error) {
+	if err := restrictFiles(path); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)", "secure_delete(1)"} {
 		q.Add("_pragma", p)
@@ -72,6 +98,70 @@ func openDB(ctx context.Context, path string) (*sql.DB, error) {
 	return db, nil
 }
 
+// restrictFiles creates the database file with mode 0600 if it is missing,
+// and takes group and other permissions off it and off its -wal and -shm
+// files if they exist.
+func restrictFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()&0o700); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// deleted records that a row with content worth wiping (an envelope, a
+// prekey) was deleted since the last checkpoint.
+func (s *Server) deleted() { s.dirty.Store(true) }
+
+// checkpointLoop checkpoints after deletes, every CheckpointInterval at
+// most, until the server closes.
+func (s *Server) checkpointLoop() {
+	defer close(s.checkpointDone)
+	t := time.NewTicker(s.cfg.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			s.checkpoint(s.ctx)
+		}
+	}
+}
+
+// checkpoint copies the WAL into the database and truncates it to zero
+// bytes, if anything was deleted since the last time. A checkpoint that
+// could not finish (another process was reading the database) leaves the
+// flag set, so the next tick tries again.
+func (s *Server) checkpoint(ctx context.Context) {
+	if !s.dirty.Swap(false) {
+		return
+	}
+	var busy, logFrames, done int
+	err := s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &done)
+	if err != nil || busy != 0 {
+		s.dirty.Store(true)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("checkpoint", "err", err)
+		}
+	}
+}
+
 func hashToken(token string) []byte {
 	h := sha256.Sum256([]byte(token))
 	return h[:]
@@ -84,6 +174,7 @@ var (
 	errUnknownUser  = errors.New("unknown user")
 	errPreKeyExists = errors.New("prekey id exists")
 	errTooMany      = errors.New("too many")
+	errKeyTaken     = errors.New("identity key registered to another name")
 )
 
 // userByToken returns the user whose token hashes to the stored hash.
@@ -111,7 +202,7 @@ type keySet struct {
 	opks        []api.PreKey
 }
 
-func (s *Server) register(ctx context.Context, name, token string, ks *keySet) error {
+func (s *Server) register(ctx context.Context, name, token, invite string, ks *keySet) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE name = ?`, name).Scan(&n); err != nil {
@@ -119,6 +210,12 @@ func (s *Server) register(ctx context.Context, name, token string, ks *keySet) e
 		}
 		if n > 0 {
 			return errNameTaken
+		}
+		if err := checkIdentityFree(ctx, tx, name, ks.identityKey); err != nil {
+			return err
+		}
+		if err := s.useInvite(ctx, tx, name, invite); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO users (name, token_hash, identity_key, spk_id, spk, spk_sig, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -133,6 +230,9 @@ func (s *Server) register(ctx context.Context, name, token string, ks *keySet) e
 // prekeys belong to the old identity and go with it.
 func (s *Server) replaceKeys(ctx context.Context, name string, ks *keySet) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
+		if err := checkIdentityFree(ctx, tx, name, ks.identityKey); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx,
 			`UPDATE users SET identity_key = ?, spk_id = ?, spk = ?, spk_sig = ? WHERE name = ?`,
 			ks.identityKey, ks.spk.ID, ks.spk.Key, ks.spk.Signature, name); err != nil {
@@ -141,8 +241,27 @@ func (s *Server) replaceKeys(ctx context.Context, name string, ks *keySet) error
 		if _, err := tx.ExecContext(ctx, `DELETE FROM prekeys WHERE user = ?`, name); err != nil {
 			return err
 		}
+		s.deleted()
 		return s.addPreKeysTx(ctx, tx, name, ks.opks)
 	})
+}
+
+// checkIdentityFree fails with errKeyTaken if a user other than name has
+// identity key ik. Two names with one identity key are an unknown
+// key-share: whoever registered "alice2" with alice's public keys (all of
+// them public, so copying needs no secret) has contacts run X3DH with
+// alice's keys, and alice receives, and may believe, messages meant for
+// "alice2". The unique index on identity_key enforces the same rule; this
+// check turns it into an error the handlers can name.
+func checkIdentityFree(ctx context.Context, tx *sql.Tx, name string, ik []byte) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE identity_key = ? AND name != ?`, ik, name).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return errKeyTaken
+	}
+	return nil
 }
 
 func (s *Server) identityKey(ctx context.Context, name string) ([]byte, error) {
@@ -218,8 +337,11 @@ func (s *Server) countPreKeys(ctx context.Context, name string) (int, error) {
 // takeBundle reads name's bundle and removes the one-time prekey it hands
 // out, in one transaction: no two callers can get the same prekey, and the
 // prekey always belongs to the identity key it is returned with. The
-// lowest id goes first. remaining is the count left afterwards.
-func (s *Server) takeBundle(ctx context.Context, name string) (b *api.Bundle, remaining int, err error) {
+// lowest id goes first, if there is one and mayTake allows it; mayTake is
+// asked only then, so that fetches of unknown users or of an empty stock
+// spend nothing of the owner's allowance. remaining is the count left
+// afterwards.
+func (s *Server) takeBundle(ctx context.Context, name string, mayTake func() bool) (b *api.Bundle, remaining int, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		b = &api.Bundle{Name: name}
 		err := tx.QueryRowContext(ctx, `SELECT identity_key, spk_id, spk, spk_sig FROM users WHERE name = ?`, name).
@@ -230,43 +352,32 @@ func (s *Server) takeBundle(ctx context.Context, name string) (b *api.Bundle, re
 		if err != nil {
 			return err
 		}
-		var pk api.PreKey
-		err = tx.QueryRowContext(ctx, `DELETE FROM prekeys WHERE user = ? AND id =
-			(SELECT id FROM prekeys WHERE user = ? ORDER BY id LIMIT 1) RETURNING id, key`, name, name).
-			Scan(&pk.ID, &pk.Key)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			b.Exhausted = true
-		case err != nil:
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM prekeys WHERE user = ?`, name).Scan(&remaining); err != nil {
 			return err
-		default:
-			b.OneTimePreKey = &pk
 		}
-		return tx.QueryRowContext(ctx, `SELECT count(*) FROM prekeys WHERE user = ?`, name).Scan(&remaining)
+		switch {
+		case remaining == 0:
+			b.Exhausted = true
+			return nil
+		case !mayTake():
+			b.Withheld = true
+			return nil
+		}
+		var pk api.PreKey
+		if err := tx.QueryRowContext(ctx, `DELETE FROM prekeys WHERE user = ? AND id =
+			(SELECT id FROM prekeys WHERE user = ? ORDER BY id LIMIT 1) RETURNING id, key`, name, name).
+			Scan(&pk.ID, &pk.Key); err != nil {
+			return err
+		}
+		b.OneTimePreKey = &pk
+		remaining--
+		s.deleted()
+		return nil
 	})
 	if err != nil {
 		return nil, 0, err
 	}
 	return b, remaining, nil
-}
-
-// enqueue stores an envelope for recipient and returns its sequence
-// number, or errTooMany if the recipient's queue is full.
-func (s *Server) enqueue(ctx context.Context, from, to string, body []byte) (int64, error) {
-	var seq int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM queue WHERE recipient = ?`, to).Scan(&n); err != nil {
-			return err
-		}
-		if n >= s.cfg.MaxQueue {
-			return errTooMany
-		}
-		return tx.QueryRowContext(ctx,
-			`INSERT INTO queue (recipient, sender, body, created) VALUES (?, ?, ?, ?) RETURNING seq`,
-			to, from, body, s.now().Unix()).Scan(&seq)
-	})
-	return seq, err
 }
 
 type queued struct {
@@ -294,14 +405,6 @@ func (s *Server) pending(ctx context.Context, recipient string, after int64, lim
 		out = append(out, q)
 	}
 	return out, rows.Err()
-}
-
-// ack deletes recipient's envelope seq. Acknowledging twice, or another
-// user's envelope, deletes nothing and is not an error: the client cannot
-// tell the two apart anyway, and a repeated ack after a reconnect is normal.
-func (s *Server) ack(ctx context.Context, recipient string, seq int64) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM queue WHERE recipient = ? AND seq = ?`, recipient, seq)
-	return err
 }
 
 func (s *Server) tx(ctx context.Context, fn func(*sql.Tx) error) error {

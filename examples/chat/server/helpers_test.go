@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/ratchetkit/ratchetkit/examples/chat/api"
+	"github.com/ratchetkit/ratchetkit/examples/chat/internal/chattest"
 	"github.com/ratchetkit/ratchetkit/examples/chat/server"
 	"github.com/ratchetkit/ratchetkit/keys"
 )
@@ -68,6 +69,20 @@ func newServer(t *testing.T, cfg server.Config) *testServer {
 	return ts
 }
 
+// quietServer opens a server on a fresh database that logs nowhere and
+// closes when the test ends. cfg's DBPath and Logger are filled in.
+func quietServer(t *testing.T, cfg server.Config) *server.Server {
+	t.Helper()
+	cfg.DBPath = filepath.Join(t.TempDir(), "server.db")
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
 // user is a registered test user with its private keys.
 type user struct {
 	name  string
@@ -79,21 +94,7 @@ type user struct {
 
 func newKeys(t *testing.T, firstOPK uint32, n int) (*keys.IdentityKeyPair, *keys.SignedPreKey, []*keys.OneTimePreKey) {
 	t.Helper()
-	ik, err := keys.GenerateIdentityKeyPair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	spk, err := keys.GenerateSignedPreKey(ik, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var opks []*keys.OneTimePreKey
-	if n > 0 {
-		if opks, err = keys.GenerateOneTimePreKeys(firstOPK, n); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return ik, spk, opks
+	return chattest.NewKeys(t, firstOPK, n)
 }
 
 func (ts *testServer) register(t *testing.T, name string, nOPK int) *user {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,6 +35,21 @@ func (s *Server) routes() {
 	})
 }
 
+// canonicalPaths refuses a request whose path is not in the canonical
+// form. http.ServeMux would answer it with a redirect to the cleaned path,
+// so that GET /v1/users/alice/../bob/bundle leads a client that follows
+// redirects, bearer token and all, to bob's bundle. No client of this API
+// sends such a path, so it is an error rather than a detour.
+func (s *Server) canonicalPaths(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.EscapedPath(); r.Method != http.MethodConnect && p != cleanPath(p) {
+			s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "path has empty, '.' or '..' segments")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // apiError is a failure with its HTTP status.
 type apiError struct {
 	status int
@@ -43,9 +57,10 @@ type apiError struct {
 	msg    string
 }
 
-// fail answers with an api.ErrorResponse. Messages are fixed texts or
-// name the offending field: they never echo request bytes back, which
-// could carry keys or terminal escapes.
+// fail answers with an api.ErrorResponse. Messages are fixed texts, with
+// at most a number or a limit of the server's in them: they never echo
+// request bytes back (not even a field name), which could carry keys or
+// terminal escapes.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
 	if rec, ok := w.(*statusRecorder); ok {
 		rec.code = code
@@ -86,23 +101,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) *apiError {
 		return &apiError{http.StatusBadRequest, api.CodeBadRequest, "cannot read request body"}
 	}
 	if err := decodeStrict(body, v); err != nil {
-		return &apiError{http.StatusBadRequest, api.CodeBadRequest, "malformed JSON: " + err.Error()}
-	}
-	return nil
-}
-
-// decodeStrict decodes exactly one JSON value with no unknown fields.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("data after the JSON value")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("data after the JSON value")
+		return &apiError{http.StatusBadRequest, api.CodeBadRequest, err.Error()}
 	}
 	return nil
 }
@@ -130,6 +129,12 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 		if rec, ok := w.(*statusRecorder); ok {
 			rec.user = name
 		}
+		if !s.busy.acquire(name) {
+			s.fail(w, r, http.StatusTooManyRequests, api.CodeRateLimited,
+				fmt.Sprintf("this account has %d requests or connections in progress, the most allowed; retry when one is done", s.cfg.MaxConnsPerUser))
+			return
+		}
+		defer s.busy.release(name)
 		h(w, r.WithContext(context.WithValue(r.Context(), userKey{}, name)))
 	}
 }
@@ -201,9 +206,9 @@ func checkPreKeys(xb *x3dh.Bundle, opks []api.PreKey) *apiError {
 	return nil
 }
 
-// remoteIP is the peer address that rate limits key on. Behind a reverse
-// proxy it is the proxy's; this server trusts no forwarding headers,
-// which any client could forge.
+// remoteIP is the peer address, for the log. Behind a reverse proxy it is
+// the proxy's; this server trusts no forwarding headers, which any client
+// could forge.
 func remoteIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -212,16 +217,29 @@ func remoteIP(r *http.Request) string {
 	return host
 }
 
+// clientKey is the key of r's client for limits per address: its address
+// grouped by the configured prefix lengths (see addrKey).
+func (s *Server) clientKey(r *http.Request) string {
+	return addrKey(r.RemoteAddr, s.cfg.IPv4Prefix, s.cfg.IPv6Prefix)
+}
+
 func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, wait time.Duration) {
 	w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 	s.fail(w, r, http.StatusTooManyRequests, api.CodeRateLimited, "too many requests; retry later")
 }
 
-// handleRegister claims a name. The rate limit comes first, so that a
-// flood costs no signature checks; the keys are verified before anything
-// is stored, and name and keys are stored in one transaction.
+// keyTaken refuses an identity key that another name holds.
+var keyTaken = &apiError{http.StatusConflict, api.CodeKeyTaken, "this identity key is registered to another name; generate a new one"}
+
+// badInvite refuses a registration without a usable invite code.
+var badInvite = &apiError{http.StatusForbidden, api.CodeInvite, "registration on this server needs an invite code that has not been used"}
+
+// handleRegister claims a name. The rate limit comes first, then the
+// invite code if the server needs one, so that a flood costs no signature
+// checks; the keys are verified before anything is stored, and name, keys
+// and the use of the code are stored in one transaction.
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
-	if ok, wait := s.registry.allow(remoteIP(r)); !ok {
+	if ok, wait := s.registry.allow(s.clientKey(r)); !ok {
 		s.rateLimited(w, r, wait)
 		return
 	}
@@ -235,15 +253,29 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("a name is 1 to %d characters of a-z, 0-9, '-' and '_'", api.MaxNameLen))
 		return
 	}
+	switch ok, err := s.inviteUsable(r.Context(), req.Invite); {
+	case err != nil:
+		s.internal(w, r, err)
+		return
+	case !ok:
+		s.failErr(w, r, badInvite)
+		return
+	}
 	ks, e := checkKeys(req.IdentityKey, req.SignedPreKey, req.OneTimePreKeys)
 	if e != nil {
 		s.failErr(w, r, e)
 		return
 	}
 	token := newToken()
-	switch err := s.register(r.Context(), req.Name, token, ks); {
+	switch err := s.register(r.Context(), req.Name, token, req.Invite, ks); {
+	case errors.Is(err, errBadInvite):
+		s.failErr(w, r, badInvite)
+		return
 	case errors.Is(err, errNameTaken):
 		s.fail(w, r, http.StatusConflict, api.CodeNameTaken, "name already registered")
+		return
+	case errors.Is(err, errKeyTaken):
+		s.failErr(w, r, keyTaken)
 		return
 	case errors.Is(err, errTooMany):
 		s.fail(w, r, http.StatusConflict, api.CodeTooMany, fmt.Sprintf("at most %d one-time prekeys per user", s.cfg.MaxPreKeys))
@@ -275,6 +307,9 @@ func (s *Server) handleReplaceKeys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch err := s.replaceKeys(r.Context(), user(r), ks); {
+	case errors.Is(err, errKeyTaken):
+		s.failErr(w, r, keyTaken)
+		return
 	case errors.Is(err, errTooMany):
 		s.fail(w, r, http.StatusConflict, api.CodeTooMany, fmt.Sprintf("at most %d one-time prekeys per user", s.cfg.MaxPreKeys))
 		return
@@ -364,8 +399,10 @@ func (s *Server) handleCount(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.PreKeyCount{OneTimePreKeys: n})
 }
 
-// handleBundle hands out a bundle, consuming one one-time prekey. The
-// limit is per fetching user, since each fetch costs the owner a prekey.
+// handleBundle hands out a bundle, consuming one one-time prekey. Two
+// limits apply, since each fetch costs the owner a prekey: one per fetching
+// user, which refuses the fetch, and one per owner across all fetchers
+// (Config.PreKeyRate), over which the bundle carries no one-time prekey.
 // An invalid name is answered like an unknown one, without a database
 // query. When the owner's stock runs low, its connection, if any, is told.
 func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) {
@@ -378,7 +415,10 @@ func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, api.CodeUnknownUser, "no such user")
 		return
 	}
-	b, remaining, err := s.takeBundle(r.Context(), name)
+	b, remaining, err := s.takeBundle(r.Context(), name, func() bool {
+		ok, _ := s.prekeys.allow(name)
+		return ok
+	})
 	if errors.Is(err, errUnknownUser) {
 		s.fail(w, r, http.StatusNotFound, api.CodeUnknownUser, "no such user")
 		return
@@ -387,8 +427,11 @@ func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	if b.Exhausted {
+	switch {
+	case b.Exhausted:
 		s.log.Warn("one-time prekeys exhausted; bundle has the signed prekey only", "owner", name)
+	case b.Withheld:
+		s.log.Warn("one-time prekey handouts over the owner's limit; bundle has the signed prekey only", "owner", name)
 	}
 	if remaining <= s.cfg.LowPreKeys {
 		s.hub.preKeys(name, remaining)

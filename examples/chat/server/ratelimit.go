@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -63,4 +64,31 @@ func (l *limiter) sweep(now time.Time) {
 			delete(l.buckets, k)
 		}
 	}
+}
+
+// addrKey is the key that limits per client address use for the address
+// in remoteAddr (host:port, as in http.Request.RemoteAddr): the address
+// masked to v4Bits for IPv4 and v6Bits for IPv6. One IPv6 host usually
+// holds a whole /64 and can use any address in it, so keying on the full
+// address would give it 2^64 budgets; a /64 is what one subscriber gets.
+// IPv4-mapped IPv6 addresses count as IPv4, and zones are ignored. An
+// address that does not parse is its own key.
+func addrKey(remoteAddr string, v4Bits, v6Bits int) string {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	var a netip.Addr
+	if err == nil {
+		a = ap.Addr()
+	} else if a, err = netip.ParseAddr(remoteAddr); err != nil {
+		return remoteAddr
+	}
+	a = a.Unmap().WithZone("")
+	bits := v6Bits
+	if a.Is4() {
+		bits = v4Bits
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return a.String()
+	}
+	return p.String()
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -188,6 +189,8 @@ func closeReason(err error) string {
 		return "closed by peer"
 	case errors.Is(err, websocket.ErrMessageTooBig):
 		return fmt.Sprintf("frame over %d bytes", api.MaxFrameSize)
+	case errors.Is(err, errSlowFrame):
+		return "frame too slow"
 	case errors.Is(err, context.Canceled):
 		return "closed by server"
 	default:
@@ -195,9 +198,15 @@ func closeReason(err error) string {
 	}
 }
 
+// readLoop reads and handles frames until the connection ends. Waiting
+// for a frame has no deadline (pings find dead peers), but once a frame
+// has begun it must be whole within ReadTimeout: a client that trickles a
+// frame byte by byte cannot answer pings meanwhile, and would otherwise
+// hold the connection until the ping timeout; one that fragments a frame
+// and answers pings between the pieces would hold it for ever.
 func (s *Server) readLoop(ctx context.Context, conn *wsConn) error {
 	for {
-		typ, data, err := conn.c.Read(ctx)
+		typ, data, err := s.readFrame(ctx, conn)
 		if err != nil {
 			return err
 		}
@@ -207,7 +216,7 @@ func (s *Server) readLoop(ctx context.Context, conn *wsConn) error {
 		}
 		var f api.Frame
 		if err := decodeStrict(data, &f); err != nil {
-			s.sendError(ctx, conn, "", api.CodeBadRequest, "malformed JSON: "+err.Error())
+			s.sendError(ctx, conn, "", api.CodeBadRequest, err.Error())
 			continue
 		}
 		switch f.Type {
@@ -228,6 +237,25 @@ func (s *Server) readLoop(ctx context.Context, conn *wsConn) error {
 	}
 }
 
+// readFrame reads one whole message, closing the connection if it takes
+// longer than ReadTimeout from its first frame header on. The read limit
+// set at Accept applies.
+func (s *Server) readFrame(ctx context.Context, conn *wsConn) (websocket.MessageType, []byte, error) {
+	typ, r, err := conn.c.Reader(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	slow := time.AfterFunc(s.cfg.ReadTimeout, func() { conn.c.CloseNow() })
+	data, err := io.ReadAll(r)
+	if !slow.Stop() {
+		return 0, nil, errSlowFrame
+	}
+	return typ, data, err
+}
+
+// errSlowFrame ends a connection whose frame took longer than ReadTimeout.
+var errSlowFrame = errors.New("frame not read within the read timeout")
+
 // relay queues a send frame's envelope for its recipient.
 func (s *Server) relay(ctx context.Context, conn *wsConn, f *api.Frame) {
 	if len(f.ID) > api.MaxIDLen {
@@ -240,6 +268,12 @@ func (s *Server) relay(ctx context.Context, conn *wsConn, f *api.Frame) {
 	}
 	if len(f.Body) > api.MaxEnvelopeSize {
 		s.sendError(ctx, conn, f.ID, api.CodeTooLarge, fmt.Sprintf("envelope over %d bytes", api.MaxEnvelopeSize))
+		return
+	}
+	if ok, wait := s.sends.allow(conn.user); !ok {
+		s.sendError(ctx, conn, f.ID, api.CodeRateLimited, fmt.Sprintf(
+			"too many sends: at most %d at once, then %g per second; retry in %d s",
+			s.cfg.SendBurst, s.cfg.SendRate, int(wait.Seconds())+1))
 		return
 	}
 	if !api.ValidName(f.To) {
@@ -256,11 +290,11 @@ func (s *Server) relay(ctx context.Context, conn *wsConn, f *api.Frame) {
 		return
 	}
 	seq, err := s.enqueue(ctx, conn.user, f.To, f.Body)
-	switch {
-	case errors.Is(err, errTooMany):
-		s.sendError(ctx, conn, f.ID, api.CodeTooMany, "the recipient's queue is full")
+	if r, ok := errors.AsType[*refusal](err); ok {
+		s.sendError(ctx, conn, f.ID, r.code, r.msg)
 		return
-	case err != nil:
+	}
+	if err != nil {
 		s.log.Error("enqueue", "err", err)
 		s.sendError(ctx, conn, f.ID, api.CodeInternal, "internal server error")
 		return

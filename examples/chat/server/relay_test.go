@@ -113,7 +113,7 @@ func TestRelayOnlineOfflineAndAcks(t *testing.T) {
 // frame over the size limit ends the connection with "message too big",
 // and the server keeps serving.
 func TestRelayValidation(t *testing.T) {
-	ts := newServer(t, server.Config{MaxQueue: 2})
+	ts := newServer(t, server.Config{MaxQueue: 2, SenderShare: 1})
 	alice := ts.register(t, "alice", 0)
 	ts.register(t, "bob", 0)
 	wa := ts.dial(t, alice.token)
@@ -159,7 +159,7 @@ func TestRelayValidation(t *testing.T) {
 		wa.readType(api.FrameSent)
 	}
 	wa.send(api.Frame{Type: api.FrameSend, ID: "full", To: "bob", Body: []byte("x")})
-	if f := wa.readType(api.FrameError); f.Code != api.CodeTooMany || f.ID != "full" {
+	if f := wa.readType(api.FrameError); f.Code != api.CodeQueueFull || f.ID != "full" {
 		t.Fatalf("full queue: %+v", f)
 	}
 

@@ -38,12 +38,105 @@
 //     signed prekey must be signed by the stored identity key, and
 //     replacing the identity key itself shows as an identity change to
 //     every contact.
-//   - Availability. Rate limits on bundle fetches and registrations slow
-//     down a client that drains others' one-time prekeys, but a determined
-//     one registers many names; the per-IP limit on registration is the only
-//     brake, and behind a proxy every client shares the proxy's address.
+//   - Availability against many accounts. The limits below bound what one
+//     account or one address can do, and registration bounds how many
+//     accounts one address gets; a client with many addresses (or many
+//     invite codes) still gets many accounts. Behind a reverse proxy every
+//     client shares the proxy's address: the limits per address then
+//     belong in the proxy.
 //   - Durability. The queue runs SQLite with synchronous=NORMAL: a power
 //     loss may lose the envelopes of the last commits.
+//
+// # Threat model: the limits and what each protects
+//
+// Anyone can register an account (unless invite codes are on), and an
+// account can fetch anyone's bundle and send anything to anyone. Each
+// limit is a field of Config with a default meant for a small real
+// deployment; a refused request or frame gets an error that names the
+// limit and its value, and changes nothing.
+//
+//   - One-time prekeys. BundleRate/BundleBurst (per fetching account) and
+//     PreKeyRate/PreKeyBurst (per owner, across all fetchers; 10 at once,
+//     then 1 a minute) bound how fast a user's one-time prekeys go. Over
+//     the owner's limit a bundle carries the signed prekey alone
+//     (api.Bundle.Withheld): the session still starts, with the weaker
+//     forward secrecy of a signed prekey, rather than the fetcher being
+//     refused, so that draining the allowance does not also make the user
+//     unreachable. Measured in process: 20 accounts from 20 addresses took
+//     all 81 of a user's one-time prekeys in 49 ms before the per-owner
+//     limit, and 10 of 81 in 400 fetches after it.
+//   - Registration. RegisterRate/RegisterBurst per client address, where
+//     IPv4 addresses count one by one (IPv4Prefix, default 32) and IPv6
+//     addresses by their /64 (IPv6Prefix), the network one subscriber
+//     gets: keyed by full address, one IPv6 host would have 2^64 budgets.
+//     InviteCodes closes registration to holders of a code.
+//   - Identity keys. An identity key registered to one name is refused for
+//     another (api.CodeKeyTaken): two names with one key would be an
+//     unknown key-share, where contacts of "alice2" run X3DH with alice's
+//     keys and alice reads what was meant for "alice2".
+//   - Queue space. MaxQueue and MaxQueueBytes per recipient (1000
+//     envelopes, 16 MiB), SenderShare of both for one sender in one
+//     recipient's queue (a quarter), MaxTotalQueueBytes for all queues (1
+//     GiB), and SendRate/SendBurst per sender (10 per second after 200).
+//     One sender can no longer lock everyone else out of a recipient's
+//     queue: before these limits, 1000 envelopes of 48 KiB from one
+//     account filled a queue in 4 s (51 MB on disk) and every other sender
+//     was refused; now the 86th is refused with api.CodeShareFull and
+//     others' envelopes are stored.
+//   - Connections. Serve sets ReadTimeout (a request's headers and body,
+//     and each WebSocket frame from its first byte on), WriteTimeout and
+//     IdleTimeout, and caps open connections per client address
+//     (MaxConnsPerIP, grouped like the rate limits) and requests in
+//     progress per account (MaxConnsPerUser). 200 request bodies sent one
+//     byte every 3 s all stayed open before; now 168 are refused at once
+//     (the cap of 32 per address) and the rest end after ReadTimeout.
+//   - Parsing. Bodies are at most api.MaxBodySize and frames
+//     api.MaxFrameSize, decoded strictly: one JSON value, no unknown field,
+//     no key twice in one object (case folded as encoding/json folds it,
+//     so that no two readers of one request disagree on its meaning).
+//     Errors never repeat the request's bytes. A path with "." or ".."
+//     segments is refused rather than redirected.
+//
+// # Registration abuse: invite codes or proof of work
+//
+// Everything above is bounded per account, so the price of an account is
+// what bounds abuse by many accounts. Two common ways to raise it:
+//
+//   - Invite codes (implemented: Config.InviteCodes, chatserver
+//     -invite-codes). The operator hands out random codes, each good for
+//     one registration; the server keeps their SHA-256 hashes and marks
+//     each with the name that used it. Accounts are then bounded by the
+//     codes handed out, whatever the attacker's resources, which is what a
+//     small deployment (a family, a club, a company) wants; the cost is an
+//     operator step per user.
+//   - Proof of work. The server would require a hash over the name and
+//     identity key with a number of leading zero bits; since names and
+//     identity keys are unique, each solution is good once without any
+//     server state. It keeps registration open, but its price is CPU
+//     time, which an attacker with GPUs or a botnet pays far more cheaply
+//     than a user on a phone; at a difficulty that hurts an attacker it
+//     hurts users too.
+//
+// Invite codes were chosen because they bound the number of accounts
+// rather than their rate, and need no client-side work beyond sending a
+// string (api.RegisterRequest.Invite).
+//
+// # What a stolen database shows
+//
+// The database holds, per user: the name, the SHA-256 hash of the token
+// (useless to log in with, the token being 256 random bits), the public
+// identity key, signed prekey and signature, the registration time, and the
+// public one-time prekeys not yet handed out (their count and ids show
+// roughly how many sessions others have started with the user). For each
+// envelope still queued it holds sender, recipient, time, size and the
+// ciphertext; it holds nothing of envelopes already delivered: deleted rows
+// are zeroed (secure_delete) and the write-ahead log is truncated after
+// deletes (see CheckpointInterval), and the files are readable by their
+// owner only. SQLite's sequence counter shows how many envelopes the server
+// has relayed in all. With invite codes, it holds each code's hash and the
+// name that used it. It holds no private key and no plaintext: whoever
+// takes the database learns who is waiting for messages from whom, and
+// everyone's public keys, but cannot read a message or log in as anyone.
 //
 // # Logs
 //
@@ -60,10 +153,12 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ratchetkit/ratchetkit/examples/chat/api"
@@ -79,24 +174,131 @@ type Config struct {
 	// BundleRate and BundleBurst limit bundle fetches per user: BundleBurst
 	// at once, then BundleRate per second (default 1 per second, burst 20).
 	// Every fetch consumes a one-time prekey, so this is what stops one
-	// client from draining everyone's prekeys.
+	// account from draining everyone's prekeys; PreKeyRate is what stops
+	// many accounts from draining one user's.
 	BundleRate  float64
 	BundleBurst int
-	// RegisterRate and RegisterBurst limit registrations per remote IP
-	// address (default 1 per minute, burst 10).
+	// PreKeyRate and PreKeyBurst limit the one-time prekeys handed out of
+	// one user's stock, whoever fetches them: PreKeyBurst at once, then
+	// PreKeyRate per second (default 1 per minute, burst 10). A fetch over
+	// the limit still gets a bundle, with the signed prekey alone
+	// (api.Bundle.Withheld), so many accounts together cannot drain one
+	// user's stock faster than this, and cannot keep anyone from reaching
+	// the user either.
+	PreKeyRate  float64
+	PreKeyBurst int
+	// RegisterRate and RegisterBurst limit registrations per client
+	// address, as grouped by IPv4Prefix and IPv6Prefix (default 1 per
+	// minute, burst 10).
 	RegisterRate  float64
 	RegisterBurst int
+	// IPv4Prefix and IPv6Prefix are the prefix lengths that group client
+	// addresses into one client for the limits per address (default 32,
+	// each IPv4 address on its own, and 64, a subscriber's IPv6 network).
+	IPv4Prefix int
+	IPv6Prefix int
+	// InviteCodes, if not empty, makes registration require one of these
+	// codes, each good for one registration. The server stores only their
+	// SHA-256 hashes; codes must be at least 16 bytes (use random ones).
+	// A code no longer listed can no longer be used.
+	InviteCodes []string
 	// MaxPreKeys bounds the one-time prekeys stored per user (default
 	// api.MaxPreKeys).
 	MaxPreKeys int
-	// MaxQueue bounds the envelopes queued for one user (default 1000).
-	MaxQueue int
+	// MaxQueue and MaxQueueBytes bound the envelopes queued for one user,
+	// by count and by their total size (default 1000 and 16 MiB).
+	MaxQueue      int
+	MaxQueueBytes int64
+	// SenderShare is the fraction of MaxQueue and of MaxQueueBytes that
+	// one sender's envelopes may take of one recipient's queue (default
+	// 0.25), so that no one sender can fill it for everyone else.
+	SenderShare float64
+	// MaxTotalQueueBytes bounds the envelopes queued for all users
+	// together (default 1 GiB).
+	MaxTotalQueueBytes int64
+	// SendRate and SendBurst limit the envelopes one user may send:
+	// SendBurst at once, then SendRate per second (default 10 per second,
+	// burst 200).
+	SendRate  float64
+	SendBurst int
 	// LowPreKeys is the count of one-time prekeys at or below which the
 	// server tells an online user after each fetch (default 10).
 	LowPreKeys int
 	// PingInterval is how often idle WebSocket connections are pinged
 	// (default 30 seconds).
 	PingInterval time.Duration
+	// ReadTimeout bounds the reading of one request, headers and body, and
+	// of one WebSocket frame from its first byte to its last (default 30
+	// seconds); headers alone must arrive within 10 seconds or ReadTimeout,
+	// whichever is less. WriteTimeout bounds the writing of one response
+	// (default 30 seconds); WebSocket frames have their own 10-second
+	// write deadline. IdleTimeout ends a keep-alive connection that sends
+	// no next request (default 2 minutes). The HTTP timeouts apply to
+	// Serve only; the deadline of a WebSocket frame applies to Handler on
+	// any server.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	// MaxConnsPerIP bounds the open connections of one client address, as
+	// grouped by IPv4Prefix and IPv6Prefix (default 32); Serve closes
+	// further ones at once. MaxConnsPerUser bounds the requests in
+	// progress, WebSocket connections included, of one account (default
+	// 8).
+	MaxConnsPerIP   int
+	MaxConnsPerUser int
+	// CheckpointInterval is how often, at most, the SQLite write-ahead log
+	// is copied into the database and truncated after deletes (default 1
+	// second). It bounds how long a delivered envelope's bytes stay in the
+	// -wal file.
+	CheckpointInterval time.Duration
+}
+
+// setDefaults puts the default of each unset limit in place and checks the
+// ones with a range.
+func (cfg *Config) setDefaults() error {
+	setDefault(&cfg.BundleRate, 1)
+	setDefault(&cfg.BundleBurst, 20)
+	setDefault(&cfg.PreKeyRate, 1.0/60)
+	setDefault(&cfg.PreKeyBurst, 10)
+	setDefault(&cfg.IPv4Prefix, 32)
+	setDefault(&cfg.IPv6Prefix, 64)
+	setDefault(&cfg.RegisterRate, 1.0/60)
+	setDefault(&cfg.RegisterBurst, 10)
+	setDefault(&cfg.MaxPreKeys, api.MaxPreKeys)
+	setDefault(&cfg.MaxQueue, 1000)
+	setDefault(&cfg.MaxQueueBytes, 16<<20)
+	setDefault(&cfg.SenderShare, 0.25)
+	setDefault(&cfg.MaxTotalQueueBytes, 1<<30)
+	setDefault(&cfg.SendRate, 10)
+	setDefault(&cfg.SendBurst, 200)
+	setDefault(&cfg.LowPreKeys, 10)
+	setDefault(&cfg.PingInterval, 30*time.Second)
+	setDefault(&cfg.ReadTimeout, 30*time.Second)
+	setDefault(&cfg.WriteTimeout, 30*time.Second)
+	setDefault(&cfg.IdleTimeout, 2*time.Minute)
+	setDefault(&cfg.MaxConnsPerIP, 32)
+	setDefault(&cfg.MaxConnsPerUser, 8)
+	setDefault(&cfg.CheckpointInterval, time.Second)
+	if cfg.SenderShare < 0 || cfg.SenderShare > 1 {
+		return errors.New("server: SenderShare is not between 0 and 1")
+	}
+	if cfg.IPv4Prefix < 0 || cfg.IPv4Prefix > 32 || cfg.IPv6Prefix < 0 || cfg.IPv6Prefix > 128 {
+		return errors.New("server: IPv4Prefix or IPv6Prefix out of range")
+	}
+	for _, c := range cfg.InviteCodes {
+		if len(c) < minInviteLen {
+			return fmt.Errorf("server: an invite code is shorter than %d bytes", minInviteLen)
+		}
+	}
+	return nil
+}
+
+// setDefault sets *v to def if it is the zero value.
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
 }
 
 // Server is the key server and relay. Its methods are safe for concurrent
@@ -107,7 +309,11 @@ type Server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	bundles  *limiter
+	prekeys  *limiter
 	registry *limiter
+	sends    *limiter
+	ipConns  *counter
+	busy     *counter // requests in progress per user
 	hub      hub
 	mux      *http.ServeMux
 
@@ -116,6 +322,15 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// dirty is set by deletes and cleared by checkpoints; checkpointDone
+	// closes when the checkpoint loop has ended.
+	dirty          atomic.Bool
+	checkpointDone chan struct{}
+
+	// queueBytes is the size of all queued envelopes; see enqueue.
+	queueMu    sync.Mutex
+	queueBytes int64
 }
 
 // New opens the database and returns a Server ready to serve.
@@ -126,29 +341,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.BundleRate == 0 {
-		cfg.BundleRate = 1
-	}
-	if cfg.BundleBurst == 0 {
-		cfg.BundleBurst = 20
-	}
-	if cfg.RegisterRate == 0 {
-		cfg.RegisterRate = 1.0 / 60
-	}
-	if cfg.RegisterBurst == 0 {
-		cfg.RegisterBurst = 10
-	}
-	if cfg.MaxPreKeys == 0 {
-		cfg.MaxPreKeys = api.MaxPreKeys
-	}
-	if cfg.MaxQueue == 0 {
-		cfg.MaxQueue = 1000
-	}
-	if cfg.LowPreKeys == 0 {
-		cfg.LowPreKeys = 10
-	}
-	if cfg.PingInterval == 0 {
-		cfg.PingInterval = 30 * time.Second
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	db, err := openDB(ctx, cfg.DBPath)
@@ -166,13 +360,28 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.bundles = newLimiter(cfg.BundleRate, cfg.BundleBurst, s.now)
 	s.registry = newLimiter(cfg.RegisterRate, cfg.RegisterBurst, s.now)
+	s.sends = newLimiter(cfg.SendRate, cfg.SendBurst, s.now)
+	s.prekeys = newLimiter(cfg.PreKeyRate, cfg.PreKeyBurst, s.now)
+	s.ipConns = newCounter(cfg.MaxConnsPerIP)
+	s.busy = newCounter(cfg.MaxConnsPerUser)
+	err = s.loadQueueBytes(ctx)
+	if err == nil {
+		err = s.loadInvites(ctx, cfg.InviteCodes)
+	}
+	if err != nil {
+		cancel()
+		db.Close()
+		return nil, err
+	}
 	s.hub.conns = make(map[string]*wsConn)
 	s.routes()
+	s.checkpointDone = make(chan struct{})
+	go s.checkpointLoop()
 	return s, nil
 }
 
 // Handler returns the server's HTTP handler: the API and the relay.
-func (s *Server) Handler() http.Handler { return s.logRequests(s.mux) }
+func (s *Server) Handler() http.Handler { return s.logRequests(s.canonicalPaths(s.mux)) }
 
 // Close ends every WebSocket connection and closes the database. Stop the
 // HTTP server first.
@@ -180,18 +389,29 @@ func (s *Server) Close() error {
 	s.hub.closeAll()
 	s.cancel()
 	s.wg.Wait()
+	<-s.checkpointDone
+	s.checkpoint(context.Background())
 	return s.db.Close()
 }
 
 // Serve serves on ln until ctx is done, then shuts down gracefully. With
 // certFile and keyFile set it serves TLS (HTTPS and WSS).
+//
+// Serve applies the timeouts of Config and the cap on connections per
+// address, which need the connection: a Handler mounted on another
+// http.Server gets neither, only the limits per account.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, certFile, keyFile string) error {
 	hs := &http.Server{
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: min(10*time.Second, s.cfg.ReadTimeout),
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	// The cap comes before TLS, so that handshakes count too.
+	ln = &capListener{Listener: ln, s: s}
 	if certFile != "" || keyFile != "" {
 		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
@@ -215,6 +435,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, certFile, keyFile s
 	<-errc
 	return err
 }
+
+// maxHeaderBytes bounds a request's headers: a bearer token and a
+// WebSocket handshake need a few hundred bytes, not net/http's default
+// megabyte.
+const maxHeaderBytes = 16 << 10
 
 func newToken() string {
 	var b [32]byte

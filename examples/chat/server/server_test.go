@@ -84,7 +84,7 @@ func checkAgreement(t *testing.T, from, to *user, b *api.Bundle, opk *keys.OneTi
 // the delete are one transaction.
 func TestConcurrentFetchesGetDistinctPreKeys(t *testing.T) {
 	const n = 40
-	ts := newServer(t, server.Config{BundleBurst: 2 * n})
+	ts := newServer(t, server.Config{BundleBurst: 2 * n, PreKeyBurst: 2 * n, MaxConnsPerUser: 2 * n})
 	ts.register(t, "bob", n)
 	alice := ts.register(t, "alice", 0)
 

@@ -42,20 +42,7 @@ func TestRun(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, logs) }()
 
-	var url string
-	deadline := time.Now().Add(10 * time.Second)
-	for url == "" {
-		for _, line := range strings.Split(logs.String(), "\n") {
-			var l struct{ Msg, URL string }
-			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "listening" {
-				url = l.URL
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no listening line in the log:\n%s", logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	url := waitListening(t, logs)
 	resp, err := http.Get(url + "/v1/keys/count")
 	if err != nil {
 		t.Fatal(err)
@@ -96,5 +83,68 @@ func TestRun(t *testing.T) {
 		if err := run(context.Background(), args, &syncBuffer{}); err == nil {
 			t.Errorf("run %q succeeded", args)
 		}
+	}
+}
+
+// waitListening returns the URL the server logs that it listens on.
+func waitListening(t *testing.T, logs *syncBuffer) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			var l struct{ Msg, URL string }
+			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "listening" {
+				return l.URL
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no listening line in the log:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// -invite-codes closes registration to those without a listed code; a
+// file without codes, or with a short one, is an error rather than an
+// open server.
+func TestInviteCodesFlag(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.txt", "# codes for the reading group\n\n  0123456789abcdef0123  \nfedcba9876543210fedc\n")
+	base := []string{"-addr", "127.0.0.1:0", "-db", filepath.Join(dir, "s.db")}
+	for name, text := range map[string]string{"empty.txt": "# none yet\n\n", "short.txt": "abc\n"} {
+		if err := run(context.Background(), append(base, "-invite-codes", write(name, text)), &syncBuffer{}); err == nil {
+			t.Errorf("-invite-codes %s: server started", name)
+		}
+	}
+	if err := run(context.Background(), append(base, "-invite-codes", filepath.Join(dir, "missing.txt")), &syncBuffer{}); err == nil {
+		t.Error("-invite-codes with a missing file: server started")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append(base, "-invite-codes", good), logs) }()
+	url := waitListening(t, logs)
+	resp, err := http.Post(url+"/v1/register", "application/json", strings.NewReader(`{"name":"x","invite":"not-a-listed-code-at-all"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("registration without a listed code: status %d, want 403", resp.StatusCode)
+	}
+	cancel()
+	if err := <-done; err != nil && err != http.ErrServerClosed {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `"codes":2`) {
+		t.Errorf("the log does not say two codes were loaded:\n%s", logs.String())
 	}
 }

@@ -1,0 +1,122 @@
+// Package chattest holds what the chat example's tests in several packages
+// need alike: fresh account keys, a server on loopback, and clients that
+// play the attacks on it (slow connections, their lifetimes).
+package chattest
+
+import (
+	"context"
+	"io"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ratchetkit/ratchetkit/examples/chat/server"
+	"github.com/ratchetkit/ratchetkit/keys"
+)
+
+// NewKeys generates an identity key, a signed prekey with id 1 and n
+// one-time prekeys numbered from firstOPK, failing t on an error.
+func NewKeys(t testing.TB, firstOPK uint32, n int) (*keys.IdentityKeyPair, *keys.SignedPreKey, []*keys.OneTimePreKey) {
+	t.Helper()
+	ik, err := keys.GenerateIdentityKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spk, err := keys.GenerateSignedPreKey(ik, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opks []*keys.OneTimePreKey
+	if n > 0 {
+		if opks, err = keys.GenerateOneTimePreKeys(firstOPK, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ik, spk, opks
+}
+
+// Trickle connects to addr, sends head at once, then one more byte every
+// 100 ms until the server closes the connection or stop is closed. The
+// channel receives how long the connection lived once the server has
+// closed it. The connection is closed when the test ends.
+func Trickle(t testing.TB, addr, head string, stop <-chan struct{}) <-chan time.Duration {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	lived := make(chan time.Duration, 1)
+	start := time.Now()
+	go func() {
+		if _, err := io.WriteString(c, head); err != nil {
+			return
+		}
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			if _, err := c.Write([]byte{' '}); err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		// Whatever the server answers, the connection's end is what counts.
+		io.Copy(io.Discard, c)
+		lived <- time.Since(start)
+	}()
+	return lived
+}
+
+// Lifetimes waits up to d for each of the connections of Trickle to be
+// closed and returns, shortest first, how long those that were closed
+// lived.
+func Lifetimes(conns []<-chan time.Duration, d time.Duration) []time.Duration {
+	deadline := time.After(d)
+	var lives []time.Duration
+	for _, l := range conns {
+		select {
+		case lived := <-l:
+			lives = append(lives, lived)
+		case <-deadline:
+			slices.Sort(lives)
+			return lives
+		}
+	}
+	slices.Sort(lives)
+	return lives
+}
+
+// WebSocketUpgrade is the head of a WebSocket handshake for token followed
+// by the start of a masked text frame of 1000 bytes: with Trickle, a frame
+// that arrives a byte at a time.
+func WebSocketUpgrade(token string) string {
+	return "GET /v1/ws HTTP/1.1\r\nHost: chat\r\nAuthorization: Bearer " + token +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n" +
+		"\x81\xfe\x03\xe8mask"
+}
+
+// Serve runs srv.Serve on a port of 127.0.0.1 until the test ends, and
+// returns its address. Cleanups run last first: register srv.Close before
+// calling Serve, and closing clients after.
+func Serve(t testing.TB, srv *server.Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln, "", "") }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return ln.Addr().String()
+}
