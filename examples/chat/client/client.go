@@ -114,6 +114,9 @@ type Config struct {
 	// Name is the user name to register. Afterwards it must match the
 	// registered name if set.
 	Name string
+	// Invite is the invite code sent with the registration, for a server
+	// started with invite codes; it is used once and not stored.
+	Invite string
 	// HTTPClient makes the client's requests and WebSocket connections;
 	// nil means http.DefaultClient. Set it to trust a private CA.
 	HTTPClient *http.Client
@@ -405,6 +408,7 @@ func (c *Client) register(ctx context.Context) error {
 	}
 	resp, err := c.api.register(ctx, &api.RegisterRequest{
 		Name:           c.name,
+		Invite:         c.cfg.Invite,
 		IdentityKey:    up.IdentityKey.Encode(),
 		SignedPreKey:   signedPreKey(up),
 		OneTimePreKeys: preKeys(up.OneTimePreKeys),

@@ -314,6 +314,27 @@ func TestSendErrors(t *testing.T) {
 
 // A failed registration leaves nothing behind that a retry would trip on;
 // an existing account is not opened under another name or server.
+func TestRegistrationWithInvite(t *testing.T) {
+	code := "invite-code-for-carol-0001"
+	srv, err := server.New(server.Config{DBPath: filepath.Join(t.TempDir(), "server.db"), Logger: slog.New(slog.DiscardHandler), InviteCodes: []string{code}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		hs.Close()
+		srv.Close()
+	})
+	if _, err := Open(ctx(t), Config{Dir: t.TempDir(), Server: hs.URL, Name: "carol"}); !isCode(err, api.CodeInvite) {
+		t.Fatalf("registration without the invite code: %v", err)
+	}
+	c, err := Open(ctx(t), Config{Dir: t.TempDir(), Server: hs.URL, Name: "carol", Invite: code})
+	if err != nil {
+		t.Fatalf("registration with the invite code: %v", err)
+	}
+	c.Close()
+}
+
 func TestRegistration(t *testing.T) {
 	ts := newServer(t)
 	var r recorder

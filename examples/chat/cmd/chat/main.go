@@ -61,6 +61,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	serverURL := fs.String("server", envOr("CHAT_SERVER", "http://127.0.0.1:8080"), "chat server `URL` (CHAT_SERVER)")
 	dir := fs.String("dir", "", "state `directory` (default ~/.ratchetkit-chat/NAME)")
 	caFile := fs.String("ca", "", "PEM `file` of a CA certificate to trust for https")
+	invite := fs.String("invite", envOr("CHAT_INVITE", ""), "invite `code` for registering on a server that asks for one (CHAT_INVITE)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -89,7 +90,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 
 	ui := &ui{out: stdout, peer: *to}
 	c, err := client.Open(ctx, client.Config{
-		Dir: *dir, Server: *serverURL, Name: *name, HTTPClient: hc, OnEvent: ui.event,
+		Dir: *dir, Server: *serverURL, Name: *name, Invite: *invite, HTTPClient: hc, OnEvent: ui.event,
 	})
 	if err != nil {
 		return err
