@@ -65,6 +65,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ErrorsHoldNoSecrets", testErrorsHoldNoSecrets},
 		{"Optional", testOptional},
 	}
+	tests = append(tests, kyberTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
