@@ -1,0 +1,227 @@
+package storetest
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ratchetkit/ratchetkit/keys"
+	"github.com/ratchetkit/ratchetkit/kyber"
+	"github.com/ratchetkit/ratchetkit/store"
+)
+
+var (
+	scriptKyberOnce sync.Once
+	scriptKyberKeys []*kyber.PrivateKey
+)
+
+// scriptKyberKey returns one of four fixed Kyber key pairs.
+func scriptKyberKey(i byte) *kyber.PrivateKey {
+	scriptKyberOnce.Do(func() {
+		for j := range 4 {
+			d, z := sha256.Sum256([]byte{'K', 'd', byte(j)}), sha256.Sum256([]byte{'K', 'z', byte(j)})
+			k, err := kyber.NewPrivateKey(append(d[:], z[:]...))
+			if err != nil {
+				panic(err)
+			}
+			scriptKyberKeys = append(scriptKyberKeys, k)
+		}
+	})
+	return scriptKyberKeys[i%4]
+}
+
+// scriptKyber returns the Kyber prekey that byte x names: id x%8, key
+// (x/8)%4, last resort if bit 5 is set, created x hours after the epoch,
+// and a signature (not a valid one: stores do not verify) derived from x.
+func scriptKyber(x byte) *kyber.PreKey {
+	sig := sha256.Sum256([]byte{'S', x})
+	p, err := kyber.NewPreKey(uint32(x%8), scriptKyberKey(x/8), append(sig[:], sig[:]...), time.Unix(int64(x)*3600, 0), x&0x20 != 0)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// kyberName describes a Kyber prekey by the script's names for its parts.
+func kyberName(p *kyber.PreKey) string {
+	key := "unknown key"
+	for i := range 4 {
+		if string(scriptKyberKey(byte(i)).Bytes()) == string(p.PrivateKey().Bytes()) {
+			key = fmt.Sprintf("kyber key%d", i)
+		}
+	}
+	return fmt.Sprintf("kyber prekey %d %s last resort %t sig %x created %d", p.ID(), key, p.LastResort(), p.Signature()[:4], p.Created().Unix())
+}
+
+// kyberOp performs the Kyber operation that op's operand bytes name:
+// a%8 picks it, c%8 is the Kyber prekey id, and
+//
+//	0 Add of one or two prekeys (1+b%2 of c, d; see scriptKyber)
+//	1 Load   2 Remove   3 List   4 Count   5 LastID
+//	6 MarkUsed with signed prekey d%4 and base key b%4
+//	7 MarkUsed with signed prekey (d/4)%4 and base key (b/4)%4
+func (op scriptOp) kyberOp(ctx context.Context, tx store.Tx) string {
+	k, err := store.KyberPreKeysOf(tx)
+	if err != nil {
+		return "no Kyber prekeys"
+	}
+	id := uint32(op.c % 8)
+	switch op.a % 8 {
+	case 0:
+		var pks []*kyber.PreKey
+		for _, x := range []byte{op.c, op.d}[:1+op.b%2] {
+			pks = append(pks, scriptKyber(x))
+		}
+		return errClass(k.Add(ctx, pks))
+	case 1:
+		return result(k.Load(ctx, id))(kyberName)
+	case 2:
+		return errClass(k.Remove(ctx, id))
+	case 3:
+		return result(k.List(ctx))(func(l []store.KyberPreKeyInfo) string {
+			var b strings.Builder
+			for _, i := range l {
+				fmt.Fprintf(&b, "%d:%t/%t@%d ", i.ID, i.LastResort, i.Used, i.Created.Unix())
+			}
+			return "kyber list " + b.String()
+		})
+	case 4:
+		one, last, err := k.Count(ctx)
+		return result(fmt.Sprintf("kyber count %d+%d", one, last), err)(func(s string) string { return s })
+	case 5:
+		return result(k.LastID(ctx))(func(n uint32) string { return fmt.Sprint("kyber last ", n) })
+	case 6:
+		return errClass(k.MarkUsed(ctx, id, uint32(op.d%4), scriptKey(op.b).PublicKey()))
+	default:
+		return errClass(k.MarkUsed(ctx, id, uint32(op.d/4%4), scriptKey(op.b/4).PublicKey()))
+	}
+}
+
+// dumpTriples describes the used triples a store recorded, which no read
+// shows: in an Update that it rolls back, it tries MarkUsed on every
+// triple a script can name.
+func dumpTriples(t testing.TB, s store.Store) string {
+	t.Helper()
+	var b strings.Builder
+	err := s.Update(context.Background(), func(tx store.Tx) error {
+		if _, ok := tx.(store.KyberTx); !ok {
+			return errScript
+		}
+		for id := range byte(8) {
+			for signed := range byte(4) {
+				for base := range byte(4) {
+					fmt.Fprint(&b, scriptOp{a: 6, c: id, d: signed, b: base}.kyberOp(context.Background(), tx), " ")
+				}
+			}
+			fmt.Fprintln(&b)
+		}
+		return errScript
+	})
+	if err != errScript {
+		t.Fatalf("Update for the dump of the triples: %v", err)
+	}
+	return b.String()
+}
+
+func (t *refTx) KyberPreKeys() store.KyberPreKeys { return (*refKyberPreKeys)(t) }
+
+// forgetTriples deletes the triples for which match is true.
+func (d *refData) forgetTriples(match func(refTriple) bool) {
+	maps.DeleteFunc(d.kyberUsed, func(k refTriple, _ bool) bool { return match(k) })
+}
+
+type refKyberPreKeys refTx
+
+func (t *refKyberPreKeys) Load(_ context.Context, id uint32) (*kyber.PreKey, error) {
+	k, ok := t.d.kyber[id]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	return kyber.ParsePreKey(k.blob)
+}
+
+func (t *refKyberPreKeys) Add(_ context.Context, pks []*kyber.PreKey) error {
+	if err := (*refTx)(t).writable(); err != nil {
+		return err
+	}
+	next := maps.Clone(t.d.kyber)
+	last := t.d.lastKyber
+	for _, pk := range pks {
+		if _, ok := next[pk.ID()]; ok {
+			return store.ErrExists
+		}
+		blob, err := pk.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		next[pk.ID()] = refKyber{blob: blob, lastResort: pk.LastResort(), created: pk.Created().Unix()}
+		last = max(last, pk.ID())
+	}
+	t.d.kyber, t.d.lastKyber = next, last
+	return nil
+}
+
+func (t *refKyberPreKeys) Remove(_ context.Context, id uint32) error {
+	if err := (*refTx)(t).writable(); err != nil {
+		return err
+	}
+	if _, ok := t.d.kyber[id]; !ok {
+		return store.ErrNotFound
+	}
+	delete(t.d.kyber, id)
+	t.d.forgetTriples(func(k refTriple) bool { return k.kyber == id })
+	return nil
+}
+
+func (t *refKyberPreKeys) List(context.Context) ([]store.KyberPreKeyInfo, error) {
+	out := []store.KyberPreKeyInfo{}
+	for _, id := range slices.Sorted(maps.Keys(t.d.kyber)) {
+		k := t.d.kyber[id]
+		out = append(out, store.KyberPreKeyInfo{ID: id, LastResort: k.lastResort, Used: k.used, Created: time.Unix(k.created, 0)})
+	}
+	return out, nil
+}
+
+func (t *refKyberPreKeys) Count(context.Context) (oneTime, lastResort int, err error) {
+	for _, k := range t.d.kyber {
+		if k.lastResort {
+			lastResort++
+		} else {
+			oneTime++
+		}
+	}
+	return oneTime, lastResort, nil
+}
+
+func (t *refKyberPreKeys) LastID(context.Context) (uint32, error) { return t.d.lastKyber, nil }
+
+func (t *refKyberPreKeys) MarkUsed(ctx context.Context, id, signedID uint32, baseKey *keys.PublicKey) error {
+	if err := (*refTx)(t).writable(); err != nil {
+		return err
+	}
+	if baseKey == nil {
+		return errors.New("storetest: reference: nil base key")
+	}
+	k, ok := t.d.kyber[id]
+	if !ok {
+		return store.ErrNotFound
+	}
+	if !k.lastResort {
+		return t.Remove(ctx, id)
+	}
+	tr := refTriple{kyber: id, signed: signedID, base: string(baseKey.Bytes())}
+	if t.d.kyberUsed[tr] {
+		return store.ErrReusedBaseKey
+	}
+	t.d.kyberUsed[tr] = true
+	k.used = true
+	t.d.kyber[id] = k
+	return nil
+}
