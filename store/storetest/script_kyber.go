@@ -225,3 +225,26 @@ func (t *refKyberPreKeys) MarkUsed(ctx context.Context, id, signedID uint32, bas
 	t.d.kyber[id] = k
 	return nil
 }
+
+// ScriptSeeds returns hand-written scripts for RunScript, a fuzz target's
+// seeds: a committed session save and delete; an add, remove and re-add
+// of prekeys in one transaction; a failing Update over every area; a View
+// that tries to write. Then the Kyber area (operations 1, 8, 9 and 12
+// carry it, see kyberOp): a signed prekey, a last-resort and a one-time
+// Kyber prekey, a triple used twice, the one-time prekey used, the signed
+// prekey removed and the triple accepted again; a failing Update that
+// adds, uses and removes one, and a View that tries to write; an add,
+// remove and re-add in one transaction; a last-resort prekey used, removed
+// and added again under its id, and its triple accepted again.
+func ScriptSeeds() [][]byte {
+	return [][]byte{
+		{0, 2, 14, 0, 3, 0, 0, 1, 2, 3, 16, 0, 0, 0, 0},
+		{0, 5, 5, 0, 1, 3, 4, 7, 0, 0, 3, 0, 5, 0, 0, 3, 4, 8, 0, 0, 0, 0, 9, 0, 0, 0, 0},
+		{1, 7, 0, 0, 1, 2, 0, 2, 1, 2, 0, 0, 5, 0, 0, 6, 0, 10, 0, 1, 2, 9, 14, 3, 5, 1, 2, 3, 4, 5, 4, 1, 0, 0, 0, 17, 1, 0, 0, 0},
+		{2, 3, 14, 0, 1, 0, 0, 9, 15, 0, 0, 0, 0, 12, 0, 0, 0, 0},
+		{0, 7, 10, 0, 0, 1, 0, 8, 0, 1, 0x21, 0x02, 9, 6, 0, 1, 1, 9, 6, 0, 1, 1, 12, 6, 0, 2, 0, 13, 0, 0, 1, 0, 1, 6, 0, 1, 1},
+		{1, 3, 8, 0, 0, 0x25, 0, 9, 7, 0x04, 5, 0x04, 12, 2, 0, 5, 0, 2, 2, 1, 0, 0, 3, 0, 8, 6, 0, 0, 0},
+		{0, 4, 8, 0, 0, 7, 0, 9, 2, 0, 7, 0, 9, 0, 1, 0x27, 0x06, 8, 5, 0, 0, 0, 2, 2, 1, 3, 0, 0, 0, 8, 4, 0, 0, 0},
+		{0, 5, 8, 0, 0, 0x21, 0, 9, 6, 0, 1, 1, 9, 2, 0, 1, 0, 9, 0, 0, 0x29, 0, 9, 6, 0, 1, 1},
+	}
+}
