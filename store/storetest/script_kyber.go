@@ -104,15 +104,18 @@ func (op scriptOp) kyberOp(ctx context.Context, tx store.Tx) string {
 	}
 }
 
-// dumpTriples describes the used triples a store recorded, which no read
-// shows: in an Update that it rolls back, it tries MarkUsed on every
-// triple a script can name.
-func dumpTriples(t testing.TB, s store.Store) string {
+// dumpKyber describes the Kyber prekeys a store holds, and the used
+// triples it recorded, which no read shows: in an Update that it rolls
+// back, it tries MarkUsed on every triple a script can name.
+func dumpKyber(t testing.TB, s store.Store) string {
 	t.Helper()
 	var b strings.Builder
 	err := s.Update(context.Background(), func(tx store.Tx) error {
 		if _, ok := tx.(store.KyberTx); !ok {
 			return errScript
+		}
+		for id := range byte(8) {
+			fmt.Fprintln(&b, scriptOp{a: 1, c: id}.kyberOp(context.Background(), tx))
 		}
 		for id := range byte(8) {
 			for signed := range byte(4) {
