@@ -30,6 +30,7 @@ var kyberTests = []struct {
 	{"KyberRollback", testKyberRollback},
 	{"KyberViewIsReadOnly", testKyberViewIsReadOnly},
 	{"KyberUseOnce", testKyberUseOnce},
+	{"KyberErrorsHoldNoSecrets", testKyberErrorsHoldNoSecrets},
 }
 
 // kyberOf returns tx's Kyber prekeys, or skips t.
@@ -513,5 +514,45 @@ func testKyberUseOnce(t *testing.T, s store.Store) {
 		if won != 1 {
 			t.Errorf("Kyber prekey %d: %d of %d concurrent transactions used it", tc.id, won, n)
 		}
+	}
+}
+
+// testKyberErrorsHoldNoSecrets provokes the Kyber area's errors around a
+// stored prekey and one refused, in an Update, a View and under a done
+// context, and checks that none shows a seed or a blob; the done
+// context's MarkUsed changes nothing.
+func testKyberErrorsHoldNoSecrets(t *testing.T, s store.Store) {
+	kyberOf(t, s)
+	pk := newKyberPreKeys(t, true, 1)
+	update(t, s, func(ctx context.Context, tx store.Tx) error { return kx(tx).Add(ctx, pk) })
+	other := newKyberPreKeys(t, false, 1)
+	var secrets [][]byte
+	for _, p := range append(pk, other...) {
+		blob, _ := p.MarshalBinary()
+		secrets = append(secrets, p.PrivateKey().Bytes(), blob)
+	}
+	b := newPublicKey(t)
+	var errs []error
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		errs = append(errs, kx(tx).Add(ctx, other))
+		if err := kx(tx).MarkUsed(ctx, 1, 1, b); err != nil {
+			return err
+		}
+		errs = append(errs, kx(tx).MarkUsed(ctx, 1, 1, b))
+		return nil
+	})
+	view(t, s, func(ctx context.Context, tx store.Tx) error {
+		errs = append(errs, kx(tx).Add(ctx, other), kx(tx).MarkUsed(ctx, 1, 2, b))
+		return nil
+	})
+	dead, cancel := context.WithCancel(t.Context())
+	cancel()
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		errs = append(errs, kx(tx).Add(dead, other), kx(tx).MarkUsed(dead, 1, 2, b))
+		return nil
+	})
+	checkNoSecrets(t, errs, secrets)
+	if err := markUsed(t, s, 1, 2, b); err != nil {
+		t.Errorf("MarkUsed after one under a done context: %v", err)
 	}
 }

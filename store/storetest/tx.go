@@ -763,6 +763,13 @@ func testErrorsHoldNoSecrets(t *testing.T, s store.Store) {
 		errs = append(errs, tx.Sessions().Save(dead, a, marker))
 		return nil
 	})
+	checkNoSecrets(t, errs, secrets)
+}
+
+// checkNoSecrets fails t if an error of errs is nil or, formatted in any
+// way, shows bytes of secrets, raw, hex or decimal.
+func checkNoSecrets(t testing.TB, errs []error, secrets [][]byte) {
+	t.Helper()
 	for i, err := range errs {
 		if err == nil {
 			t.Errorf("error #%d is nil", i)
