@@ -100,19 +100,10 @@ func (t *kyberTx) Add(ctx context.Context, pks []*kyber.PreKey) error {
 	if err := (*tx)(t).check(ctx, true); err != nil {
 		return err
 	}
-	// Check the whole batch before changing anything, as PreKeys.Add does.
-	seen := make(map[uint32]struct{}, len(pks))
-	for _, pk := range pks {
-		if pk == nil || pk.PrivateKey() == nil {
-			return errNilKey
-		}
-		if _, ok := seen[pk.ID()]; ok {
-			return store.ErrExists
-		}
-		seen[pk.ID()] = struct{}{}
-		if _, ok := lookup(t.kyber, t.s.d.kyber, pk.ID()); ok {
-			return store.ErrExists
-		}
+	err := checkBatch(pks, func(pk *kyber.PreKey) (uint32, bool) { return pk.ID(), pk.PrivateKey() != nil },
+		func(id uint32) bool { _, ok := lookup(t.kyber, t.s.d.kyber, id); return ok })
+	if err != nil {
+		return err
 	}
 	for _, pk := range pks {
 		blob, err := pk.MarshalBinary()

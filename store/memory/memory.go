@@ -296,6 +296,29 @@ func (t *tx) rollback() {
 	t.rollbackKyber()
 }
 
+// checkBatch checks a whole batch of prekeys before Add changes anything,
+// so that a failed Add has no effect even if the caller goes on to
+// commit: it refuses a nil prekey (or one for which key reports false), a
+// repeated id and a stored one.
+func checkBatch[P comparable](pks []P, key func(P) (id uint32, ok bool), stored func(uint32) bool) error {
+	var zero P
+	seen := make(map[uint32]struct{}, len(pks))
+	for _, pk := range pks {
+		if pk == zero {
+			return errNilKey
+		}
+		id, ok := key(pk)
+		if !ok {
+			return errNilKey
+		}
+		if _, dup := seen[id]; dup || stored(id) {
+			return store.ErrExists
+		}
+		seen[id] = struct{}{}
+	}
+	return nil
+}
+
 // The methods below implement the store interfaces, whose documentation
 // states their contracts. Each checks the transaction first, reads through
 // lookup, and records writes with set; the committed data changes only in
@@ -385,20 +408,10 @@ func (t *preKeysTx) Add(ctx context.Context, pks []*keys.OneTimePreKey) error {
 	if err := (*tx)(t).check(ctx, true); err != nil {
 		return err
 	}
-	// Check the whole batch before changing anything, so that a failed Add
-	// has no effect even if the caller goes on to commit.
-	seen := make(map[uint32]struct{}, len(pks))
-	for _, pk := range pks {
-		if pk == nil || pk.PrivateKey() == nil {
-			return errNilKey
-		}
-		if _, ok := seen[pk.ID()]; ok {
-			return store.ErrExists
-		}
-		seen[pk.ID()] = struct{}{}
-		if _, ok := lookup(t.prekeys, t.s.d.prekeys, pk.ID()); ok {
-			return store.ErrExists
-		}
+	err := checkBatch(pks, func(pk *keys.OneTimePreKey) (uint32, bool) { return pk.ID(), pk.PrivateKey() != nil },
+		func(id uint32) bool { _, ok := lookup(t.prekeys, t.s.d.prekeys, id); return ok })
+	if err != nil {
+		return err
 	}
 	for _, pk := range pks {
 		var k [32]byte

@@ -481,39 +481,16 @@ func testKyberUseOnce(t *testing.T, s store.Store) {
 		return kx(tx).Add(ctx, append(newKyberPreKeys(t, false, 1), newKyberPreKeys(t, true, 2)...))
 	})
 	b := newPublicKey(t)
-	n := workers(4, 12)
 	for _, tc := range []struct {
 		id   uint32
 		lose error
 	}{{1, store.ErrNotFound}, {2, store.ErrReusedBaseKey}} {
-		start := make(chan struct{})
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				errs[i] = s.Update(t.Context(), func(tx store.Tx) error {
-					if _, err := kx(tx).Load(t.Context(), tc.id); err != nil {
-						return err
-					}
-					return kx(tx).MarkUsed(t.Context(), tc.id, 9, b)
-				})
-			})
-		}
-		close(start)
-		wg.Wait()
-		won := 0
-		for _, err := range errs {
-			switch {
-			case err == nil:
-				won++
-			case !errors.Is(err, tc.lose):
-				t.Errorf("Kyber prekey %d: a losing transaction got %v, want %v", tc.id, err, tc.lose)
+		oneWins(t, s, workers(4, 12), tc.lose, fmt.Sprintf("used Kyber prekey %d", tc.id), func(ctx context.Context, tx store.Tx) error {
+			if _, err := kx(tx).Load(ctx, tc.id); err != nil {
+				return err
 			}
-		}
-		if won != 1 {
-			t.Errorf("Kyber prekey %d: %d of %d concurrent transactions used it", tc.id, won, n)
-		}
+			return kx(tx).MarkUsed(ctx, tc.id, 9, b)
+		})
 	}
 }
 

@@ -488,16 +488,25 @@ func (t *refPreKeys) Add(_ context.Context, pks []*keys.OneTimePreKey) error {
 	if err := (*refTx)(t).writable(); err != nil {
 		return err
 	}
-	next := maps.Clone(t.d.prekeys)
-	last := t.d.lastPreKey
+	return refAdd(&t.d.prekeys, &t.d.lastPreKey, pks, func(pk *keys.OneTimePreKey) (uint32, []byte) {
+		return pk.ID(), pk.PrivateKey().Bytes()
+	})
+}
+
+// refAdd adds the prekeys pks, kept as entry makes them, to *m and raises
+// *last to their highest id; if an id is in *m or repeats, it changes
+// neither and returns ErrExists.
+func refAdd[P, V any](m *map[uint32]V, last *uint32, pks []P, entry func(P) (uint32, V)) error {
+	next, l := maps.Clone(*m), *last
 	for _, pk := range pks {
-		if _, ok := next[pk.ID()]; ok {
+		id, v := entry(pk)
+		if _, ok := next[id]; ok {
 			return store.ErrExists
 		}
-		next[pk.ID()] = pk.PrivateKey().Bytes()
-		last = max(last, pk.ID())
+		next[id] = v
+		l = max(l, id)
 	}
-	t.d.prekeys, t.d.lastPreKey = next, last
+	*m, *last = next, l
 	return nil
 }
 

@@ -154,21 +154,10 @@ func (t *refKyberPreKeys) Add(_ context.Context, pks []*kyber.PreKey) error {
 	if err := (*refTx)(t).writable(); err != nil {
 		return err
 	}
-	next := maps.Clone(t.d.kyber)
-	last := t.d.lastKyber
-	for _, pk := range pks {
-		if _, ok := next[pk.ID()]; ok {
-			return store.ErrExists
-		}
-		blob, err := pk.MarshalBinary()
-		if err != nil {
-			return err
-		}
-		next[pk.ID()] = refKyber{blob: blob, lastResort: pk.LastResort(), created: pk.Created().Unix()}
-		last = max(last, pk.ID())
-	}
-	t.d.kyber, t.d.lastKyber = next, last
-	return nil
+	return refAdd(&t.d.kyber, &t.d.lastKyber, pks, func(pk *kyber.PreKey) (uint32, refKyber) {
+		blob, _ := pk.MarshalBinary() // it does not fail
+		return pk.ID(), refKyber{blob: blob, lastResort: pk.LastResort(), created: pk.Created().Unix()}
+	})
 }
 
 func (t *refKyberPreKeys) Remove(_ context.Context, id uint32) error {
