@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -133,34 +134,7 @@ func upgradeFromVersion1(t *testing.T, db *sql.DB, d Dialect) {
 		t.Fatal(err)
 	}
 
-	// The new area, and the signed prekey's removal forgetting its
-	// triples, on the upgraded database.
-	lr, err := kyber.GeneratePreKey(ik, 1, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := spkPriv.PublicKey()
-	use := func() error {
-		return s.Update(ctx, func(tx store.Tx) error {
-			return tx.(store.KyberTx).KyberPreKeys().MarkUsed(ctx, 1, 3, base)
-		})
-	}
-	err = s.Update(ctx, func(tx store.Tx) error { return tx.(store.KyberTx).KyberPreKeys().Add(ctx, []*kyber.PreKey{lr}) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := use(); err != nil {
-		t.Fatal(err)
-	}
-	if err := use(); err == nil {
-		t.Fatal("a repeated triple was accepted")
-	}
-	if err := s.Update(ctx, func(tx store.Tx) error { return tx.SignedPreKeys().Remove(ctx, 3) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := use(); err != nil {
-		t.Fatalf("a triple of a removed signed prekey: %v", err)
-	}
+	kyberAfterUpgrade(t, s, ik, 3, spkPriv.PublicKey())
 
 	// Opening again migrates nothing.
 	again, err := Open(context.Background(), db, d)
@@ -240,18 +214,39 @@ func TestUpgradeGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	kyberAfterUpgrade(t, s, ik, 3, opk.PublicKey())
+}
+
+// kyberAfterUpgrade checks the new area on an upgraded database: a
+// last-resort Kyber prekey used with signed prekey signedID and base key
+// base, the repeat refused, and the triple forgotten with the signed
+// prekey.
+func kyberAfterUpgrade(t *testing.T, s *Store, ik *keys.IdentityKeyPair, signedID uint32, base *keys.PublicKey) {
+	t.Helper()
+	ctx := t.Context()
 	lr, err := kyber.GeneratePreKey(ik, 1, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = s.Update(ctx, func(tx store.Tx) error {
-		k := tx.(store.KyberTx).KyberPreKeys()
-		if err := k.Add(ctx, []*kyber.PreKey{lr}); err != nil {
-			return err
-		}
-		return k.MarkUsed(ctx, 1, 3, opk.PublicKey())
-	})
+	use := func() error {
+		return s.Update(ctx, func(tx store.Tx) error {
+			return tx.(store.KyberTx).KyberPreKeys().MarkUsed(ctx, 1, signedID, base)
+		})
+	}
+	err = s.Update(ctx, func(tx store.Tx) error { return tx.(store.KyberTx).KyberPreKeys().Add(ctx, []*kyber.PreKey{lr}) })
 	if err != nil {
-		t.Fatalf("the Kyber area on the upgraded database: %v", err)
+		t.Fatal(err)
+	}
+	if err := use(); err != nil {
+		t.Fatal(err)
+	}
+	if err := use(); !errors.Is(err, store.ErrReusedBaseKey) {
+		t.Fatalf("a repeated triple: %v", err)
+	}
+	if err := s.Update(ctx, func(tx store.Tx) error { return tx.SignedPreKeys().Remove(ctx, signedID) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := use(); err != nil {
+		t.Fatalf("a triple of a removed signed prekey: %v", err)
 	}
 }
