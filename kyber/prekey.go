@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/ratchetkit/ratchetkit/keys"
@@ -41,6 +42,31 @@ func GeneratePreKey(ik *keys.IdentityKeyPair, id uint32, lastResort bool) (*PreK
 	p := &PreKey{id: id, key: key, created: time.Now().Truncate(time.Second), lastResort: lastResort}
 	copy(p.sig[:], ik.Sign(key.PublicKey().Encode()))
 	return p, nil
+}
+
+// GeneratePreKeys makes n fresh one-time Kyber prekeys with the consecutive
+// ids firstID, …, firstID+n−1, each signed by ik and stamped with the
+// current time, as an upload of one-time prekeys needs them; a last-resort
+// prekey is GeneratePreKey with lastResort true. Kyber prekeys share one id
+// space whatever their kind, so the caller picks firstID above every id it
+// used (the store's LastID) and the last-resort id outside the batch. It
+// fails rather than wrap past 2^32 − 1.
+func GeneratePreKeys(ik *keys.IdentityKeyPair, firstID uint32, n int) ([]*PreKey, error) {
+	if n < 0 || (n > 0 && uint64(firstID)+uint64(n-1) > math.MaxUint32) {
+		return nil, fmt.Errorf("kyber: %d prekeys from id %d would overflow the 32-bit id space", n, firstID)
+	}
+	out := make([]*PreKey, n)
+	for i := range out {
+		p, err := GeneratePreKey(ik, firstID+uint32(i), false)
+		if err != nil {
+			for _, q := range out[:i] {
+				q.key.Clear()
+			}
+			return nil, err
+		}
+		out[i] = p
+	}
+	return out, nil
 }
 
 // NewPreKey assembles a Kyber prekey from its parts, as loaded from storage.

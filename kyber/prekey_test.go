@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -82,5 +83,38 @@ func TestPreKey(t *testing.T) {
 	}
 	if VerifyPreKey(nil, sk.PublicKey(), make([]byte, 64)) == nil || VerifyPreKey(ik.PublicKey(), nil, make([]byte, 64)) == nil {
 		t.Error("VerifyPreKey accepts a nil key")
+	}
+}
+
+func TestGeneratePreKeys(t *testing.T) {
+	ik, err := keys.GenerateIdentityKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pks, err := GeneratePreKeys(ik, math.MaxUint32-2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i, p := range pks {
+		if p.ID() != math.MaxUint32-2+uint32(i) || p.LastResort() {
+			t.Errorf("prekey %d: id %d, last resort %t", i, p.ID(), p.LastResort())
+		}
+		if err := p.Verify(ik.PublicKey()); err != nil {
+			t.Errorf("prekey %d: %v", i, err)
+		}
+		seen[string(p.PublicKey().Encode())] = true
+	}
+	if len(seen) != 3 {
+		t.Errorf("%d distinct keys in a batch of 3", len(seen))
+	}
+	if _, err := GeneratePreKeys(ik, math.MaxUint32-2, 4); err == nil {
+		t.Error("a batch past id 2^32-1 succeeded")
+	}
+	if _, err := GeneratePreKeys(ik, 1, -1); err == nil {
+		t.Error("a batch of -1 succeeded")
+	}
+	if pks, err := GeneratePreKeys(ik, math.MaxUint32, 0); err != nil || len(pks) != 0 {
+		t.Errorf("an empty batch: %v, %d", err, len(pks))
 	}
 }

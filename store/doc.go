@@ -1,6 +1,8 @@
 // Package store defines where ratchetkit keeps what must survive a restart:
 // this device's identity, its signed and one-time prekeys, the identity key
-// seen for each peer device, and one session record per peer device.
+// seen for each peer device, and one session record per peer device; and,
+// for the Signal protocol, its Kyber prekeys and the (Kyber prekey, signed
+// prekey, base key) triples that PreKey messages used ([KyberPreKeys]).
 //
 // The package holds interfaces and their contracts. Implementations live in
 // subpackages: [github.com/ratchetkit/ratchetkit/store/memory] (in process),
@@ -56,18 +58,33 @@
 // compare-and-swap for the write of a steady-state message instead of an
 // Update; [SessionsClearer] on the Sessions and [PreKeyLister] on the
 // PreKeys of a Tx, which the session layer's ResetIdentity and
-// PruneOneTimePreKeys need. Package memory implements all three, package
-// sqlstore the last two; the conformance suite checks those a store has.
+// PruneOneTimePreKeys need; and [KyberTx] on a Tx, the Kyber prekeys
+// without which the session layer refuses the Signal protocol
+// ([KyberPreKeysOf] says which). Package memory implements all four,
+// package sqlstore the last three; the conformance suite checks those a
+// store has.
+//
+// KyberTx is optional rather than a part of Tx because profile v1 never
+// uses it: making it required would break every store written for profile
+// v1 at compile time, to give it methods it would never be asked to run.
+// As an optional interface it costs such a store nothing, and a messenger
+// configured for the Signal protocol on it fails at once with
+// [ErrNoKyberPreKeys] instead of at its first PreKey message.
 //
 // # Contracts
 //
 // A Load of something absent, and a Remove or Delete of something absent,
 // return an error wrapping [ErrNotFound]; code tests it with errors.Is. A
-// prekey is never overwritten: [PreKeys.Add] and [SignedPreKeys.Add] return
-// [ErrExists] for a stored id and change nothing.
+// prekey is never overwritten: [PreKeys.Add], [SignedPreKeys.Add] and
+// [KyberPreKeys.Add] return [ErrExists] for a stored id and change nothing.
+// [KyberPreKeys.MarkUsed] returns ErrNotFound for a Kyber prekey that is
+// not stored (a one-time one already used) and [ErrReusedBaseKey] for a
+// triple already recorded, and changes nothing then either.
 //
-// Keys go in and out as the keys package's types; stores keep private keys
-// as their 32 raw bytes and public keys as their 32-byte u-coordinate. A
+// Keys go in and out as the keys package's types, Kyber prekeys as package
+// kyber's; stores keep private keys as their 32 raw bytes, public keys as
+// their 32-byte u-coordinate, and Kyber prekeys as the blob
+// [kyber.PreKey.MarshalBinary] makes. A
 // session record is opaque bytes owned by the session layer. Every Load
 // returns a fresh copy that the caller owns and may wipe.
 //

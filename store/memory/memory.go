@@ -56,6 +56,9 @@ type data struct {
 	lastPreKey uint32
 	signed     map[uint32]*signed
 	sessions   map[string]map[uint32][]byte // name → device → record
+	kyber      map[uint32]kyberKey
+	lastKyber  uint32
+	kyberUsed  map[kyberTriple]struct{}
 }
 
 // Store is an in-memory [store.Store]. Use [New]; the zero value is not
@@ -87,6 +90,8 @@ func New() *Store {
 			prekeys:    make(map[uint32]*privateKey),
 			signed:     make(map[uint32]*signed),
 			sessions:   make(map[string]map[uint32][]byte),
+			kyber:      make(map[uint32]kyberKey),
+			kyberUsed:  make(map[kyberTriple]struct{}),
 		},
 	}
 }
@@ -103,7 +108,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx store.Tx) error) error {
 	}
 	defer func() { <-s.writer }()
 
-	t := &tx{s: s, write: true, lastPreKey: s.d.lastPreKey, pending: s.spare}
+	t := &tx{s: s, write: true, lastPreKey: s.d.lastPreKey, lastKyber: s.d.lastKyber, pending: s.spare}
 	committed := false
 	// Deferred so that a panicking fn also drops its writes (and releases
 	// the semaphore, deferred above) before the panic goes on.
@@ -116,6 +121,8 @@ func (s *Store) Update(ctx context.Context, fn func(tx store.Tx) error) error {
 		clear(t.prekeys)
 		clear(t.signed)
 		clear(t.sessions)
+		clear(t.kyber)
+		clear(t.kyberUsed)
 		s.spare = t.pending
 	}()
 	if err := fn(t); err != nil {
@@ -136,7 +143,7 @@ func (s *Store) View(ctx context.Context, fn func(tx store.Tx) error) error {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	t := &tx{s: s, lastPreKey: s.d.lastPreKey}
+	t := &tx{s: s, lastPreKey: s.d.lastPreKey, lastKyber: s.d.lastKyber}
 	defer func() { t.done = true }()
 	return fn(t)
 }
@@ -157,6 +164,7 @@ type tx struct {
 	localSet   bool
 	local      *local
 	lastPreKey uint32
+	lastKyber  uint32
 	pending
 }
 
@@ -168,6 +176,8 @@ type pending struct {
 	prekeys    map[uint32]entry[*privateKey]
 	signed     map[uint32]entry[*signed]
 	sessions   map[store.Address]entry[[]byte]
+	kyber      map[uint32]entry[kyberKey]
+	kyberUsed  map[kyberTriple]entry[struct{}]
 }
 
 func (t *tx) Local() store.Local                 { return (*localTx)(t) }
@@ -247,6 +257,7 @@ func (t *tx) commit() {
 			delete(d.signed, k)
 		}
 	}
+	t.commitKyber()
 	for a, e := range t.sessions {
 		devices := d.sessions[a.Name]
 		clear(devices[a.DeviceID])
@@ -282,6 +293,30 @@ func (t *tx) rollback() {
 	for _, e := range t.sessions {
 		clear(e.v)
 	}
+	t.rollbackKyber()
+}
+
+// checkBatch checks a whole batch of prekeys before Add changes anything,
+// so that a failed Add has no effect even if the caller goes on to
+// commit: it refuses a nil prekey (or one for which key reports false), a
+// repeated id and a stored one.
+func checkBatch[P comparable](pks []P, key func(P) (id uint32, ok bool), stored func(uint32) bool) error {
+	var zero P
+	seen := make(map[uint32]struct{}, len(pks))
+	for _, pk := range pks {
+		if pk == zero {
+			return errNilKey
+		}
+		id, ok := key(pk)
+		if !ok {
+			return errNilKey
+		}
+		if _, dup := seen[id]; dup || stored(id) {
+			return store.ErrExists
+		}
+		seen[id] = struct{}{}
+	}
+	return nil
 }
 
 // The methods below implement the store interfaces, whose documentation
@@ -373,20 +408,10 @@ func (t *preKeysTx) Add(ctx context.Context, pks []*keys.OneTimePreKey) error {
 	if err := (*tx)(t).check(ctx, true); err != nil {
 		return err
 	}
-	// Check the whole batch before changing anything, so that a failed Add
-	// has no effect even if the caller goes on to commit.
-	seen := make(map[uint32]struct{}, len(pks))
-	for _, pk := range pks {
-		if pk == nil || pk.PrivateKey() == nil {
-			return errNilKey
-		}
-		if _, ok := seen[pk.ID()]; ok {
-			return store.ErrExists
-		}
-		seen[pk.ID()] = struct{}{}
-		if _, ok := lookup(t.prekeys, t.s.d.prekeys, pk.ID()); ok {
-			return store.ErrExists
-		}
+	err := checkBatch(pks, func(pk *keys.OneTimePreKey) (uint32, bool) { return pk.ID(), pk.PrivateKey() != nil },
+		func(id uint32) bool { _, ok := lookup(t.prekeys, t.s.d.prekeys, id); return ok })
+	if err != nil {
+		return err
 	}
 	for _, pk := range pks {
 		var k [32]byte
@@ -512,6 +537,7 @@ func (t *signedPreKeysTx) Remove(ctx context.Context, id uint32) error {
 		clear(s.priv[:])
 	}
 	set(&t.signed, id, entry[*signed]{})
+	(*tx)(t).forgetTriples(func(k kyberTriple) bool { return k.signed == id })
 	return nil
 }
 

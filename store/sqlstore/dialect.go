@@ -57,21 +57,40 @@ type queries struct {
 	signedLoad, signedAdd, signedList, signedRemove      string
 	sessionLoad, sessionSave, sessionDelete, sessionDevs string
 	sessionDeleteAll, preKeyIDs                          string
+
+	kyberLoad, kyberKind, kyberRemove, kyberList string
+	kyberCount, kyberLastID, kyberBumpLastID     string
+	kyberRecord, kyberSetUsed, kyberForget       string
+	kyberForgetSigned                            string
 }
 
-// preKeyInsertRows is how many prekeys one INSERT statement adds, which
-// keeps its placeholders well below both databases' limits.
-const preKeyInsertRows = 256
+// insertRows is how many prekeys one INSERT statement adds, which keeps
+// its placeholders (four per Kyber prekey) well below both databases'
+// limits.
+const insertRows = 256
 
-// preKeyInsert returns an INSERT of n prekeys that skips stored ids.
+// preKeyInsert returns an INSERT of n one-time prekeys that skips stored
+// ids.
 func (d Dialect) preKeyInsert(n int) string {
+	return d.insert("ratchetkit_prekeys (id, private_key)", 2, n)
+}
+
+// kyberInsert returns an INSERT of n Kyber prekeys that skips stored ids.
+func (d Dialect) kyberInsert(n int) string {
+	return d.insert("ratchetkit_kyber_prekeys (id, last_resort, created, record)", 4, n)
+}
+
+// insert returns an INSERT into table (with its column list) of n rows of
+// width values that skips rows whose id is stored.
+func (d Dialect) insert(table string, width, n int) string {
 	var b strings.Builder
-	b.WriteString("INSERT INTO ratchetkit_prekeys (id, private_key) VALUES ")
+	b.WriteString("INSERT INTO " + table + " VALUES ")
+	row := "(?" + strings.Repeat(", ?", width-1) + ")"
 	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?)")
+		b.WriteString(row)
 	}
 	b.WriteString(" ON CONFLICT (id) DO NOTHING")
 	return d.rebind(b.String())
@@ -118,6 +137,22 @@ func newQueries(d Dialect) *queries {
 
 		sessionDeleteAll: `DELETE FROM ratchetkit_sessions`,
 		preKeyIDs:        `SELECT id FROM ratchetkit_prekeys ORDER BY id`,
+
+		kyberLoad:   `SELECT record FROM ratchetkit_kyber_prekeys WHERE id = ?`,
+		kyberKind:   `SELECT last_resort FROM ratchetkit_kyber_prekeys WHERE id = ?`,
+		kyberRemove: `DELETE FROM ratchetkit_kyber_prekeys WHERE id = ?`,
+		kyberList:   `SELECT id, last_resort, used, created FROM ratchetkit_kyber_prekeys ORDER BY id`,
+		kyberCount: `SELECT COUNT(*) - COALESCE(SUM(last_resort), 0), COALESCE(SUM(last_resort), 0)
+	FROM ratchetkit_kyber_prekeys`,
+		kyberLastID:     `SELECT last_id FROM ratchetkit_kyber_prekey_counter WHERE id = 1`,
+		kyberBumpLastID: `UPDATE ratchetkit_kyber_prekey_counter SET last_id = ? WHERE id = 1 AND last_id < ?`,
+		// DO NOTHING rather than a unique violation, which would abort a
+		// PostgreSQL transaction: no row inserted is a repeated triple.
+		kyberRecord: `INSERT INTO ratchetkit_kyber_used (kyber_id, signed_id, base_key) VALUES (?, ?, ?)
+	ON CONFLICT (kyber_id, signed_id, base_key) DO NOTHING`,
+		kyberSetUsed:      `UPDATE ratchetkit_kyber_prekeys SET used = 1 WHERE id = ? AND used = 0`,
+		kyberForget:       `DELETE FROM ratchetkit_kyber_used WHERE kyber_id = ?`,
+		kyberForgetSigned: `DELETE FROM ratchetkit_kyber_used WHERE signed_id = ?`,
 	}
 	switch d {
 	case SQLite:
@@ -139,6 +174,8 @@ func newQueries(d Dialect) *queries {
 		&q.preKeyLoad, &q.preKeyRemove, &q.preKeyBumpLastID,
 		&q.signedLoad, &q.signedAdd, &q.signedRemove,
 		&q.sessionLoad, &q.sessionSave, &q.sessionDelete, &q.sessionDevs,
+		&q.kyberLoad, &q.kyberKind, &q.kyberRemove, &q.kyberBumpLastID,
+		&q.kyberRecord, &q.kyberSetUsed, &q.kyberForget, &q.kyberForgetSigned,
 	} {
 		*s = d.rebind(*s)
 	}
@@ -157,6 +194,9 @@ func (q *queries) prepared() []string {
 		q.signedLoad, q.signedAdd, q.signedList, q.signedRemove,
 		q.sessionLoad, q.sessionSave, q.sessionDelete, q.sessionDevs,
 		q.sessionDeleteAll, q.preKeyIDs,
+		q.kyberLoad, q.kyberKind, q.kyberRemove, q.kyberList,
+		q.kyberCount, q.kyberLastID, q.kyberBumpLastID,
+		q.kyberRecord, q.kyberSetUsed, q.kyberForget, q.kyberForgetSigned,
 	}
 }
 

@@ -71,6 +71,12 @@ func (s *Store) migrate(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	return s.migrateTo(ctx, ms)
+}
+
+// migrateTo is migrate with the migrations ms, the first len(ms) of the
+// package's: a test gives fewer to make a database of an older version.
+func (s *Store) migrateTo(ctx context.Context, ms []migration) (int, error) {
 	if s.q.migrationLock == "" {
 		// SQLite: create the version table in its own statement, so that
 		// the transaction below starts with a write (see queries.lock).

@@ -9,6 +9,10 @@
 // idempotent and safe to run from several processes at once; it refuses a
 // database whose schema is newer than the package. All tables start with
 // ratchetkit_, so they can share a database with the application's own.
+// Version 2 added the Signal protocol's Kyber prekeys and their used
+// triples (three new tables; nothing else changes), so a version-1
+// database gains them on its first Open by this package, after which a
+// process still running the older package refuses to write to it.
 // One database (SQLite file, or PostgreSQL schema) holds one device's
 // store; to keep several, give each its own file, or its own PostgreSQL
 // schema through the search_path connection parameter.

@@ -204,57 +204,19 @@ func (t *preKeysTx) Add(ctx context.Context, pks []*keys.OneTimePreKey) error {
 	if len(pks) == 0 {
 		return nil
 	}
-	seen := make(map[uint32]struct{}, len(pks))
-	var last uint32
-	for _, pk := range pks {
-		if pk == nil || pk.PrivateKey() == nil {
-			return errNilKey
-		}
-		if _, ok := seen[pk.ID()]; ok {
-			return store.ErrExists
-		}
-		seen[pk.ID()] = struct{}{}
-		last = max(last, pk.ID())
-	}
-
-	// The inserts skip stored ids; if any was skipped, roll them all back
-	// to the savepoint, so that a refused Add changes nothing even if the
-	// caller goes on to commit. Skipping instead of failing matters on
-	// PostgreSQL, where a failed statement aborts the whole transaction.
-	// Repeats within the batch were refused above; stored ids show as
-	// fewer rows inserted than prekeys given.
-	if _, err := (*tx)(t).exec(ctx, "add prekeys", t.s.q.savepoint); err != nil {
+	last, err := checkBatch(pks, func(pk *keys.OneTimePreKey) (uint32, bool) {
+		return pk.ID(), pk.PrivateKey() != nil
+	})
+	if err != nil {
 		return err
 	}
-	var inserted int64
-	var err error
-	args := make([]any, 0, 2*min(len(pks), preKeyInsertRows))
-	raws := make([][keys.PrivateKeySize]byte, min(len(pks), preKeyInsertRows))
-	for chunk := range chunks(pks, preKeyInsertRows) {
-		args = args[:0]
-		for i, pk := range chunk {
-			copy(raws[i][:], pk.PrivateKey().Bytes())
-			args = append(args, int64(pk.ID()), raws[i][:])
-		}
-		var n int64
-		n, err = (*tx)(t).execOnce(ctx, "add prekeys", t.s.dialect.preKeyInsert(len(chunk)), args...)
-		inserted += n
-		if err != nil {
-			break
-		}
-	}
-	clear(raws)
-	if err == nil && inserted != int64(len(pks)) {
-		err = store.ErrExists
-	}
-	if err != nil {
-		if _, rerr := (*tx)(t).exec(ctx, "add prekeys", t.s.q.rollbackToSavepoint); rerr != nil {
-			return errors.Join(err, rerr)
-		}
-	}
-	if _, rerr := (*tx)(t).exec(ctx, "add prekeys", t.s.q.releaseSavepoint); rerr != nil {
-		return errors.Join(err, rerr)
-	}
+	raws := make([][keys.PrivateKeySize]byte, min(len(pks), insertRows))
+	defer clear(raws)
+	err = (*tx)(t).insertAll(ctx, "add prekeys", len(pks), t.s.dialect.preKeyInsert, func(i int, args []any) []any {
+		r := &raws[i%len(raws)] // rows of one statement never share a slot
+		copy(r[:], pks[i].PrivateKey().Bytes())
+		return append(args, int64(pks[i].ID()), r[:])
+	})
 	if err != nil {
 		return err
 	}
@@ -262,17 +224,67 @@ func (t *preKeysTx) Add(ctx context.Context, pks []*keys.OneTimePreKey) error {
 	return err
 }
 
-// chunks yields s in pieces of at most n.
-func chunks[T any](s []T, n int) func(yield func([]T) bool) {
-	return func(yield func([]T) bool) {
-		for len(s) > 0 {
-			m := min(n, len(s))
-			if !yield(s[:m]) {
-				return
-			}
-			s = s[m:]
+// checkBatch refuses a batch of prekeys with a nil one (for which key
+// reports false) or a repeated id, and returns the highest id. pks is not
+// empty.
+func checkBatch[P comparable](pks []P, key func(P) (id uint32, ok bool)) (last uint32, err error) {
+	var zero P
+	seen := make(map[uint32]struct{}, len(pks))
+	for _, pk := range pks {
+		if pk == zero {
+			return 0, errNilKey
+		}
+		id, ok := key(pk)
+		if !ok {
+			return 0, errNilKey
+		}
+		if _, dup := seen[id]; dup {
+			return 0, store.ErrExists
+		}
+		seen[id] = struct{}{}
+		last = max(last, id)
+	}
+	return last, nil
+}
+
+// insertAll inserts n rows, insertRows at a time with the statements that
+// query makes, each row's values appended by row, and returns ErrExists,
+// with none of them inserted, if any row's id was stored. The inserts skip
+// stored ids; if any was skipped, they are all rolled back to a
+// savepoint, so that a refused Add changes nothing even if the caller
+// goes on to commit. Skipping instead of failing matters on PostgreSQL,
+// where a failed statement aborts the whole transaction. The callers
+// refuse repeats within a batch first, so stored ids show as fewer rows
+// inserted than given.
+func (t *tx) insertAll(ctx context.Context, op string, n int, query func(rows int) string, row func(i int, args []any) []any) error {
+	if _, err := t.exec(ctx, op, t.s.q.savepoint); err != nil {
+		return err
+	}
+	var inserted int64
+	var err error
+	var args []any
+	for first := 0; first < n && err == nil; first += insertRows {
+		rows := min(insertRows, n-first)
+		args = args[:0]
+		for i := first; i < first+rows; i++ {
+			args = row(i, args)
+		}
+		var m int64
+		m, err = t.execOnce(ctx, op, query(rows), args...)
+		inserted += m
+	}
+	if err == nil && inserted != int64(n) {
+		err = store.ErrExists
+	}
+	if err != nil {
+		if _, rerr := t.exec(ctx, op, t.s.q.rollbackToSavepoint); rerr != nil {
+			return errors.Join(err, rerr)
 		}
 	}
+	if _, rerr := t.exec(ctx, op, t.s.q.releaseSavepoint); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	return err
 }
 
 func (t *preKeysTx) Remove(ctx context.Context, id uint32) error {
@@ -374,6 +386,10 @@ func (t *signedPreKeysTx) Remove(ctx context.Context, id uint32) error {
 	n, err := (*tx)(t).exec(ctx, "remove signed prekey", t.s.q.signedRemove, int64(id))
 	if err == nil && n == 0 {
 		err = store.ErrNotFound
+	}
+	if err == nil {
+		// The used Kyber triples naming it can never match again.
+		_, err = (*tx)(t).exec(ctx, "remove signed prekey", t.s.q.kyberForgetSigned, int64(id))
 	}
 	return err
 }

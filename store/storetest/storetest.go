@@ -11,7 +11,12 @@
 // consumed once even under concurrent transactions, atomic rollback when fn
 // fails, panics or outlives its context, read-only Views, serializable
 // Updates and snapshot Views, binary-safe names and records, large records,
-// and errors that carry no key bytes. It runs goroutines; run it with -race.
+// and errors that carry no key bytes; and, on a store whose transactions
+// implement store.KyberTx, the Kyber prekeys: both kinds' round trip,
+// all-or-nothing Adds, MarkUsed removing one-time prekeys and refusing a
+// repeated triple on last-resort ones, once under concurrent transactions,
+// the triples forgotten with the prekeys they name, rollback and read-only
+// Views. It runs goroutines; run it with -race.
 // With -short it runs fewer iterations of the concurrency tests.
 //
 // [RunScript] complements it: it runs arbitrary transaction scripts on a
@@ -65,6 +70,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ErrorsHoldNoSecrets", testErrorsHoldNoSecrets},
 		{"Optional", testOptional},
 	}
+	tests = append(tests, kyberTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)

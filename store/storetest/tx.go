@@ -518,19 +518,25 @@ func testConsumeOnce(t *testing.T, s store.Store) {
 	update(t, s, func(ctx context.Context, tx store.Tx) error {
 		return tx.PreKeys().Add(ctx, newPreKeys(t, 1))
 	})
-	n := workers(4, 16)
+	oneWins(t, s, workers(4, 16), store.ErrNotFound, "consumed the one prekey", func(ctx context.Context, tx store.Tx) error {
+		if _, err := tx.PreKeys().Load(ctx, 1); err != nil {
+			return err
+		}
+		return tx.PreKeys().Remove(ctx, 1)
+	})
+}
+
+// oneWins runs fn in n Updates started at once and checks that exactly one
+// succeeds and that the others fail with an error wrapping lose.
+func oneWins(t *testing.T, s store.Store, n int, lose error, what string, fn func(ctx context.Context, tx store.Tx) error) {
+	t.Helper()
 	start := make(chan struct{})
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			errs[i] = s.Update(t.Context(), func(tx store.Tx) error {
-				if _, err := tx.PreKeys().Load(t.Context(), 1); err != nil {
-					return err
-				}
-				return tx.PreKeys().Remove(t.Context(), 1)
-			})
+			errs[i] = s.Update(t.Context(), func(tx store.Tx) error { return fn(t.Context(), tx) })
 		})
 	}
 	close(start)
@@ -540,12 +546,12 @@ func testConsumeOnce(t *testing.T, s store.Store) {
 		switch {
 		case err == nil:
 			won++
-		case !errors.Is(err, store.ErrNotFound):
-			t.Errorf("a losing consumer got %v, want ErrNotFound", err)
+		case !errors.Is(err, lose):
+			t.Errorf("a losing transaction got %v, want %v", err, lose)
 		}
 	}
 	if won != 1 {
-		t.Errorf("%d of %d concurrent transactions consumed the one prekey", won, n)
+		t.Errorf("%d of %d concurrent transactions %s", won, n, what)
 	}
 }
 
@@ -763,6 +769,13 @@ func testErrorsHoldNoSecrets(t *testing.T, s store.Store) {
 		errs = append(errs, tx.Sessions().Save(dead, a, marker))
 		return nil
 	})
+	checkNoSecrets(t, errs, secrets)
+}
+
+// checkNoSecrets fails t if an error of errs is nil or, formatted in any
+// way, shows bytes of secrets, raw, hex or decimal.
+func checkNoSecrets(t testing.TB, errs []error, secrets [][]byte) {
+	t.Helper()
 	for i, err := range errs {
 		if err == nil {
 			t.Errorf("error #%d is nil", i)
