@@ -19,13 +19,6 @@ import (
 	"github.com/ratchetkit/ratchetkit/pqxdh"
 )
 
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
-}
-
 // sessionPQRKey replays PQXDH as the responder of a libsignal session and
 // returns its PQR key, the SPQR authenticator's and chains' first key.
 func sessionPQRKey(t *testing.T, s *libsignaltest.Session) [KeySize]byte {
