@@ -4,6 +4,8 @@ import (
 	"crypto/mlkem"
 	"crypto/mlkem/mlkemtest"
 	"testing"
+
+	"github.com/ratchetkit/ratchetkit/internal/testutil"
 )
 
 // The benchmarks come in pairs, each beside crypto/mlkem (the floor) doing
@@ -86,5 +88,49 @@ func BenchmarkDecapsulate(b *testing.B) {
 		for b.Loop() {
 			dk.Decapsulate(c[:Ciphertext1Size], c[Ciphertext1Size:])
 		}
+	})
+}
+
+// BenchmarkRatio interleaves each operation with crypto/mlkem's on the
+// thread's CPU clock (testutil.Interleave): x-floor is the ratio, robust
+// to the load of a shared machine.
+func BenchmarkRatio(b *testing.B) {
+	_, m, std, dk := benchInputs(b)
+	seed := dk.Bytes()
+	ek := std.EncapsulationKey().Bytes()
+	_, c, _ := mlkemtest.Encapsulate768(std.EncapsulationKey(), m)
+	hdr, vec := dk.Header(), dk.Vector()
+	b.Run("op=keygen", func(b *testing.B) {
+		testutil.Interleave(b, func() {
+			k, _ := mlkem.NewDecapsulationKey768(seed)
+			_ = k.EncapsulationKey().Bytes()
+		}, func() {
+			k, _ := NewDecapsulationKey(seed)
+			_, _ = k.Header(), k.Vector()
+		})
+	})
+	b.Run("op=encapsulate", func(b *testing.B) {
+		testutil.Interleave(b, func() {
+			pk, _ := mlkem.NewEncapsulationKey768(ek)
+			mlkemtest.Encapsulate768(pk, m)
+		}, func() {
+			Encapsulate(ek, m)
+		})
+	})
+	b.Run("op=encapsulate-incremental", func(b *testing.B) {
+		testutil.Interleave(b, func() {
+			pk, _ := mlkem.NewEncapsulationKey768(ek)
+			mlkemtest.Encapsulate768(pk, m)
+		}, func() {
+			_, st, _, _ := Encapsulate1(hdr, m)
+			st.Encapsulate2(vec)
+		})
+	})
+	b.Run("op=decapsulate", func(b *testing.B) {
+		testutil.Interleave(b, func() {
+			std.Decapsulate(c)
+		}, func() {
+			dk.DecapsulateFull(c)
+		})
 	})
 }

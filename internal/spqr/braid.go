@@ -81,8 +81,9 @@ type Braid struct {
 	es  *mlkem768.EncapsState      // ... and its encapsulation
 	ct1 []byte                     // ct1, sent or received
 
-	enc *Encoder // what this party is sending, if anything
-	dec *Decoder // what it is receiving, if anything
+	enc     *Encoder // what this party is sending, if anything
+	dec     *Decoder // what it is receiving, if anything
+	pending *Chunk   // a chunk receive has yet to add to dec
 }
 
 // NewBraid returns the state of a party at the start of a session:
@@ -167,16 +168,28 @@ func must3[A, B, C any](a A, b B, c C, err error) (A, B, C) {
 	return a, b, c
 }
 
-// add returns a copy of dec with c added (dec itself is shared with the
-// state that may still be kept), and the message if it is complete.
-func add(dec *Decoder, c *Chunk) (*Decoder, []byte, bool) {
-	d := &Decoder{size: dec.size}
-	for p := range d.pts {
-		d.pts[p] = append([]point(nil), dec.pts[p]...)
+// add adds c to what b receives and returns the message if it is now
+// complete. b's decoder may be shared with the state the caller still
+// keeps, so an incomplete message only records c in b.pending, for commit
+// to add; a complete one is decoded on a copy.
+func (b *Braid) add(c *Chunk) ([]byte, bool) {
+	if !b.dec.completesWith(*c) {
+		b.pending = c
+		return nil, false
 	}
+	d := b.dec.clone()
 	_ = d.Add(*c) // a conflicting chunk is ignored, as SPQR ignores it
-	msg, ok := d.Message()
-	return d, msg, ok
+	b.dec = d
+	return d.Message()
+}
+
+// commitPending adds the chunk receive recorded to the decoder. It runs
+// when the caller keeps the state receive returned.
+func (b *Braid) commitPending() {
+	if b.pending != nil {
+		_ = b.dec.Add(*b.pending)
+		b.pending = nil
+	}
 }
 
 // receive returns the state after a message of the given epoch, type and
@@ -184,6 +197,7 @@ func add(dec *Decoder, c *Chunk) (*Decoder, []byte, bool) {
 // any, without changing b.
 func (b *Braid) receive(epoch uint64, t MessageType, c *Chunk) (*Braid, *EpochKey, error) {
 	nb := *b
+	nb.pending = nil
 	if b.state == ct2Sampled && epoch == b.epoch+1 {
 		// The peer has the ciphertext and has moved on: so do we, with the
 		// roles swapped.
@@ -199,20 +213,21 @@ func (b *Braid) receive(epoch uint64, t MessageType, c *Chunk) (*Braid, *EpochKe
 	isAck := t == EkCt1Ack || t == Ct1Ack
 	switch {
 	case b.state == keysSampled && t == Ct1:
-		nb.dec, _, _ = add(must(NewDecoder(Ciphertext1MessageSize)), c)
+		nb.dec = must(NewDecoder(Ciphertext1MessageSize))
+		_ = nb.dec.Add(*c)
 		nb.enc, nb.state = must(NewEncoder(b.dk.Vector())), headerSent
 	case b.state == headerSent && t == Ct1:
 		var done bool
-		if nb.dec, nb.ct1, done = add(b.dec, c); done {
+		if nb.ct1, done = nb.add(c); done {
 			nb.dec, nb.state = nil, ct1Received
 		}
 	case b.state == ct1Received && t == Ct2:
-		nb.dec, _, _ = add(must(NewDecoder(Ciphertext2MessageSize)), c)
+		nb.dec = must(NewDecoder(Ciphertext2MessageSize))
+		_ = nb.dec.Add(*c)
 		nb.enc, nb.state = nil, ekSentCt1Received
 	case b.state == ekSentCt1Received && t == Ct2:
-		dec, msg, done := add(b.dec, c)
+		msg, done := nb.add(c)
 		if !done {
-			nb.dec = dec
 			break
 		}
 		ct2, mac := msg[:mlkem768.Ciphertext2Size], msg[mlkem768.Ciphertext2Size:]
@@ -227,9 +242,8 @@ func (b *Braid) receive(epoch uint64, t MessageType, c *Chunk) (*Braid, *EpochKe
 		}
 		return &Braid{state: noHeaderReceived, epoch: b.epoch + 1, auth: auth, dec: must(NewDecoder(HeaderMessageSize))}, key, nil
 	case b.state == noHeaderReceived && t == Hdr:
-		dec, msg, done := add(b.dec, c)
+		msg, done := nb.add(c)
 		if !done {
-			nb.dec = dec
 			break
 		}
 		hdr, mac := msg[:mlkem768.HeaderSize], msg[mlkem768.HeaderSize:]
@@ -238,7 +252,7 @@ func (b *Braid) receive(epoch uint64, t MessageType, c *Chunk) (*Braid, *EpochKe
 		}
 		nb.hdr, nb.dec, nb.state = hdr, must(NewDecoder(VectorMessageSize)), headerReceived
 	case (b.state == ct1Sampled || b.state == ct1Acknowledged) && isEk:
-		dec, vec, done := add(b.dec, c)
+		vec, done := nb.add(c)
 		switch {
 		case done && !mlkem768.VectorMatchesHeader(b.hdr, vec):
 			return nil, nil, ErrVectorMismatch
@@ -247,9 +261,7 @@ func (b *Braid) receive(epoch uint64, t MessageType, c *Chunk) (*Braid, *EpochKe
 		case done:
 			nb.vec, nb.dec, nb.state = vec, nil, ekReceivedCt1Sampled
 		case isAck:
-			nb.dec, nb.enc, nb.state = dec, nil, ct1Acknowledged
-		default:
-			nb.dec = dec
+			nb.enc, nb.state = nil, ct1Acknowledged
 		}
 	case b.state == ekReceivedCt1Sampled && isAck:
 		nb.encapsulate2(b.vec)

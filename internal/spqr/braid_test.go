@@ -234,7 +234,7 @@ func FuzzConversation(f *testing.F) {
 	f.Add(bytes.Repeat([]byte{0, 2, 1, 3}, 200))
 	f.Add(bytes.Repeat([]byte{0, 0, 1, 0x82, 2, 3, 3, 1, 0x83, 0x43}, 60))
 	f.Fuzz(func(t *testing.T, script []byte) {
-		if len(script) > 4000 {
+		if len(script) > 1500 {
 			return
 		}
 		a, b := newPair(uint64(len(script)))

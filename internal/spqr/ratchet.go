@@ -110,6 +110,7 @@ func (r *Ratchet) Receive(b []byte) (key [KeySize]byte, commit func(), err error
 	}
 	return key, func() {
 		old := r.braid
+		nb.commitPending()
 		r.braid = nb
 		if secret != nil {
 			_ = r.chains.AddEpoch(secret.Epoch, secret.Secret[:]) // checked above

@@ -109,21 +109,45 @@ func (t *gfTables) weights(pts []point) []uint16 {
 	return w
 }
 
-// interpolate returns f(at) for the lowest-degree f through pts, in the
-// barycentric form f(at) = ℓ(at)·Σ_j w_j·y_j/(at − x_j) with
-// ℓ(at) = Π(at − x_j): linear in the point count once the weights are
-// known, where Lagrange's form is quadratic.
-func (t *gfTables) interpolate(pts []point, w []uint16, at uint16) uint16 {
-	var sum uint16
+// coefficients returns the c_j with f(at) = Σ_j c_j·y_j for every f of
+// lowest degree through points at pts's x (at must not be one of them):
+// the barycentric form c_j = ℓ(at)·w_j/(at − x_j) with ℓ(at) = Π(at − x_j).
+// They depend on the x alone, so the 16 polynomials, whose x are the same
+// (they share every chunk), share them: a parity value then costs one
+// multiplication per point instead of an interpolation.
+func (t *gfTables) coefficients(pts []point, w []uint16, at uint16) []uint16 {
+	c := make([]uint16, len(pts))
 	l := uint16(1)
 	for j, pj := range pts {
-		if pj.x == at {
-			return pj.y
-		}
 		l = t.mul(l, pj.x^at)
-		sum ^= t.mul(t.mul(pj.y, w[j]), t.inv(pj.x^at))
+		c[j] = t.mul(w[j], t.inv(pj.x^at))
 	}
-	return t.mul(l, sum)
+	for j := range c {
+		c[j] = t.mul(c[j], l)
+	}
+	return c
+}
+
+// dot returns Σ_j c_j·y_j.
+func (t *gfTables) dot(pts []point, c []uint16) uint16 {
+	var sum uint16
+	for j, pj := range pts {
+		sum ^= t.mul(c[j], pj.y)
+	}
+	return sum
+}
+
+// sameX reports whether a and b have the same x, in order.
+func sameX(a, b []point) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].x != b[i].x {
+			return false
+		}
+	}
+	return true
 }
 
 // Encoder cuts one message into chunks.
@@ -151,15 +175,20 @@ func NewEncoder(msg []byte) (*Encoder, error) {
 func (e *Encoder) Chunk(index uint16) Chunk {
 	c := Chunk{Index: index}
 	t := gf()
+	var coef []uint16 // for the polynomials of the point count last seen
 	for p := range polys {
 		var y uint16
-		if int(index) < len(e.pts[p]) {
+		switch {
+		case int(index) < len(e.pts[p]):
 			y = e.pts[p][index].y
-		} else {
-			if e.w[p] == nil {
-				e.w[p] = t.weights(e.pts[p])
+		default:
+			if coef == nil || len(coef) != len(e.pts[p]) {
+				if e.w[p] == nil {
+					e.w[p] = t.weights(e.pts[p])
+				}
+				coef = t.coefficients(e.pts[p], e.w[p], index)
 			}
-			y = t.interpolate(e.pts[p], e.w[p], index)
+			y = t.dot(e.pts[p], coef)
 		}
 		c.Data[2*p], c.Data[2*p+1] = byte(y>>8), byte(y)
 	}
@@ -187,7 +216,48 @@ func NewDecoder(size int) (*Decoder, error) {
 	if size <= 0 || size%2 != 0 || size > MaxCodedSize {
 		return nil, ErrCodedSize
 	}
-	return &Decoder{size: size}, nil
+	d := &Decoder{size: size}
+	// One backing array for all polynomials, with room for the most
+	// points Add keeps (twice the need), so that adding never allocates.
+	need := pointCount(size, 0)
+	backing := make([]point, polys*2*need)
+	for p := range d.pts {
+		d.pts[p] = backing[p*2*need : p*2*need : (p+1)*2*need]
+	}
+	return d, nil
+}
+
+// clone returns a copy of d that shares nothing with it.
+func (d *Decoder) clone() *Decoder {
+	c := &Decoder{size: d.size}
+	need := pointCount(d.size, 0)
+	backing := make([]point, polys*2*need)
+	for p := range c.pts {
+		c.pts[p] = append(backing[p*2*need:p*2*need:(p+1)*2*need], d.pts[p]...)
+	}
+	return c
+}
+
+// completesWith reports whether Add(c) would make the message complete,
+// without adding it.
+func (d *Decoder) completesWith(c Chunk) bool {
+	for p := range polys {
+		y := uint16(c.Data[2*p])<<8 | uint16(c.Data[2*p+1])
+		if i, found := slices.BinarySearchFunc(d.pts[p], c.Index, cmpX); found && d.pts[p][i].y != y {
+			return false // a conflicting chunk adds nothing
+		}
+	}
+	for p := range polys {
+		need := pointCount(d.size, p)
+		n := len(d.pts[p])
+		if _, found := slices.BinarySearchFunc(d.pts[p], c.Index, cmpX); !found && n < need {
+			n++
+		}
+		if n < need {
+			return false
+		}
+	}
+	return true
 }
 
 // Add takes one chunk. A chunk whose index came before with the same data
@@ -226,10 +296,16 @@ func (d *Decoder) Message() ([]byte, bool) {
 	}
 	t := gf()
 	out := make([]byte, d.size)
+	var prev []point              // the basis of the polynomial before
+	var w []uint16                // its weights
+	coef := map[uint16][]uint16{} // its coefficients per missing x
 	for p := range polys {
 		need := pointCount(d.size, p)
 		basis := d.pts[p][:need] // the lowest indexes, as SPQR chooses them
-		var w []uint16
+		if !sameX(basis, prev) {
+			prev, w = basis, nil
+			clear(coef)
+		}
 		for x := range need {
 			var y uint16
 			if i, found := slices.BinarySearchFunc(d.pts[p], uint16(x), cmpX); found {
@@ -238,7 +314,10 @@ func (d *Decoder) Message() ([]byte, bool) {
 				if w == nil {
 					w = t.weights(basis)
 				}
-				y = t.interpolate(basis, w, uint16(x))
+				if coef[uint16(x)] == nil {
+					coef[uint16(x)] = t.coefficients(basis, w, uint16(x))
+				}
+				y = t.dot(basis, coef[uint16(x)])
 			}
 			e := 16*x + p
 			out[2*e], out[2*e+1] = byte(y>>8), byte(y)
