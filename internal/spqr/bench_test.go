@@ -2,6 +2,7 @@ package spqr
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/ratchetkit/ratchetkit/internal/testutil"
@@ -117,4 +118,47 @@ func BenchmarkMessageRatio(b *testing.B) {
 		x, y = y, x
 	})
 	b.ReportMetric(float64(x.Epoch()), "epochs")
+}
+
+// BenchmarkSessionMemory reports the live heap of one party's SPQR state
+// (braid and chains) in a ping-pong conversation, sampled after every
+// message over two epochs: peak-B/party and mean-B/party. Each iteration
+// measures 20 conversations in lockstep.
+func BenchmarkSessionMemory(b *testing.B) {
+	const pairs = 20
+	var peak, sum, samples float64
+	for b.Loop() {
+		xs, ys := make([]*Ratchet, pairs), make([]*Ratchet, pairs)
+		for i := range xs {
+			xs[i], ys[i] = newPair(uint64(i))
+		}
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		base := ms.HeapAlloc
+		for step := range 180 {
+			for i := range xs {
+				x, y := xs[i], ys[i]
+				if step%2 == 1 {
+					x, y = y, x
+				}
+				msg, _, _ := x.Send()
+				_, commit, err := y.Receive(msg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				commit()
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			per := (float64(ms.HeapAlloc) - float64(base)) / (2 * pairs)
+			peak = max(peak, per)
+			sum += per
+			samples++
+		}
+		runtime.KeepAlive(xs)
+		runtime.KeepAlive(ys)
+	}
+	b.ReportMetric(peak, "peak-B/party")
+	b.ReportMetric(sum/samples, "mean-B/party")
 }
