@@ -96,6 +96,24 @@ func seeded(seed uint64) rng {
 	return rng{rand.New(c), c}
 }
 
+// keyPairs derives the key pair of seed with crypto/mlkem and here, and
+// checks that the encapsulation keys agree.
+func keyPairs(t testing.TB, seed []byte) (*mlkem.DecapsulationKey768, *DecapsulationKey) {
+	t.Helper()
+	std, err := mlkem.NewDecapsulationKey768(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dk, err := NewDecapsulationKey(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(dk.EncapsulationKey(), std.EncapsulationKey().Bytes()) {
+		t.Fatalf("seed %x: encapsulation keys differ", seed[:4])
+	}
+	return std, dk
+}
+
 // TestAgainstCryptoMLKEM compares every operation with crypto/mlkem on
 // many seeds: the encapsulation key, derandomized encapsulation (whole and
 // incremental) through mlkemtest, decapsulation of each other's
@@ -111,18 +129,8 @@ func TestAgainstCryptoMLKEM(t *testing.T) {
 		r.Read(seed)
 		m := make([]byte, 32)
 		r.Read(m)
-		std, err := mlkem.NewDecapsulationKey768(seed)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dk, err := NewDecapsulationKey(seed)
-		if err != nil {
-			t.Fatal(err)
-		}
+		std, dk := keyPairs(t, seed)
 		ek := std.EncapsulationKey().Bytes()
-		if !bytes.Equal(dk.EncapsulationKey(), ek) {
-			t.Fatalf("seed %d: encapsulation keys differ", it)
-		}
 		if !bytes.Equal(dk.Bytes(), std.Bytes()) {
 			t.Fatalf("seed %d: Bytes differ", it)
 		}
@@ -240,34 +248,16 @@ func TestIncrementalHostile(t *testing.T) {
 	}
 }
 
-type keygenGroup struct {
+// mlkemGroup holds a test group of any of the ML-KEM-768 files; each file
+// fills the fields it has.
+type mlkemGroup struct {
 	Type  string `json:"type"`
 	Tests []struct {
 		wycheproof.Test
 		Seed wycheproof.Hex `json:"seed"`
+		M    wycheproof.Hex `json:"m"`
 		EK   wycheproof.Hex `json:"ek"`
 		DK   wycheproof.Hex `json:"dk"`
-	} `json:"tests"`
-}
-
-type encapsGroup struct {
-	Type  string `json:"type"`
-	Tests []struct {
-		wycheproof.Test
-		M  wycheproof.Hex `json:"m"`
-		EK wycheproof.Hex `json:"ek"`
-		C  wycheproof.Hex `json:"c"`
-		K  wycheproof.Hex `json:"K"`
-	} `json:"tests"`
-}
-
-type decapsGroup struct {
-	Type  string `json:"type"`
-	Tests []struct {
-		wycheproof.Test
-		Seed wycheproof.Hex `json:"seed"`
-		DK   wycheproof.Hex `json:"dk"`
-		EK   wycheproof.Hex `json:"ek"`
 		C    wycheproof.Hex `json:"c"`
 		K    wycheproof.Hex `json:"K"`
 	} `json:"tests"`
@@ -280,7 +270,7 @@ type decapsGroup struct {
 // invalid lengths and keys refused.
 func TestWycheproof(t *testing.T) {
 	counts := map[string]int{}
-	kg := wycheproof.Load[keygenGroup](t, "mlkem_768_keygen_seed_test")
+	kg := wycheproof.Load[mlkemGroup](t, "mlkem_768_keygen_seed_test")
 	for _, g := range kg.TestGroups {
 		for _, tc := range g.Tests {
 			dk, err := NewDecapsulationKey(tc.Seed)
@@ -290,7 +280,7 @@ func TestWycheproof(t *testing.T) {
 			counts["keygen/"+tc.Result]++
 		}
 	}
-	enc := wycheproof.Load[encapsGroup](t, "mlkem_768_encaps_test")
+	enc := wycheproof.Load[mlkemGroup](t, "mlkem_768_encaps_test")
 	for _, g := range enc.TestGroups {
 		for _, tc := range g.Tests {
 			c, key, err := Encapsulate(tc.EK, tc.M)
@@ -317,7 +307,7 @@ func TestWycheproof(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"mlkem_768_test", "mlkem_768_semi_expanded_decaps_test"} {
-		dec := wycheproof.Load[decapsGroup](t, name)
+		dec := wycheproof.Load[mlkemGroup](t, name)
 		for _, g := range dec.TestGroups {
 			for _, tc := range g.Tests {
 				var dk *DecapsulationKey

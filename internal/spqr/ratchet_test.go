@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/ratchetkit/ratchetkit/internal/libsignaltest"
-	"github.com/ratchetkit/ratchetkit/internal/signalwire"
 )
 
 // TestRatchetReceivesLibsignal feeds every SPQR message of libsignal's
@@ -21,27 +20,16 @@ func TestRatchetReceivesLibsignal(t *testing.T) {
 		alice, bob := NewRatchet(&pqr, true), NewRatchet(&pqr, false)
 		e := Start(&pqr)
 		for _, m := range s.Messages {
-			wire := libsignaltest.Hex(t, m.Wire)
-			if m.Type == signalwire.TypePreKey {
-				pk, _, err := signalwire.ParsePreKeySignalMessage(wire)
-				if err != nil {
-					t.Fatal(err)
-				}
-				wire = pk.Message
-			}
-			sm, _, _, err := signalwire.ParseSignalMessage(wire)
-			if err != nil {
-				t.Fatal(err)
-			}
+			payload := pqPayload(t, &m)
 			rcv, dir := bob, AToB
 			if m.From == "bob" {
 				rcv, dir = alice, BToA
 			}
-			key, commit, err := rcv.Receive(sm.PQRatchet)
+			key, commit, err := rcv.Receive(payload)
 			if err != nil {
 				t.Fatalf("%s/%d: %v", s.Name, m.Seq, err)
 			}
-			pm, _, _ := ParseMessage(sm.PQRatchet)
+			pm, _, _ := ParseMessage(payload)
 			c := e.Chain(dir)
 			want, _ := c.KeyAt(pm.Index)
 			if key != want {

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/ratchetkit/ratchetkit/internal/libsignaltest"
-	"github.com/ratchetkit/ratchetkit/internal/signalwire"
 )
 
 // slowMul is carry-less multiplication reduced by SPQR's polynomial, bit
@@ -241,19 +240,7 @@ func libsignalChunks(t *testing.T) map[[3]string]map[uint16]Chunk {
 	out := map[[3]string]map[uint16]Chunk{}
 	for _, s := range v.Sessions {
 		for _, m := range s.Messages {
-			wire := libsignaltest.Hex(t, m.Wire)
-			if m.Type == signalwire.TypePreKey {
-				pk, _, err := signalwire.ParsePreKeySignalMessage(wire)
-				if err != nil {
-					t.Fatal(err)
-				}
-				wire = pk.Message
-			}
-			sm, _, _, err := signalwire.ParseSignalMessage(wire)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pq, err := Parse(sm.PQRatchet)
+			pq, err := Parse(pqPayload(t, &m))
 			if err != nil {
 				t.Fatal(err)
 			}
