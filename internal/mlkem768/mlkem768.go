@@ -82,9 +82,10 @@ type publicKey struct {
 
 // DecapsulationKey is an ML-KEM-768 key pair. It is secret.
 type DecapsulationKey struct {
-	seed [SeedSize]byte // d ‖ z; all zero for a key loaded in expanded form
-	z    [32]byte
-	s    [k]nttElement
+	seed    [SeedSize]byte // d ‖ z
+	hasSeed bool           // false for a key loaded in expanded form
+	z       [32]byte
+	s       [k]nttElement
 	publicKey
 }
 
@@ -97,6 +98,7 @@ func NewDecapsulationKey(seed []byte) (*DecapsulationKey, error) {
 	}
 	dk := new(DecapsulationKey)
 	copy(dk.seed[:], seed)
+	dk.hasSeed = true
 	copy(dk.z[:], seed[32:])
 	// K-PKE.KeyGen (Algorithm 13): (ρ, σ) = G(d ‖ k).
 	g := sha3.New512()
@@ -187,7 +189,7 @@ func (pk *publicKey) expandA() {
 // Bytes returns the 64-byte seed, the key's compact form. It is secret.
 // It is nil for a key loaded with NewDecapsulationKeyFromExpanded.
 func (dk *DecapsulationKey) Bytes() []byte {
-	if dk.seed == [SeedSize]byte{} {
+	if !dk.hasSeed {
 		return nil
 	}
 	return append([]byte(nil), dk.seed[:]...)
