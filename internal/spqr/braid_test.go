@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/ratchetkit/ratchetkit/internal/mlkem768"
 )
 
 // seededReader is a deterministic stand-in for crypto/rand in tests.
@@ -255,4 +257,64 @@ func FuzzConversation(f *testing.F) {
 			}
 		}
 	})
+}
+
+// pingPongUntil exchanges messages in order until cond holds.
+func pingPongUntil(t *testing.T, a, b *Ratchet, cond func() bool) {
+	t.Helper()
+	x, y := a, b
+	for range 1000 {
+		if cond() {
+			return
+		}
+		msg, _, _ := x.Send()
+		_, commit, err := y.Receive(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		commit()
+		x, y = y, x
+	}
+	t.Fatal("the state was never reached")
+}
+
+// feed sends the chunks of msg, coded as message type typ, to r with
+// fresh indexes, and returns the error of the first one refused, checking
+// that the refusal left r as it was.
+func feed(t *testing.T, r *Ratchet, epoch uint64, typ MessageType, msg []byte, firstIndex uint32) error {
+	e := must(NewEncoder(msg))
+	for i := range uint32((len(msg) + ChunkSize - 1) / ChunkSize) {
+		p := AppendChunk(appendHeader(nil, epoch, firstIndex+i, typ), e.Chunk(uint16(i)))
+		before := fingerprint(r)
+		_, commit, err := r.Receive(p)
+		if err != nil {
+			if fingerprint(r) != before {
+				t.Fatal("a refused message changed the state")
+			}
+			return err
+		}
+		commit()
+	}
+	return nil
+}
+
+// TestForgedPieces: an encapsulation key vector that does not match the
+// header, and a ct2 whose MAC fails, are refused when they complete, and
+// the refusal changes nothing.
+func TestForgedPieces(t *testing.T) {
+	a, b := newPair(11)
+	pingPongUntil(t, a, b, func() bool { return b.braid.state == ct1Sampled })
+	other := must(mlkem768.NewDecapsulationKey(bytes.Repeat([]byte{1}, mlkem768.SeedSize)))
+	if err := feed(t, b, 1, Ek, other.Vector(), 5000); !errors.Is(err, ErrVectorMismatch) {
+		t.Fatalf("a foreign vector: %v", err)
+	}
+	a, b = newPair(12)
+	pingPongUntil(t, a, b, func() bool { return a.braid.state == ekSentCt1Received })
+	garbage := bytes.Repeat([]byte{0x5a}, Ciphertext2MessageSize)
+	if err := feed(t, a, 1, Ct2, garbage, 5000); !errors.Is(err, ErrBadMAC) {
+		t.Fatalf("a forged ct2: %v", err)
+	}
+	if a.braid.state != ekSentCt1Received || a.Epoch() != 1 {
+		t.Fatal("a forged ct2 moved the braid")
+	}
 }
