@@ -362,6 +362,11 @@ func (st *EncapsState) encrypt2(pk *publicKey, ct2 []byte) []byte {
 	return encodeCompressed4(ct2, &v)
 }
 
+// Randomness returns the m Encapsulate1 was given: with the header it
+// determines the whole state, so it is the state's compact form. It is
+// secret.
+func (st *EncapsState) Randomness() []byte { return append([]byte(nil), st.m[:]...) }
+
 // Clear wipes the state.
 func (st *EncapsState) Clear() {
 	clear(st.m[:])

@@ -260,7 +260,7 @@ func FuzzConversation(f *testing.F) {
 }
 
 // pingPongUntil exchanges messages in order until cond holds.
-func pingPongUntil(t *testing.T, a, b *Ratchet, cond func() bool) {
+func pingPongUntil(t testing.TB, a, b *Ratchet, cond func() bool) {
 	t.Helper()
 	x, y := a, b
 	for range 1000 {

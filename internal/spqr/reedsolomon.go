@@ -195,6 +195,20 @@ func (e *Encoder) Chunk(index uint16) Chunk {
 	return c
 }
 
+// message returns the message e encodes.
+func (e *Encoder) message() []byte {
+	var n int
+	for _, pts := range e.pts {
+		n += len(pts)
+	}
+	msg := make([]byte, 2*n)
+	for i := range n {
+		y := e.pts[i%polys][i/polys].y
+		msg[2*i], msg[2*i+1] = byte(y>>8), byte(y)
+	}
+	return msg
+}
+
 // Next returns the chunk after the one Next returned last, starting at
 // index 0, as SPQR sends them: a 32-bit counter whose low 16 bits are the
 // index.
