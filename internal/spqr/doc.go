@@ -31,5 +31,6 @@
 // (reedsolomon.go), the authenticator (authenticator.go), the chains of
 // every epoch with SPQR's out-of-order history (chain_epochs.go), and the
 // ML-KEM-768 braid (braid.go) with Ratchet, the per-message layer over it
-// (ratchet.go). The incremental ML-KEM-768 is internal/mlkem768.
+// (ratchet.go), and Ratchet's serialized state (ratchet_state.go). The
+// incremental ML-KEM-768 is internal/mlkem768.
 package spqr
