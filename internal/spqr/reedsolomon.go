@@ -21,7 +21,10 @@ import (
 //
 // Everything here handles public values (keys, ciphertexts and MACs that
 // the chunks carry in the clear), so the field arithmetic uses log and
-// exponent tables and branches on zero.
+// exponent tables and branches on zero. The tables take 384 KiB, built on
+// first use: a multiplication is then three loads where the bitwise
+// product with reduction is some forty operations, and decoding a vector
+// from parity chunks needs tens of thousands of multiplications.
 
 // ChunkSize is the length of a chunk's data.
 const ChunkSize = 32
