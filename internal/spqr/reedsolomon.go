@@ -260,14 +260,14 @@ func (d *Decoder) clone() *Decoder {
 func (d *Decoder) completesWith(c Chunk) bool {
 	for p := range polys {
 		y := uint16(c.Data[2*p])<<8 | uint16(c.Data[2*p+1])
-		if i, found := slices.BinarySearchFunc(d.pts[p], c.Index, cmpX); found && d.pts[p][i].y != y {
+		if i, found := find(d.pts[p], c.Index); found && d.pts[p][i].y != y {
 			return false // a conflicting chunk adds nothing
 		}
 	}
 	for p := range polys {
 		need := pointCount(d.size, p)
 		n := len(d.pts[p])
-		if _, found := slices.BinarySearchFunc(d.pts[p], c.Index, cmpX); !found && n < need {
+		if _, found := find(d.pts[p], c.Index); !found && n < need {
 			n++
 		}
 		if n < need {
@@ -285,14 +285,14 @@ func (d *Decoder) completesWith(c Chunk) bool {
 func (d *Decoder) Add(c Chunk) error {
 	for p := range polys {
 		y := uint16(c.Data[2*p])<<8 | uint16(c.Data[2*p+1])
-		if i, found := slices.BinarySearchFunc(d.pts[p], c.Index, cmpX); found && d.pts[p][i].y != y {
+		if i, found := find(d.pts[p], c.Index); found && d.pts[p][i].y != y {
 			return ErrChunkConflict
 		}
 	}
 	for p := range polys {
 		y := uint16(c.Data[2*p])<<8 | uint16(c.Data[2*p+1])
 		need := pointCount(d.size, p)
-		i, found := slices.BinarySearchFunc(d.pts[p], c.Index, cmpX)
+		i, found := find(d.pts[p], c.Index)
 		if found || (int(c.Index) >= need && len(d.pts[p]) >= need) {
 			continue
 		}
@@ -302,6 +302,15 @@ func (d *Decoder) Add(c Chunk) error {
 }
 
 func cmpX(pt point, x uint16) int { return int(pt.x) - int(x) }
+
+// find is slices.BinarySearchFunc on x, with the case of chunks arriving
+// in increasing order (the usual one) answered from the last point alone.
+func find(pts []point, x uint16) (int, bool) {
+	if n := len(pts); n == 0 || pts[n-1].x < x {
+		return n, false
+	}
+	return slices.BinarySearchFunc(pts, x, cmpX)
+}
 
 // Message returns the message once enough chunks have arrived, and false
 // before.
@@ -325,7 +334,7 @@ func (d *Decoder) Message() ([]byte, bool) {
 		}
 		for x := range need {
 			var y uint16
-			if i, found := slices.BinarySearchFunc(d.pts[p], uint16(x), cmpX); found {
+			if i, found := find(d.pts[p], uint16(x)); found {
 				y = d.pts[p][i].y
 			} else {
 				if w == nil {
