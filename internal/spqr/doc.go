@@ -17,14 +17,20 @@
 //
 // # Minimum conforming behaviour
 //
-// Full SPQR also runs the "braid": ML-KEM-768 with incremental
-// encapsulation, sent in erasure-coded 32-byte chunks inside each message's
-// pq_ratchet field, which moves both parties to a new epoch and a new
-// chain. It is not here yet. A peer that always sends well-formed V1 None
-// messages (0x01 || epoch || index || 0x00, varints) and keeps to the first
-// epoch's chains is accepted by libsignal 0.103, which then never leaves
-// epoch 1 itself: the session has PQXDH's post-quantum protection of its
-// first keys and a hash chain, but no post-quantum ratcheting. That is the
-// behaviour this package supports. Full SPQR adds the braid and epoch
-// changes on top of Chain, which it keeps unchanged.
+// A peer that always sends well-formed V1 None messages (0x01 || epoch ||
+// index || 0x00, varints) and keeps to the first epoch's chains is
+// accepted by libsignal 0.103, which then never leaves epoch 1 itself: the
+// session has PQXDH's post-quantum protection of its first keys and a hash
+// chain, but no post-quantum ratcheting. Start, Chain and AppendNone are
+// that behaviour, and what sessions use today.
+//
+// # Full SPQR
+//
+// The rest of the package is full SPQR V1, not yet used by sessions: the
+// erasure code that carries the braid's pieces in 32-byte chunks
+// (reedsolomon.go), the authenticator (authenticator.go), the chains of
+// every epoch with SPQR's out-of-order history (chain_epochs.go), and the
+// ML-KEM-768 braid (braid.go) with Ratchet, the per-message layer over it
+// (ratchet.go), and Ratchet's serialized state (ratchet_state.go). The
+// incremental ML-KEM-768 is internal/mlkem768.
 package spqr

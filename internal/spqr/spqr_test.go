@@ -20,21 +20,10 @@ func TestLibsignalPayloads(t *testing.T) {
 	for _, s := range v.Sessions {
 		idx := map[string][]uint32{}
 		for _, m := range s.Messages {
-			wire := libsignaltest.Hex(t, m.Wire)
-			if m.Type == signalwire.TypePreKey {
-				pk, _, err := signalwire.ParsePreKeySignalMessage(wire)
-				if err != nil {
-					t.Fatal(err)
-				}
-				wire = pk.Message
-			}
-			sm, _, _, err := signalwire.ParseSignalMessage(wire)
+			payload := pqPayload(t, &m)
+			pq, err := Parse(payload)
 			if err != nil {
-				t.Fatal(err)
-			}
-			pq, err := Parse(sm.PQRatchet)
-			if err != nil {
-				t.Fatalf("%s/%d: %x: %v", s.Name, m.Seq, sm.PQRatchet, err)
+				t.Fatalf("%s/%d: %x: %v", s.Name, m.Seq, payload, err)
 			}
 			if pq.Epoch != 1 {
 				t.Errorf("%s/%d: epoch %d", s.Name, m.Seq, pq.Epoch)
@@ -42,8 +31,8 @@ func TestLibsignalPayloads(t *testing.T) {
 			types[pq.Type]++
 			idx[m.From] = append(idx[m.From], pq.Index)
 			if pq.Type == None {
-				if got := AppendNone(nil, pq.Epoch, pq.Index); !bytes.Equal(got, sm.PQRatchet) {
-					t.Errorf("%s/%d: None message %x re-encodes as %x", s.Name, m.Seq, sm.PQRatchet, got)
+				if got := AppendNone(nil, pq.Epoch, pq.Index); !bytes.Equal(got, payload) {
+					t.Errorf("%s/%d: None message %x re-encodes as %x", s.Name, m.Seq, payload, got)
 				}
 			}
 		}
@@ -63,6 +52,24 @@ func TestLibsignalPayloads(t *testing.T) {
 		t.Errorf("message types seen: %v", types)
 	}
 	t.Logf("SPQR message types in libsignal's transcripts: %v", types)
+}
+
+// pqPayload returns the SPQR payload of a libsignal transcript message.
+func pqPayload(t *testing.T, m *libsignaltest.Message) []byte {
+	t.Helper()
+	wire := libsignaltest.Hex(t, m.Wire)
+	if m.Type == signalwire.TypePreKey {
+		pk, _, err := signalwire.ParsePreKeySignalMessage(wire)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wire = pk.Message
+	}
+	sm, _, _, err := signalwire.ParseSignalMessage(wire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sm.PQRatchet
 }
 
 func TestParse(t *testing.T) {
