@@ -226,6 +226,15 @@ type Session struct {
 	adHeap   []byte
 
 	skipped skippedStore
+
+	// Signal sessions only (signal.go): the protocol, both identity keys
+	// (the tag covers them), the receiving chains, oldest first, and SPQR.
+	// Profile v1 uses dhr, ckr and nr instead of chains.
+	proto             Protocol
+	localID, remoteID [32]byte
+	chains            [SignalMaxReceivingChains]signalChain
+	nchains           int
+	pq                pqRatchet
 }
 
 // NewInitiator starts the session of the party that sends first (Alice in
@@ -319,7 +328,7 @@ func (s *Session) ad() []byte {
 }
 
 func (s *Session) check() {
-	if s.suite == nil {
+	if s.suite == nil && s.pq == nil {
 		panic("ratchet: use of an uninitialized or cleared Session")
 	}
 }
@@ -350,6 +359,9 @@ func (s *Session) HasReceived() bool {
 // It derives no key. A message too short for a header gives false.
 func (s *Session) KnowsRatchetKey(msg []byte) bool {
 	s.check()
+	if s.proto == Signal {
+		return s.signalKnowsRatchetKey(msg)
+	}
 	if len(msg) < headerSize || msg[0] != typeRatchet || msg[1] != keys.KeyTypeDJB {
 		return false
 	}
@@ -384,6 +396,9 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 // spare capacity must not overlap plaintext.
 func (s *Session) AppendEncrypt(dst, plaintext []byte) ([]byte, error) {
 	s.check()
+	if s.proto == Signal {
+		return s.signalEncrypt(dst, plaintext)
+	}
 	if s.phase == phaseResponder {
 		return nil, ErrNoSendingChain
 	}
@@ -422,6 +437,9 @@ func (s *Session) Decrypt(msg []byte) ([]byte, error) {
 // overwritten (with zeros where plaintext was).
 func (s *Session) AppendDecrypt(dst, msg []byte) ([]byte, error) {
 	s.check()
+	if s.proto == Signal {
+		return s.signalDecrypt(dst, msg)
+	}
 	hdr, err := parseHeader(msg)
 	if err != nil {
 		return nil, err
@@ -594,6 +612,13 @@ func (s *Session) Clear() {
 	clear(s.ckr[:])
 	s.skipped.clear()
 	s.suite = nil
+	if s.pq != nil {
+		s.pq.Clear()
+		s.pq = nil
+	}
+	for i := range s.chains {
+		clear(s.chains[i].ck[:])
+	}
 }
 
 // String returns a fixed text: a session's fields are secret.
@@ -616,6 +641,7 @@ type work struct {
 	priv [32]byte
 	pub  [32]byte
 	adh  []byte // ad || header
+	pq   []byte // a Signal message's SPQR payload
 }
 
 var workPool = sync.Pool{New: func() any { return new(work) }}
@@ -647,9 +673,16 @@ var infoRK = []byte("ratchetkit_Ratchet_v1")
 // kdfRK sets newRK, ck = HKDF(rk, dh, "ratchetkit_Ratchet_v1", 64). newRK
 // may alias rk.
 func kdfRK(h *kdf.Hasher, w *work, rk, dh, newRK, ck *[32]byte) {
+	rootStep(h, w, infoRK, rk, dh, newRK, ck)
+}
+
+// rootStep is the root KDF of both protocols, which differ only in the
+// info string: newRK, ck = HKDF-SHA256(salt rk, dh, info, 64). newRK may
+// alias rk.
+func rootStep(h *kdf.Hasher, w *work, info []byte, rk, dh, newRK, ck *[32]byte) {
 	var out [64]byte
 	h.SetKey(&w.k, rk[:])
-	h.HKDF(out[:], &w.k, dh[:], infoRK)
+	h.HKDF(out[:], &w.k, dh[:], info)
 	copy(newRK[:], out[:32])
 	copy(ck[:], out[32:])
 	clear(out[:])
