@@ -83,6 +83,9 @@ func (m *Minimal) Recv(payload []byte) ([KeySize]byte, error) {
 		return [KeySize]byte{}, ErrEpoch
 	}
 	if msg.Index <= m.recv.index {
+		if msg.Index+MaxOutOfOrder < m.recv.index {
+			return [KeySize]byte{}, ErrKeyUsed // trimmed
+		}
 		if i := m.find(msg.Index); i >= 0 {
 			return m.history[i].key, nil
 		}
