@@ -9,8 +9,14 @@ import (
 )
 
 // signalGoldenKeys are the fixed inputs of the Signal golden sessions.
-func signalGoldenKeys(t testing.TB) (k *pqxdh.Keys, aliceID, bobID *keys.PublicKey, spk *keys.PrivateKey, key func(string) *keys.PrivateKey) {
-	key = func(s string) *keys.PrivateKey { return mustPriv(t, vecKey("golden signal v2", s)) }
+func signalGoldenKeys(t tb) (k *pqxdh.Keys, aliceID, bobID *keys.PublicKey, spk *keys.PrivateKey, key func(string) *keys.PrivateKey) {
+	key = func(s string) *keys.PrivateKey {
+		k, err := keys.NewPrivateKey(vecKey("golden signal v2", s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
 	k = new(pqxdh.Keys)
 	copy(k.RootKey[:], vecKey("golden signal v2", "root"))
 	copy(k.ChainKey[:], vecKey("golden signal v2", "chain"))
