@@ -81,8 +81,10 @@ var (
 	errSmallOrder = fmt.Errorf("ratchet: ratchet key agreement: %w", keys.ErrSmallOrder)
 )
 
-// Config sets a session's limits and cipher suite. The zero Config (or a
-// nil *Config) gives the profile's defaults. A session records its limits
+// Config sets a profile v1 session's limits and cipher suite. The zero
+// Config (or a nil *Config) gives the profile's defaults; a Signal session
+// takes only the zero Config, since libsignal's limits and cipher are
+// fixed. A session records its limits
 // and suite in its serialized state, so they cannot change afterwards.
 type Config struct {
 	// MaxSkip bounds how far ahead of the receiving position a message may
@@ -354,7 +356,8 @@ func (s *Session) HasReceived() bool {
 }
 
 // KnowsRatchetKey reports whether the ratchet key in msg's header is the
-// current receiving chain's or one under which skipped keys are stored:
+// current receiving chain's or one under which skipped keys are stored (for
+// a Signal session: one of its receiving chains'):
 // whether Decrypt would take the message without a DH ratchet step.
 // It derives no key. A message too short for a header gives false.
 func (s *Session) KnowsRatchetKey(msg []byte) bool {
@@ -385,8 +388,10 @@ func (s *Session) AwaitsNewRatchetKey() bool {
 }
 
 // Encrypt encrypts plaintext as the next message of the sending chain and
-// returns header || ciphertext. It advances the sending chain; the message
-// key is wiped after use.
+// returns header || ciphertext (for a Signal session, 0x44 || SignalMessage
+// || tag; the session layer wraps it in a PreKeySignalMessage until
+// HasReceived). It advances the sending chain; the message key is wiped
+// after use.
 func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 	return s.AppendEncrypt(make([]byte, 0, headerSize+len(plaintext)+aead.Overhead), plaintext)
 }
@@ -428,6 +433,10 @@ func (s *Session) AppendEncrypt(dst, plaintext []byte) ([]byte, error) {
 // ratchet key does not decode) or keys.ErrSmallOrder (it has small order),
 // ErrCounterOverflow (a counter of 2^32−1), ErrDuplicate, ErrTooManySkipped,
 // ErrAuthentication, and, at a DH ratchet step, an error from crypto/rand.
+// A Signal session takes a SignalMessage (unwrapped from a
+// PreKeySignalMessage by the session layer) and reports ErrMalformed for
+// anything that is not a strict one with an SPQR payload; its other errors
+// are the same kinds.
 func (s *Session) Decrypt(msg []byte) ([]byte, error) {
 	return s.AppendDecrypt(nil, msg)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // MaxOutOfOrder is how far behind the newest received index a key is still
@@ -108,8 +109,9 @@ func (m *Minimal) Commit(payload []byte) {
 	i := msg.Index
 	if i <= m.recv.index {
 		if k := m.find(i); k >= 0 {
-			clear(m.history[k].key[:])
-			m.history = append(m.history[:k], m.history[k+1:]...)
+			// slices.Delete zeroes the vacated slot, so no copy of a key
+			// outlives its use.
+			m.history = slices.Delete(m.history, k, k+1)
 		}
 		return
 	}
@@ -122,10 +124,9 @@ func (m *Minimal) Commit(payload []byte) {
 	}
 	drop := 0
 	for drop < len(m.history) && m.history[drop].index < horizon {
-		clear(m.history[drop].key[:])
 		drop++
 	}
-	m.history = append(m.history[:0], m.history[drop:]...)
+	m.history = slices.Delete(m.history, 0, drop)
 	for m.recv.index+1 < i {
 		k := m.recv.Next()
 		if m.recv.index >= horizon {
