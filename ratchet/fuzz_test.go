@@ -98,34 +98,49 @@ func FuzzDecrypt(f *testing.F) {
 		t[len(t)-1] ^= 1
 		f.Add(t)
 	}
-	f.Fuzz(func(t *testing.T, msg []byte) {
-		s, err := ParseSession(fx.blob)
-		if err != nil {
-			t.Fatal(err)
+	f.Fuzz(func(t *testing.T, msg []byte) { fuzzDecryptOnce(t, fx.blob, msg, nil) })
+}
+
+// fuzzDecryptOnce decrypts msg in the session stored in blob: a refusal
+// leaves the state byte for byte unchanged with a documented error; a
+// success changes the state, is one of genuine (unless genuine is nil),
+// and its replay is refused without changing anything.
+func fuzzDecryptOnce(t *testing.T, blob, msg []byte, genuine [][]byte) {
+	s, err := ParseSession(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := s.Decrypt(msg)
+	after := state(t, s)
+	if err != nil {
+		if pt != nil {
+			t.Fatal("plaintext returned with an error")
 		}
-		pt, err := s.Decrypt(msg)
-		after := state(t, s)
-		if err != nil {
-			if pt != nil {
-				t.Fatal("plaintext returned with an error")
-			}
-			if !bytes.Equal(after, fx.blob) {
-				t.Fatalf("failed Decrypt (%v) changed the state", err)
-			}
-			if kind := errorKind(err); len(kind) > 10 && kind[:10] == "unexpected" {
-				t.Fatalf("unexpected error %v", err)
-			}
-			return
+		if !bytes.Equal(after, blob) {
+			t.Fatalf("failed Decrypt (%v) changed the state", err)
 		}
-		if bytes.Equal(after, fx.blob) {
-			t.Fatal("successful Decrypt left the state unchanged")
+		if kind := errorKind(err); len(kind) > 10 && kind[:10] == "unexpected" {
+			t.Fatalf("unexpected error %v", err)
 		}
-		if _, err := s.Decrypt(msg); err == nil {
-			t.Fatal("message decrypted twice")
-		} else if !bytes.Equal(after, state(t, s)) {
-			t.Fatal("failed replay changed the state")
+		return
+	}
+	if bytes.Equal(after, blob) {
+		t.Fatal("successful Decrypt left the state unchanged")
+	}
+	if genuine != nil {
+		ok := false
+		for _, m := range genuine {
+			ok = ok || bytes.Equal(m, msg)
 		}
-	})
+		if !ok {
+			t.Fatalf("a message that is not the fixture's decrypts: %x", msg)
+		}
+	}
+	if _, err := s.Decrypt(msg); err == nil {
+		t.Fatal("message decrypted twice")
+	} else if !bytes.Equal(after, state(t, s)) {
+		t.Fatal("failed replay changed the state")
+	}
 }
 
 // FuzzParseState checks that ParseSession never panics, that whatever it

@@ -255,24 +255,36 @@ func NewInitiator(sk, ad []byte, peerRatchetKey *keys.PublicKey, cfg *Config) (*
 	if peerRatchetKey == nil {
 		return nil, errors.New("ratchet: nil peer ratchet key")
 	}
+	copy(s.dhr[:], peerRatchetKey.Bytes())
+	if err := s.startInitiator(&s.dhr, infoRK); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// startInitiator generates the session's first ratchet key pair and takes
+// the first sending step against the peer's ratchet key, from the root
+// key: the initiator's start in both protocols, which differ only in the
+// root KDF's info. On error it clears the session.
+func (s *Session) startInitiator(peer *[32]byte, info []byte) error {
 	w := getWork()
 	defer putWork(w)
 	if err := s.newRatchetKey(w); err != nil {
-		return nil, err
+		s.Clear()
+		return err
 	}
 	s.dhsPriv, s.dhsPub = w.priv, w.pub
-	copy(s.dhr[:], peerRatchetKey.Bytes())
 	h := kdf.Get()
 	defer kdf.Put(h)
 	var dh [32]byte
-	if err := curve.DH(&dh, &s.dhsPriv, &s.dhr); err != nil {
+	if err := curve.DH(&dh, &s.dhsPriv, peer); err != nil {
 		s.Clear()
-		return nil, errSmallOrder
+		return errSmallOrder
 	}
-	kdfRK(h, w, &s.rk, &dh, &s.rk, &s.cks)
+	rootStep(h, w, info, &s.rk, &dh, &s.rk, &s.cks)
 	clear(dh[:])
 	s.phase = phaseInitiator
-	return s, nil
+	return nil
 }
 
 // NewResponder starts the session of the party that receives first (Bob),
@@ -287,13 +299,23 @@ func NewResponder(sk, ad []byte, ratchetKey *keys.PrivateKey, cfg *Config) (*Ses
 	if err != nil {
 		return nil, err
 	}
-	if ratchetKey == nil {
-		return nil, errors.New("ratchet: nil ratchet key")
+	if err := s.startResponder(ratchetKey); err != nil {
+		return nil, err
 	}
-	copy(s.dhsPriv[:], ratchetKey.Bytes())
-	copy(s.dhsPub[:], ratchetKey.PublicKey().Bytes())
-	s.phase = phaseResponder
 	return s, nil
+}
+
+// startResponder makes key (a copy of it) the session's ratchet key pair,
+// the responder's start in both protocols: no chains until the first
+// message.
+func (s *Session) startResponder(key *keys.PrivateKey) error {
+	if key == nil {
+		return errors.New("ratchet: nil ratchet key")
+	}
+	copy(s.dhsPriv[:], key.Bytes())
+	copy(s.dhsPub[:], key.PublicKey().Bytes())
+	s.phase = phaseResponder
+	return nil
 }
 
 func newSession(sk, ad []byte, cfg *Config) (*Session, error) {

@@ -76,23 +76,9 @@ func NewSignalInitiator(k *pqxdh.Keys, local, remote, signedPreKey *keys.PublicK
 	s.chains[0] = signalChain{ck: k.ChainKey}
 	copy(s.chains[0].pub[:], signedPreKey.Bytes())
 	s.nchains = 1
-	w := getWork()
-	defer putWork(w)
-	if err := s.newRatchetKey(w); err != nil {
-		s.Clear()
+	if err := s.startInitiator(&s.chains[0].pub, signalRootInfo); err != nil {
 		return nil, err
 	}
-	s.dhsPriv, s.dhsPub = w.priv, w.pub
-	h := kdf.Get()
-	defer kdf.Put(h)
-	var dh [32]byte
-	if err := curve.DH(&dh, &s.dhsPriv, &s.chains[0].pub); err != nil {
-		s.Clear()
-		return nil, errSmallOrder
-	}
-	rootStep(h, w, signalRootInfo, &s.rk, &dh, &s.rk, &s.cks)
-	clear(dh[:])
-	s.phase = phaseInitiator
 	return s, nil
 }
 
@@ -108,12 +94,9 @@ func NewSignalResponder(k *pqxdh.Keys, local, remote *keys.PublicKey, signedPreK
 	if err != nil {
 		return nil, err
 	}
-	if signedPreKey == nil {
-		return nil, errors.New("ratchet: nil signed prekey")
+	if err := s.startResponder(signedPreKey); err != nil {
+		return nil, err
 	}
-	copy(s.dhsPriv[:], signedPreKey.Bytes())
-	copy(s.dhsPub[:], signedPreKey.PublicKey().Bytes())
-	s.phase = phaseResponder
 	return s, nil
 }
 

@@ -23,13 +23,12 @@ import (
 // is appended by hand and parsed with internal/signalwire (the standard
 // library has no protobuf), as a floor built from existing parts would.
 type signalFloor struct {
-	rk, cks         []byte
-	dhs             *ecdh.PrivateKey
-	ns, pn          uint32
-	chains          map[string]*signalFloorChain
-	pqSend, pqRecv  signalFloorPQ
-	local, remote   []byte // encoded identity keys
-	pendingResponse bool
+	rk, cks        []byte
+	dhs            *ecdh.PrivateKey
+	ns, pn         uint32
+	chains         map[string]*signalFloorChain
+	pqSend, pqRecv signalFloorPQ
+	local, remote  []byte // encoded identity keys
 }
 
 type signalFloorChain struct {
