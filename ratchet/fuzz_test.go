@@ -254,7 +254,8 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	for _, name := range []string{"responder", "initiator", "established", "initiator-established"} {
 		states = append(states, state(t, stateSamples(t)[name]))
 	}
-	files, _ := filepath.Glob(filepath.Join(goldenDir, "*.bin"))
+	// Profile v1's blobs; the Signal ones seed FuzzSignalParseState.
+	files, _ := filepath.Glob(filepath.Join(goldenDir, "v1-*.bin"))
 	for _, name := range files {
 		b, err := os.ReadFile(name)
 		if err != nil {
@@ -268,20 +269,22 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		bytes.Repeat([]byte{3, 0, 0, 0, 1, 50, 0, 1, 50, 1, 0, 44, 0, 97, 1, 90, 0, 3, 55}, 12),
 		[]byte("send deliver drop duplicate reorder tamper round trip and so on, more bytes"),
 	}
-	write := func(target string, inputs [][]byte) {
-		dir := filepath.Join("testdata", "fuzz", target)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+	writeCorpus(t, "FuzzParseMessage", msgs)
+	writeCorpus(t, "FuzzDecrypt", msgs)
+	writeCorpus(t, "FuzzParseState", states)
+	writeCorpus(t, "FuzzConversation", scripts)
+}
+
+// writeCorpus writes inputs as the committed seed corpus of a fuzz target.
+func writeCorpus(t *testing.T, target string, inputs [][]byte) {
+	dir := filepath.Join("testdata", "fuzz", target)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i, in := range inputs {
+		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", in)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		for i, in := range inputs {
-			body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", in)
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(body), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
 	}
-	write("FuzzParseMessage", msgs)
-	write("FuzzDecrypt", msgs)
-	write("FuzzParseState", states)
-	write("FuzzConversation", scripts)
 }

@@ -361,10 +361,16 @@ func (s *Session) check() {
 // next message will carry.
 func (s *Session) RatchetKey() *keys.PublicKey {
 	s.check()
-	k, err := keys.NewPublicKey(s.dhsPub[:])
+	return storedKey(&s.dhsPub)
+}
+
+// storedKey returns the *keys.PublicKey of a key the session stores (its
+// ratchet key, a Signal session's identity keys), which come from a
+// *keys.PublicKey, the key generator or a validated state blob.
+func storedKey(u *[32]byte) *keys.PublicKey {
+	k, err := keys.NewPublicKey(u[:])
 	if err != nil {
-		// dhsPub comes from the key generator or a validated state blob.
-		panic("ratchet: internal error: invalid own ratchet key")
+		panic("ratchet: internal error: invalid stored key")
 	}
 	return k
 }

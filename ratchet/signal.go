@@ -124,16 +124,6 @@ func (s *Session) Protocol() Protocol {
 	return s.proto
 }
 
-// identity returns the *keys.PublicKey of a stored identity key.
-func identity(u *[32]byte) *keys.PublicKey {
-	k, err := keys.NewPublicKey(u[:])
-	if err != nil {
-		// Identity keys come from a *keys.PublicKey or a validated state.
-		panic("ratchet: internal error: invalid stored identity key")
-	}
-	return k
-}
-
 // signalEncrypt is AppendEncrypt for Signal sessions: the SPQR payload and
 // key first (the one step that can fail, before anything changes), then
 // the chain step, the message keys from seed and SPQR key, AES-256-CBC,
@@ -159,7 +149,7 @@ func (s *Session) signalEncrypt(dst, plaintext []byte) ([]byte, error) {
 	defer mk.Clear()
 	clear(salt[:])
 	m := signalwire.SignalMessage{
-		RatchetKey: identity(&s.dhsPub), Counter: s.ns, PreviousCounter: s.pn,
+		RatchetKey: storedKey(&s.dhsPub), Counter: s.ns, PreviousCounter: s.pn,
 		Ciphertext: signalsuite.Encrypt(mk, plaintext), PQRatchet: payload,
 	}
 	start := len(dst)
@@ -169,7 +159,7 @@ func (s *Session) signalEncrypt(dst, plaintext []byte) ([]byte, error) {
 		// Unreachable: the key is set and the payload is a few bytes.
 		return nil, errors.New("ratchet: internal error: encoding a SignalMessage")
 	}
-	tag := signalsuite.Tag(mk, identity(&s.localID), identity(&s.remoteID), dst[start:])
+	tag := signalsuite.Tag(mk, storedKey(&s.localID), storedKey(&s.remoteID), dst[start:])
 	s.ns++
 	return append(dst, tag[:]...), nil
 }
@@ -277,7 +267,7 @@ func (s *Session) signalDecrypt(dst, msg []byte) ([]byte, error) {
 	mk := signalsuite.DeriveMessageKeys(seed, salt[:])
 	clear(salt[:])
 	defer mk.Clear()
-	pt, err := signalsuite.Open(mk, identity(&s.remoteID), identity(&s.localID), body, mac, m.Ciphertext)
+	pt, err := signalsuite.Open(mk, storedKey(&s.remoteID), storedKey(&s.localID), body, mac, m.Ciphertext)
 	if err != nil {
 		return nil, ErrAuthentication
 	}

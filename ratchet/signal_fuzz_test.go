@@ -109,18 +109,6 @@ func TestWriteSignalFuzzCorpus(t *testing.T) {
 		}
 		states = append(states, b, b[:len(b)-1], append(bytes.Clone(b), 0))
 	}
-	write := func(target string, inputs [][]byte) {
-		dir := filepath.Join("testdata", "fuzz", target)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for i, in := range inputs {
-			body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", in)
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(body), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	write("FuzzSignalDecrypt", msgs)
-	write("FuzzSignalParseState", states)
+	writeCorpus(t, "FuzzSignalDecrypt", msgs)
+	writeCorpus(t, "FuzzSignalParseState", states)
 }
