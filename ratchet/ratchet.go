@@ -60,7 +60,8 @@ var (
 	// on a sending chain that has used all of its 2^32−2 message numbers.
 	ErrCounterOverflow = errors.New("ratchet: message counter overflow")
 	// ErrMalformed reports a message shorter than 58 bytes, the shortest
-	// valid ratchet message.
+	// valid ratchet message, or, to a Signal session, anything but a strict
+	// SignalMessage with a well-formed SPQR payload of the first epoch.
 	ErrMalformed = errors.New("ratchet: malformed message")
 	// ErrUnknownType reports a message whose first byte is not 0x01, the
 	// ratchet message type (0x02, a prekey message, belongs to the session

@@ -473,3 +473,39 @@ func signalConversation(t *testing.T, rng *mrand.Rand, steps int) map[string]int
 	}
 	return stats
 }
+
+func TestSignalConstructorErrors(t *testing.T) {
+	var k pqxdh.Keys
+	id, _ := keys.GenerateIdentityKeyPair()
+	spk, _ := keys.GeneratePrivateKey()
+	pub := id.PublicKey()
+	for i, f := range []func() (*Session, error){
+		func() (*Session, error) { return NewSignalInitiator(nil, pub, pub, spk.PublicKey(), nil) },
+		func() (*Session, error) { return NewSignalInitiator(&k, nil, pub, spk.PublicKey(), nil) },
+		func() (*Session, error) { return NewSignalInitiator(&k, pub, pub, nil, nil) },
+		func() (*Session, error) { return NewSignalInitiator(&k, pub, pub, spk.PublicKey(), &Config{MaxSkip: 5}) },
+		func() (*Session, error) { return NewSignalResponder(&k, pub, nil, spk, nil) },
+		func() (*Session, error) { return NewSignalResponder(&k, pub, pub, nil, nil) },
+		func() (*Session, error) { return NewSignalResponder(&k, pub, pub, spk, &Config{MaxSkippedKeys: 5}) },
+	} {
+		if s, err := f(); err == nil || s != nil {
+			t.Errorf("case %d: accepted", i)
+		}
+	}
+	// A small-order signed prekey makes the initiator's first step fail.
+	zero, _ := keys.NewPublicKey(make([]byte, 32))
+	if _, err := NewSignalInitiator(&k, pub, pub, zero, nil); !errors.Is(err, keys.ErrSmallOrder) {
+		t.Errorf("small-order signed prekey: %v", err)
+	}
+	s, _ := NewSignalInitiator(&k, pub, pub, spk.PublicKey(), nil)
+	if got := fmt.Sprintf("%v %+v %#v %s", s, s, s, *s); bytes.Contains([]byte(got), []byte("rk")) || !bytes.Contains([]byte(got), []byte("REDACTED")) {
+		t.Errorf("formatting: %s", got)
+	}
+	s.Clear()
+	defer func() {
+		if recover() == nil {
+			t.Error("a cleared Signal session encrypts")
+		}
+	}()
+	s.Encrypt(nil)
+}
