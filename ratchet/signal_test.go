@@ -483,7 +483,9 @@ func TestSignalConstructorErrors(t *testing.T) {
 		func() (*Session, error) { return NewSignalInitiator(nil, pub, pub, spk.PublicKey(), nil) },
 		func() (*Session, error) { return NewSignalInitiator(&k, nil, pub, spk.PublicKey(), nil) },
 		func() (*Session, error) { return NewSignalInitiator(&k, pub, pub, nil, nil) },
-		func() (*Session, error) { return NewSignalInitiator(&k, pub, pub, spk.PublicKey(), &Config{MaxSkip: 5}) },
+		func() (*Session, error) {
+			return NewSignalInitiator(&k, pub, pub, spk.PublicKey(), &Config{MaxSkip: 5})
+		},
 		func() (*Session, error) { return NewSignalResponder(&k, pub, nil, spk, nil) },
 		func() (*Session, error) { return NewSignalResponder(&k, pub, pub, nil, nil) },
 		func() (*Session, error) { return NewSignalResponder(&k, pub, pub, spk, &Config{MaxSkippedKeys: 5}) },
