@@ -85,8 +85,8 @@ var (
 // Config sets a profile v1 session's limits and cipher suite. The zero
 // Config (or a nil *Config) gives the profile's defaults; a Signal session
 // takes only the zero Config, since libsignal's limits and cipher are
-// fixed. A session records its limits
-// and suite in its serialized state, so they cannot change afterwards.
+// fixed. A session records its limits and suite in its serialized state,
+// so they cannot change afterwards.
 type Config struct {
 	// MaxSkip bounds how far ahead of the receiving position a message may
 	// be: a message that would need more than MaxSkip keys of one chain

@@ -89,11 +89,7 @@ func (st *skippedStore) key(i int) []byte { return st.at(i).mk[:] }
 
 // remove deletes the key in slot i of run ci.
 func (st *skippedStore) remove(i, ci int) {
-	e := st.at(i)
-	clear(e.mk[:])
-	e.dead = true
-	st.live--
-	st.chains[ci].live--
+	st.kill(i, ci)
 	if i == st.head {
 		st.trimFront()
 	}
