@@ -1,7 +1,11 @@
 package ratchet
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/ratchetkit/ratchetkit/keys"
@@ -67,4 +71,64 @@ func goldenSignalV2(t *testing.T) (map[string][]byte, []goldenRecord) {
 		},
 		Encrypt: &goldenStep{Pt: []byte("b1")}})
 	return files, recs
+}
+
+// TestSignalStateRejects: a Signal state that breaks a rule of the version
+// 2 layout is refused, each rule by itself (the golden established blob,
+// one field changed).
+func TestSignalStateRejects(t *testing.T) {
+	good, err := os.ReadFile(filepath.Join(goldenDir, "signal-v2-established.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParseSession(good)
+	if err != nil || s.nchains != 2 || s.skipped.live == 0 {
+		t.Fatalf("golden blob: %v", err)
+	}
+	const (
+		phaseAt  = 5 + 5*32
+		nchainAt = phaseAt + 1 + 32 + 4 + 4
+		chainAt  = nchainAt + 1 // chains of 32 + 32 + 4 bytes
+	)
+	pqKindAt := len(good) - s.pq.MarshaledSize() - 3 - 1
+	if good[pqKindAt] != pqKindMinimal {
+		t.Fatal("layout offsets")
+	}
+	for name, mutate := range map[string]func(b []byte) []byte{
+		"version 3":                   func(b []byte) []byte { b[4] = 3; return b },
+		"phase 3":                     func(b []byte) []byte { b[phaseAt] = 3; return b },
+		"no receiving chain":          func(b []byte) []byte { b[nchainAt] = 0; return b },
+		"six receiving chains":        func(b []byte) []byte { b[nchainAt] = 6; return b },
+		"two chains on one key":       func(b []byte) []byte { copy(b[chainAt+68:chainAt+100], b[chainAt:chainAt+32]); return b },
+		"seed at the chain's next":    func(b []byte) []byte { clear(b[chainAt+64 : chainAt+68]); return b },
+		"non-canonical identity key":  func(b []byte) []byte { copy(b[5:37], bytes.Repeat([]byte{0xff}, 32)); return b },
+		"non-canonical receiving key": func(b []byte) []byte { copy(b[chainAt:chainAt+32], bytes.Repeat([]byte{0xff}, 32)); return b },
+		"unknown SPQR kind":           func(b []byte) []byte { b[pqKindAt] = 9; return b },
+		"SPQR state truncated":        func(b []byte) []byte { b[pqKindAt+3]--; return b[:len(b)-1] },
+		"trailing byte":               func(b []byte) []byte { return append(b, 0) },
+		"truncated":                   func(b []byte) []byte { return b[:len(b)-1] },
+	} {
+		b := mutate(bytes.Clone(good))
+		if _, err := ParseSession(b); !errors.Is(err, ErrInvalidState) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestSignalUnmarshalBinary: one Session reused across protocols loads
+// each state exactly, and a failed load leaves it as it was.
+func TestSignalUnmarshalBinary(t *testing.T) {
+	alice, bob := signalEstablished(t)
+	v1a, _ := newPair(t, nil)
+	sig, v1 := state(t, bob), state(t, v1a)
+	s := new(Session)
+	for _, b := range [][]byte{sig, v1, sig} {
+		if err := s.UnmarshalBinary(b); err != nil || !bytes.Equal(state(t, s), b) {
+			t.Fatalf("UnmarshalBinary: %v", err)
+		}
+	}
+	if err := s.UnmarshalBinary(sig[:len(sig)-1]); err == nil || !bytes.Equal(state(t, s), sig) {
+		t.Fatalf("a failed UnmarshalBinary changed the session: %v", err)
+	}
+	mustDecrypt(t, s, mustEncrypt(t, alice, "to the reused session"), "to the reused session")
 }
