@@ -511,3 +511,43 @@ func TestSignalConstructorErrors(t *testing.T) {
 	}()
 	s.Encrypt(nil)
 }
+
+// TestSignalCounterLimits: a sending chain ends at 2^32−2 messages and a
+// received counter of 2^32−1 is refused before any key is derived, as in
+// profile v1; SPQR's sending index running out is the same error. Nothing
+// changes on either refusal.
+func TestSignalCounterLimits(t *testing.T) {
+	alice, bob := signalEstablished(t)
+	msg := mustEncrypt(t, alice, "x")
+	m, body, _, err := signalwire.ParseSignalMessage(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Counter = 1<<32 - 1
+	forged, _ := m.AppendBody(nil)
+	decryptFails(t, bob, append(forged, msg[len(body):]...), ErrCounterOverflow)
+
+	alice.ns = maxCounter
+	before := state(t, alice)
+	if _, err := alice.Encrypt([]byte("x")); !errors.Is(err, ErrCounterOverflow) {
+		t.Fatalf("Encrypt at the end of a chain: %v", err)
+	}
+	if !bytes.Equal(before, state(t, alice)) {
+		t.Fatal("a refused Encrypt changed the state")
+	}
+	alice.ns = 0
+	pq := alice.pq.(*spqr.Minimal)
+	b := pq.AppendBinary(nil)
+	copy(b[32:36], []byte{0xff, 0xff, 0xff, 0xff}) // send_index = 2^32−1
+	alice.pq, err = spqr.ParseMinimal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before = state(t, alice)
+	if _, err := alice.Encrypt([]byte("x")); !errors.Is(err, ErrCounterOverflow) {
+		t.Fatalf("Encrypt with SPQR's index used up: %v", err)
+	}
+	if !bytes.Equal(before, state(t, alice)) {
+		t.Fatal("a refused Encrypt changed the state")
+	}
+}
