@@ -235,6 +235,9 @@ type Session struct {
 	// Profile v1 uses dhr, ckr and nr instead of chains.
 	proto             Protocol
 	localID, remoteID [32]byte
+	// The same identity keys as *keys.PublicKey, made once per
+	// construction or parse, since every message's tag needs both.
+	localKey, remoteKey *keys.PublicKey
 	chains            [SignalMaxReceivingChains]signalChain
 	nchains           int
 	pq                pqRatchet

@@ -113,6 +113,7 @@ func newSignalSession(k *pqxdh.Keys, local, remote *keys.PublicKey, cfg *Config,
 	}
 	copy(s.localID[:], local.Bytes())
 	copy(s.remoteID[:], remote.Bytes())
+	s.localKey, s.remoteKey = storedKey(&s.localID), storedKey(&s.remoteID)
 	s.rk = k.RootKey
 	s.pq = spqr.NewMinimal(&k.PQRKey, initiator)
 	return s, nil
@@ -159,7 +160,7 @@ func (s *Session) signalEncrypt(dst, plaintext []byte) ([]byte, error) {
 		// Unreachable: the key is set and the payload is a few bytes.
 		return nil, errors.New("ratchet: internal error: encoding a SignalMessage")
 	}
-	tag := signalsuite.Tag(mk, storedKey(&s.localID), storedKey(&s.remoteID), dst[start:])
+	tag := signalsuite.Tag(mk, s.localKey, s.remoteKey, dst[start:])
 	s.ns++
 	return append(dst, tag[:]...), nil
 }
@@ -267,7 +268,7 @@ func (s *Session) signalDecrypt(dst, msg []byte) ([]byte, error) {
 	mk := signalsuite.DeriveMessageKeys(seed, salt[:])
 	clear(salt[:])
 	defer mk.Clear()
-	pt, err := signalsuite.Open(mk, storedKey(&s.remoteID), storedKey(&s.localID), body, mac, m.Ciphertext)
+	pt, err := signalsuite.Open(mk, s.remoteKey, s.localKey, body, mac, m.Ciphertext)
 	if err != nil {
 		return nil, ErrAuthentication
 	}

@@ -101,6 +101,7 @@ func (s *Session) parseSignal(b []byte) error {
 	if !curve.IsCanonical(&s.localID) || !curve.IsCanonical(&s.remoteID) || !curve.IsCanonical(&s.dhsPub) {
 		return invalid("non-canonical key")
 	}
+	s.localKey, s.remoteKey = storedKey(&s.localID), storedKey(&s.remoteID)
 	switch s.phase {
 	case phaseResponder:
 	case phaseInitiator, phaseEstablished:

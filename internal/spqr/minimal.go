@@ -76,7 +76,7 @@ func (m *Minimal) Send(dst []byte) ([]byte, [KeySize]byte, error) {
 // ErrKeyUsed for an index whose key is gone. The braid's chunks that a
 // full SPQR peer sends are ignored.
 func (m *Minimal) Recv(payload []byte) ([KeySize]byte, error) {
-	msg, err := Parse(payload)
+	msg, err := parse(payload)
 	if err != nil {
 		return [KeySize]byte{}, err
 	}
@@ -102,7 +102,7 @@ func (m *Minimal) Recv(payload []byte) ([KeySize]byte, error) {
 // keeping the skipped keys that are within MaxOutOfOrder of it. A payload
 // Recv refused leaves m unchanged.
 func (m *Minimal) Commit(payload []byte) {
-	msg, err := Parse(payload)
+	msg, err := parse(payload)
 	if err != nil || msg.Epoch != 1 {
 		return
 	}
