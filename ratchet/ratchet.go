@@ -238,9 +238,9 @@ type Session struct {
 	// The same identity keys as *keys.PublicKey, made once per
 	// construction or parse, since every message's tag needs both.
 	localKey, remoteKey *keys.PublicKey
-	chains            [SignalMaxReceivingChains]signalChain
-	nchains           int
-	pq                pqRatchet
+	chains              [SignalMaxReceivingChains]signalChain
+	nchains             int
+	pq                  pqRatchet
 }
 
 // NewInitiator starts the session of the party that sends first (Alice in
