@@ -230,17 +230,11 @@ type Session struct {
 
 	skipped skippedStore
 
-	// Signal sessions only (signal.go): the protocol, both identity keys
-	// (the tag covers them), the receiving chains, oldest first, and SPQR.
-	// Profile v1 uses dhr, ckr and nr instead of chains.
-	proto             Protocol
-	localID, remoteID [32]byte
-	// The same identity keys as *keys.PublicKey, made once per
-	// construction or parse, since every message's tag needs both.
-	localKey, remoteKey *keys.PublicKey
-	chains              [SignalMaxReceivingChains]signalChain
-	nchains             int
-	pq                  pqRatchet
+	// proto is the protocol; a Signal session's own part of the state is
+	// in sig (nil for profile v1, which uses dhr, ckr and nr instead of
+	// its chains), so that a profile v1 Session stays as small as it was.
+	proto Protocol
+	sig   *signalState
 }
 
 // NewInitiator starts the session of the party that sends first (Alice in
@@ -356,7 +350,7 @@ func (s *Session) ad() []byte {
 }
 
 func (s *Session) check() {
-	if s.suite == nil && s.pq == nil {
+	if s.suite == nil && s.sig == nil {
 		panic("ratchet: use of an uninitialized or cleared Session")
 	}
 }
@@ -653,12 +647,9 @@ func (s *Session) Clear() {
 	clear(s.ckr[:])
 	s.skipped.clear()
 	s.suite = nil
-	if s.pq != nil {
-		s.pq.Clear()
-		s.pq = nil
-	}
-	for i := range s.chains {
-		clear(s.chains[i].ck[:])
+	if s.sig != nil {
+		s.sig.clear()
+		s.sig = nil
 	}
 }
 

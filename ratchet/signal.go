@@ -44,6 +44,28 @@ const (
 	SignalMaxReceivingChains = 5
 )
 
+// signalState is the part of a Signal session's state that profile v1
+// does not have: both identity keys (the tag covers them; also kept as
+// *keys.PublicKey, made once per construction or parse, since every
+// message's tag needs both), the receiving chains, oldest first, and SPQR.
+type signalState struct {
+	localID, remoteID   [32]byte
+	localKey, remoteKey *keys.PublicKey
+	chains              [SignalMaxReceivingChains]signalChain
+	nchains             int
+	pq                  pqRatchet
+}
+
+// clear wipes the secrets.
+func (g *signalState) clear() {
+	if g.pq != nil {
+		g.pq.Clear()
+	}
+	for i := range g.chains {
+		clear(g.chains[i].ck[:])
+	}
+}
+
 // signalChain is one receiving chain of a Signal session: the peer's
 // ratchet key, the chain key at position next, and next, the first
 // message number not yet derived.
@@ -73,10 +95,10 @@ func NewSignalInitiator(k *pqxdh.Keys, local, remote, signedPreKey *keys.PublicK
 	if signedPreKey == nil {
 		return nil, errors.New("ratchet: nil signed prekey")
 	}
-	s.chains[0] = signalChain{ck: k.ChainKey}
-	copy(s.chains[0].pub[:], signedPreKey.Bytes())
-	s.nchains = 1
-	if err := s.startInitiator(&s.chains[0].pub, signalRootInfo); err != nil {
+	s.sig.chains[0] = signalChain{ck: k.ChainKey}
+	copy(s.sig.chains[0].pub[:], signedPreKey.Bytes())
+	s.sig.nchains = 1
+	if err := s.startInitiator(&s.sig.chains[0].pub, signalRootInfo); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -107,15 +129,15 @@ func newSignalSession(k *pqxdh.Keys, local, remote *keys.PublicKey, cfg *Config,
 	if cfg != nil && (cfg.MaxSkip != 0 || cfg.MaxSkippedKeys != 0 || cfg.Suite != nil) {
 		return nil, errors.New("ratchet: a Signal session's limits and cipher are libsignal's; leave Config's zero")
 	}
-	s := &Session{proto: Signal}
+	s := &Session{proto: Signal, sig: new(signalState)}
 	if cfg != nil {
 		s.keySource = cfg.keySource
 	}
-	copy(s.localID[:], local.Bytes())
-	copy(s.remoteID[:], remote.Bytes())
-	s.localKey, s.remoteKey = storedKey(&s.localID), storedKey(&s.remoteID)
+	copy(s.sig.localID[:], local.Bytes())
+	copy(s.sig.remoteID[:], remote.Bytes())
+	s.sig.localKey, s.sig.remoteKey = storedKey(&s.sig.localID), storedKey(&s.sig.remoteID)
 	s.rk = k.RootKey
-	s.pq = spqr.NewMinimal(&k.PQRKey, initiator)
+	s.sig.pq = spqr.NewMinimal(&k.PQRKey, initiator)
 	return s, nil
 }
 
@@ -138,7 +160,7 @@ func (s *Session) signalEncrypt(dst, plaintext []byte) ([]byte, error) {
 	}
 	w := getWork()
 	defer putWork(w)
-	payload, salt, err := s.pq.Send(w.pq[:0])
+	payload, salt, err := s.sig.pq.Send(w.pq[:0])
 	if err != nil {
 		return nil, ErrCounterOverflow
 	}
@@ -160,15 +182,15 @@ func (s *Session) signalEncrypt(dst, plaintext []byte) ([]byte, error) {
 		// Unreachable: the key is set and the payload is a few bytes.
 		return nil, errors.New("ratchet: internal error: encoding a SignalMessage")
 	}
-	tag := signalsuite.Tag(mk, s.localKey, s.remoteKey, dst[start:])
+	tag := signalsuite.Tag(mk, s.sig.localKey, s.sig.remoteKey, dst[start:])
 	s.ns++
 	return append(dst, tag[:]...), nil
 }
 
 // findChain returns the index of the receiving chain on pub, or -1.
 func (s *Session) findChain(pub *[32]byte) int {
-	for i := s.nchains - 1; i >= 0; i-- {
-		if s.chains[i].pub == *pub {
+	for i := s.sig.nchains - 1; i >= 0; i-- {
+		if s.sig.chains[i].pub == *pub {
 			return i
 		}
 	}
@@ -224,7 +246,7 @@ func (s *Session) signalDecrypt(dst, msg []byte) ([]byte, error) {
 		clear(chainAtCount[:])
 	}()
 	switch {
-	case ci >= 0 && n < s.chains[ci].next:
+	case ci >= 0 && n < s.sig.chains[ci].next:
 		kind = fromStore
 		if slot, run = s.skipped.find(&theirs, n); slot < 0 {
 			return nil, ErrDuplicate
@@ -232,7 +254,7 @@ func (s *Session) signalDecrypt(dst, msg []byte) ([]byte, error) {
 		copy(seed[:], s.skipped.key(slot))
 	case ci >= 0:
 		kind = onChain
-		c := &s.chains[ci]
+		c := &s.sig.chains[ci]
 		if n-c.next > SignalMaxJump {
 			return nil, ErrTooManySkipped
 		}
@@ -256,7 +278,7 @@ func (s *Session) signalDecrypt(dst, msg []byte) ([]byte, error) {
 		}
 		kdfCK(h, w, &chainAtCount, seed)
 	}
-	salt, err := s.pq.Recv(m.PQRatchet)
+	salt, err := s.sig.pq.Recv(m.PQRatchet)
 	switch {
 	case errors.Is(err, spqr.ErrTooFar):
 		return nil, ErrTooManySkipped
@@ -268,7 +290,7 @@ func (s *Session) signalDecrypt(dst, msg []byte) ([]byte, error) {
 	mk := signalsuite.DeriveMessageKeys(seed, salt[:])
 	clear(salt[:])
 	defer mk.Clear()
-	pt, err := signalsuite.Open(mk, s.remoteKey, s.localKey, body, mac, m.Ciphertext)
+	pt, err := signalsuite.Open(mk, s.sig.remoteKey, s.sig.localKey, body, mac, m.Ciphertext)
 	if err != nil {
 		return nil, ErrAuthentication
 	}
@@ -278,7 +300,7 @@ func (s *Session) signalDecrypt(dst, msg []byte) ([]byte, error) {
 	case fromStore:
 		s.skipped.remove(slot, run)
 	case onChain:
-		c := &s.chains[ci]
+		c := &s.sig.chains[ci]
 		s.storeChainSeeds(h, w, &theirs, &c.ck, c.next, n)
 		c.ck, c.next = chainAtCount, n+1
 	case newChain:
@@ -290,13 +312,13 @@ func (s *Session) signalDecrypt(dst, msg []byte) ([]byte, error) {
 		if err := curve.DH(&dh, &w.priv, &theirs); err != nil {
 			return nil, errSmallOrder // unreachable, as in decryptNewChain
 		}
-		if s.nchains == SignalMaxReceivingChains {
-			s.skipped.removeAll(&s.chains[0].pub)
-			copy(s.chains[:], s.chains[1:])
-			s.nchains--
+		if s.sig.nchains == SignalMaxReceivingChains {
+			s.skipped.removeAll(&s.sig.chains[0].pub)
+			copy(s.sig.chains[:], s.sig.chains[1:])
+			s.sig.nchains--
 		}
-		c := &s.chains[s.nchains]
-		s.nchains++
+		c := &s.sig.chains[s.sig.nchains]
+		s.sig.nchains++
 		*c = signalChain{pub: theirs}
 		s.storeChainSeeds(h, w, &theirs, &ck0, 0, n)
 		c.ck, c.next = chainAtCount, n+1
@@ -307,7 +329,7 @@ func (s *Session) signalDecrypt(dst, msg []byte) ([]byte, error) {
 		s.ns = 0
 		s.dhsPriv, s.dhsPub = w.priv, w.pub
 	}
-	s.pq.Commit(m.PQRatchet)
+	s.sig.pq.Commit(m.PQRatchet)
 	s.phase = phaseEstablished
 	return append(dst, pt...), nil
 }

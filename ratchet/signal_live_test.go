@@ -235,7 +235,7 @@ func liveConversation(t *testing.T, rng *mrand.Rand, goEnd, lsEnd liveEnd, steps
 		m := q[k]
 		queue[i] = append(q[:k], q[k+1:]...)
 		var before []byte
-		if i == 0 && session().pq != nil {
+		if i == 0 && session().sig != nil {
 			before = state(t, session())
 		}
 		if rng.IntN(8) == 0 && (i == 1 || before != nil) {

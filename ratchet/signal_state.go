@@ -52,9 +52,9 @@ const stateVersionSignal = 2
 const signalFixedSize = len(stateMagic) + 1 + 5*32 + 1
 
 func (s *Session) signalMarshaledSize() int {
-	n := signalFixedSize + 1 + 3 + s.pq.MarshaledSize()
+	n := signalFixedSize + 1 + 3 + s.sig.pq.MarshaledSize()
 	if s.phase != phaseResponder {
-		n += 32 + 4 + 4 + 1 + s.nchains*(32+32+4) + 3 + s.skipped.marshaledSize()
+		n += 32 + 4 + 4 + 1 + s.sig.nchains*(32+32+4) + 3 + s.skipped.marshaledSize()
 	}
 	return n
 }
@@ -63,8 +63,8 @@ func (s *Session) appendSignal(b []byte) []byte {
 	b = slices.Grow(b, s.signalMarshaledSize())
 	b = append(b, stateMagic...)
 	b = append(b, stateVersionSignal)
-	b = append(b, s.localID[:]...)
-	b = append(b, s.remoteID[:]...)
+	b = append(b, s.sig.localID[:]...)
+	b = append(b, s.sig.remoteID[:]...)
 	b = append(b, s.rk[:]...)
 	b = append(b, s.dhsPriv[:]...)
 	b = append(b, s.dhsPub[:]...)
@@ -73,8 +73,8 @@ func (s *Session) appendSignal(b []byte) []byte {
 		b = append(b, s.cks[:]...)
 		b = binary.BigEndian.AppendUint32(b, s.ns)
 		b = binary.BigEndian.AppendUint32(b, s.pn)
-		b = append(b, byte(s.nchains))
-		for _, c := range s.chains[:s.nchains] {
+		b = append(b, byte(s.sig.nchains))
+		for _, c := range s.sig.chains[:s.sig.nchains] {
 			b = append(b, c.pub[:]...)
 			b = append(b, c.ck[:]...)
 			b = binary.BigEndian.AppendUint32(b, c.next)
@@ -82,15 +82,15 @@ func (s *Session) appendSignal(b []byte) []byte {
 		b = s.skipped.appendBinary(b)
 	}
 	b = append(b, pqKindMinimal)
-	b = appendUint24(b, s.pq.MarshaledSize())
-	return s.pq.AppendBinary(b)
+	b = appendUint24(b, s.sig.pq.MarshaledSize())
+	return s.sig.pq.AppendBinary(b)
 }
 
 func (s *Session) parseSignal(b []byte) error {
-	s.proto = Signal
+	s.proto, s.sig = Signal, new(signalState)
 	r := reader{b: b}
-	copy(s.localID[:], r.bytes(32))
-	copy(s.remoteID[:], r.bytes(32))
+	copy(s.sig.localID[:], r.bytes(32))
+	copy(s.sig.remoteID[:], r.bytes(32))
 	copy(s.rk[:], r.bytes(32))
 	copy(s.dhsPriv[:], r.bytes(32))
 	copy(s.dhsPub[:], r.bytes(32))
@@ -98,22 +98,22 @@ func (s *Session) parseSignal(b []byte) error {
 	if r.bad {
 		return invalid("truncated")
 	}
-	if !curve.IsCanonical(&s.localID) || !curve.IsCanonical(&s.remoteID) || !curve.IsCanonical(&s.dhsPub) {
+	if !curve.IsCanonical(&s.sig.localID) || !curve.IsCanonical(&s.sig.remoteID) || !curve.IsCanonical(&s.dhsPub) {
 		return invalid("non-canonical key")
 	}
-	s.localKey, s.remoteKey = storedKey(&s.localID), storedKey(&s.remoteID)
+	s.sig.localKey, s.sig.remoteKey = storedKey(&s.sig.localID), storedKey(&s.sig.remoteID)
 	switch s.phase {
 	case phaseResponder:
 	case phaseInitiator, phaseEstablished:
 		copy(s.cks[:], r.bytes(32))
 		s.ns = r.u32()
 		s.pn = r.u32()
-		s.nchains = int(r.u8())
-		if r.bad || s.nchains < 1 || s.nchains > SignalMaxReceivingChains {
+		s.sig.nchains = int(r.u8())
+		if r.bad || s.sig.nchains < 1 || s.sig.nchains > SignalMaxReceivingChains {
 			return invalid("receiving chains")
 		}
-		for i := range s.chains[:s.nchains] {
-			c := &s.chains[i]
+		for i := range s.sig.chains[:s.sig.nchains] {
+			c := &s.sig.chains[i]
 			copy(c.pub[:], r.bytes(32))
 			copy(c.ck[:], r.bytes(32))
 			c.next = r.u32()
@@ -124,7 +124,7 @@ func (s *Session) parseSignal(b []byte) error {
 				return invalid("receiving chain")
 			}
 			for j := range i {
-				if s.chains[j].pub == c.pub {
+				if s.sig.chains[j].pub == c.pub {
 					return invalid("two receiving chains on one ratchet key")
 				}
 			}
@@ -142,7 +142,7 @@ func (s *Session) parseSignal(b []byte) error {
 		var perChain [SignalMaxReceivingChains]int
 		for _, c := range s.skipped.chains {
 			ci := s.findChain(&c.pub)
-			if ci < 0 || s.skipped.at(c.end-1).n >= s.chains[ci].next {
+			if ci < 0 || s.skipped.at(c.end-1).n >= s.sig.chains[ci].next {
 				return invalid("skipped seed of no receiving chain")
 			}
 			if perChain[ci] += c.live; perChain[ci] > SignalMaxKeysPerChain {
@@ -161,6 +161,6 @@ func (s *Session) parseSignal(b []byte) error {
 		return invalid("trailing bytes")
 	}
 	var err error
-	s.pq, err = parsePQ(kind, pq)
+	s.sig.pq, err = parsePQ(kind, pq)
 	return err
 }

@@ -82,7 +82,7 @@ func TestSignalStateRejects(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := ParseSession(good)
-	if err != nil || s.nchains != 2 || s.skipped.live == 0 {
+	if err != nil || s.sig.nchains != 2 || s.skipped.live == 0 {
 		t.Fatalf("golden blob: %v", err)
 	}
 	const (
@@ -90,7 +90,7 @@ func TestSignalStateRejects(t *testing.T) {
 		nchainAt = phaseAt + 1 + 32 + 4 + 4
 		chainAt  = nchainAt + 1 // chains of 32 + 32 + 4 bytes
 	)
-	pqKindAt := len(good) - s.pq.MarshaledSize() - 3 - 1
+	pqKindAt := len(good) - s.sig.pq.MarshaledSize() - 3 - 1
 	if good[pqKindAt] != pqKindMinimal {
 		t.Fatal("layout offsets")
 	}

@@ -130,7 +130,7 @@ func TestSignalJumpLimit(t *testing.T) {
 				return
 			}
 			mustDecrypt(t, bob, last, fmt.Sprint("m", skipped))
-			if n := bob.skipped.count(&bob.chains[bob.nchains-1].pub); n != SignalMaxKeysPerChain {
+			if n := bob.skipped.count(&bob.sig.chains[bob.sig.nchains-1].pub); n != SignalMaxKeysPerChain {
 				t.Fatalf("%d seeds kept, want %d", n, SignalMaxKeysPerChain)
 			}
 			decryptFails(t, bob, ms[skipped-2001], ErrDuplicate)
@@ -147,7 +147,7 @@ func TestSignalJumpLimit(t *testing.T) {
 func TestSignalDoubleRatchetJump(t *testing.T) {
 	alice, bob := signalEstablished(t)
 	msg := mustEncrypt(t, alice, "x")
-	next := bob.chains[bob.nchains-1].next
+	next := bob.sig.chains[bob.sig.nchains-1].next
 	for _, c := range []struct {
 		counter uint32
 		want    error
@@ -169,8 +169,8 @@ func TestSignalDoubleRatchetJump(t *testing.T) {
 // store itself shows this limit.)
 func TestSignalSeedsPerChain(t *testing.T) {
 	alice, bob := signalEstablished(t)
-	pub := bob.chains[bob.nchains-1].pub
-	first := bob.chains[bob.nchains-1].next
+	pub := bob.sig.chains[bob.sig.nchains-1].pub
+	first := bob.sig.chains[bob.sig.nchains-1].next
 	// stored checks that the chain holds exactly the seeds from..until-1
 	// but the used one.
 	stored := func(from, until, used uint32) {
@@ -203,7 +203,7 @@ func TestSignalSeedsPerChain(t *testing.T) {
 	mustDecrypt(t, bob, third[3], "m3")
 	// One jump beyond the limit stores only the newest 2 000.
 	alice, bob = signalEstablished(t)
-	pub, first = bob.chains[bob.nchains-1].pub, bob.chains[bob.nchains-1].next
+	pub, first = bob.sig.chains[bob.sig.nchains-1].pub, bob.sig.chains[bob.sig.nchains-1].next
 	gap = held(t, alice, 2500)
 	mustDecrypt(t, bob, gap[2499], "m2499")
 	stored(first+499, first+2499, 0)
@@ -222,8 +222,8 @@ func TestSignalReceivingChains(t *testing.T) {
 		mustDecrypt(t, alice, mustEncrypt(t, bob, "turn"), "turn")
 	}
 	mustDecrypt(t, bob, mustEncrypt(t, alice, "newest chain"), "newest chain")
-	if bob.nchains != SignalMaxReceivingChains {
-		t.Fatalf("%d chains", bob.nchains)
+	if bob.sig.nchains != SignalMaxReceivingChains {
+		t.Fatalf("%d chains", bob.sig.nchains)
 	}
 	// late[i] is on Alice's chain i+2 (chain 1 carried "hello"); Bob has
 	// chains 4 to 8.
@@ -536,10 +536,10 @@ func TestSignalCounterLimits(t *testing.T) {
 		t.Fatal("a refused Encrypt changed the state")
 	}
 	alice.ns = 0
-	pq := alice.pq.(*spqr.Minimal)
+	pq := alice.sig.pq.(*spqr.Minimal)
 	b := pq.AppendBinary(nil)
 	copy(b[32:36], []byte{0xff, 0xff, 0xff, 0xff}) // send_index = 2^32−1
-	alice.pq, err = spqr.ParseMinimal(b)
+	alice.sig.pq, err = spqr.ParseMinimal(b)
 	if err != nil {
 		t.Fatal(err)
 	}

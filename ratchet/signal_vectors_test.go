@@ -93,11 +93,11 @@ func checkSignalState(t testing.TB, what string, s *Session, want *libsignaltest
 	if !bytes.Equal(append([]byte{5}, s.dhsPub[:]...), h(sc.RatchetKey)) || s.ns != sc.ChainIndex || !bytes.Equal(s.cks[:], h(sc.ChainKey)) {
 		t.Fatalf("%s: sending chain (%x, %d) differs from libsignal's (%s, %d)", what, s.dhsPub, s.ns, sc.RatchetKey, sc.ChainIndex)
 	}
-	if s.nchains != len(want.ReceiverChains) {
-		t.Fatalf("%s: %d receiving chains, libsignal has %d", what, s.nchains, len(want.ReceiverChains))
+	if s.sig.nchains != len(want.ReceiverChains) {
+		t.Fatalf("%s: %d receiving chains, libsignal has %d", what, s.sig.nchains, len(want.ReceiverChains))
 	}
 	for i, c := range want.ReceiverChains {
-		got := &s.chains[i]
+		got := &s.sig.chains[i]
 		if !bytes.Equal(append([]byte{5}, got.pub[:]...), h(c.RatchetKey)) || got.next != c.ChainIndex || !bytes.Equal(got.ck[:], h(c.ChainKey)) {
 			t.Fatalf("%s: receiving chain %d (%x, %d) differs from libsignal's (%s, %d)", what, i, got.pub, got.next, c.RatchetKey, c.ChainIndex)
 		}

@@ -184,16 +184,16 @@ func (s *Session) UnmarshalBinary(b []byte) error {
 	if err := n.parse(b); err != nil {
 		return err
 	}
-	old, oldPQ := s.skipped.ring, s.pq
+	old, oldSig := s.skipped.ring, s.sig
 	*s = n
 	clear(old)
-	if oldPQ != nil {
-		oldPQ.Clear()
+	if oldSig != nil {
+		oldSig.clear()
 	}
-	// Wipe the stack copy's keys; its slices and SPQR state now belong
+	// Wipe the stack copy's keys; its slices and Signal state now belong
 	// to s.
 	n.skipped = skippedStore{}
-	n.pq = nil
+	n.sig = nil
 	n.Clear()
 	return nil
 }
