@@ -181,19 +181,25 @@ func FuzzParseState(f *testing.F) {
 		if out := state(t, reused); !bytes.Equal(out, b) {
 			t.Fatal("UnmarshalBinary -> marshal differs")
 		}
-		if out := state(t, s); !bytes.Equal(out, b) {
-			t.Fatalf("parse -> marshal differs:\n in %x\nout %x", b, out)
-		}
-		s.HasReceived()
-		s.RatchetKey()
-		for _, m := range msgs {
-			s.Decrypt(m)
-		}
-		s.Encrypt([]byte("x"))
-		if _, err := ParseSession(state(t, s)); err != nil {
-			t.Fatalf("a session parsed from a valid blob reached an invalid state: %v", err)
-		}
+		useParsed(t, s, b, msgs)
 	})
+}
+
+// useParsed checks a session parsed from b: it re-marshals to b, and
+// decrypting msgs and encrypting leave it in a state that parses.
+func useParsed(t *testing.T, s *Session, b []byte, msgs [][]byte) {
+	if out := state(t, s); !bytes.Equal(out, b) {
+		t.Fatalf("parse -> marshal differs:\n in %x\nout %x", b, out)
+	}
+	s.HasReceived()
+	s.RatchetKey()
+	for _, m := range msgs {
+		s.Decrypt(m)
+	}
+	s.Encrypt([]byte("x"))
+	if _, err := ParseSession(state(t, s)); err != nil {
+		t.Fatalf("a session parsed from a valid blob reached an invalid state: %v", err)
+	}
 }
 
 // byteChooser takes the simulation's decisions from the fuzzer's bytes.

@@ -427,14 +427,16 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 // spare capacity must not overlap plaintext.
 func (s *Session) AppendEncrypt(dst, plaintext []byte) ([]byte, error) {
 	s.check()
-	if s.proto == Signal {
-		return s.signalEncrypt(dst, plaintext)
-	}
+	// Both protocols: no sending chain before the first message, and a
+	// chain ends before its counter would reach 2^32−1.
 	if s.phase == phaseResponder {
 		return nil, ErrNoSendingChain
 	}
 	if s.ns >= maxCounter {
 		return nil, ErrCounterOverflow
+	}
+	if s.proto == Signal {
+		return s.signalEncrypt(dst, plaintext)
 	}
 	w := getWork()
 	defer putWork(w)

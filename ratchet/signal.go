@@ -147,17 +147,12 @@ func (s *Session) Protocol() Protocol {
 	return s.proto
 }
 
-// signalEncrypt is AppendEncrypt for Signal sessions: the SPQR payload and
+// signalEncrypt is AppendEncrypt for Signal sessions, after the checks
+// both protocols share: the SPQR payload and
 // key first (the one step that can fail, before anything changes), then
 // the chain step, the message keys from seed and SPQR key, AES-256-CBC,
 // the SignalMessage and its tag over both identity keys.
 func (s *Session) signalEncrypt(dst, plaintext []byte) ([]byte, error) {
-	if s.phase == phaseResponder {
-		return nil, ErrNoSendingChain
-	}
-	if s.ns >= maxCounter {
-		return nil, ErrCounterOverflow
-	}
 	w := getWork()
 	defer putWork(w)
 	payload, salt, err := s.sig.pq.Send(w.pq[:0])
