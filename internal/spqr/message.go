@@ -43,24 +43,33 @@ func AppendNone(dst []byte, epoch uint64, index uint32) []byte {
 // Parse reads the header of a V1 message. It checks the version, minimal
 // varints and the type byte; the chunk after it is not parsed yet.
 func Parse(b []byte) (*Message, error) {
+	m, err := parse(b)
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// parse is Parse without the allocation, for Minimal's per-message path.
+func parse(b []byte) (Message, error) {
 	if len(b) < 1 || b[0] != Version1 {
-		return nil, ErrMalformed
+		return Message{}, ErrMalformed
 	}
 	b = b[1:]
 	epoch, n := uvarint(b, 10)
 	if n == 0 {
-		return nil, ErrMalformed
+		return Message{}, ErrMalformed
 	}
 	b = b[n:]
 	index, n := uvarint(b, 5)
 	if n == 0 || index > 1<<32-1 || len(b) < n+1 {
-		return nil, ErrMalformed
+		return Message{}, ErrMalformed
 	}
 	t := MessageType(b[n])
 	if t > Ct2 || (t == None && len(b) != n+1) {
-		return nil, ErrMalformed
+		return Message{}, ErrMalformed
 	}
-	return &Message{Epoch: epoch, Index: uint32(index), Type: t, Rest: b[n+1:]}, nil
+	return Message{Epoch: epoch, Index: uint32(index), Type: t, Rest: b[n+1:]}, nil
 }
 
 func appendVarint(b []byte, x uint64) []byte {
