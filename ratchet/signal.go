@@ -277,7 +277,7 @@ func (s *Session) signalDecrypt(dst, msg []byte) ([]byte, error) {
 	switch {
 	case errors.Is(err, spqr.ErrTooFar):
 		return nil, ErrTooManySkipped
-	case errors.Is(err, spqr.ErrKeyUsed):
+	case errors.Is(err, spqr.ErrKeyUsed), errors.Is(err, spqr.ErrKeyTrimmed):
 		return nil, ErrDuplicate
 	case err != nil:
 		return nil, ErrMalformed

@@ -17,9 +17,6 @@ var (
 	// first: a Minimal party never completes the braid, so an honest
 	// libsignal peer never leaves epoch 1 with it.
 	ErrEpoch = errors.New("spqr: message of an epoch this party never reached")
-	// ErrKeyUsed is returned by Recv for an index whose key was already
-	// handed out, or trimmed (more than MaxOutOfOrder behind the newest).
-	ErrKeyUsed = errors.New("spqr: key already used or trimmed")
 	// ErrIndexOverflow is returned by Send once the sending chain has used
 	// every index.
 	ErrIndexOverflow = errors.New("spqr: sending index overflow")
@@ -72,8 +69,9 @@ func (m *Minimal) Send(dst []byte) ([]byte, [KeySize]byte, error) {
 
 // Recv returns the message key of a received payload without changing m:
 // ErrMalformed for a payload that is not a V1 message, ErrEpoch for one
-// not of epoch 1, ErrTooFar for an index more than MaxJump ahead, and
-// ErrKeyUsed for an index whose key is gone. The braid's chunks that a
+// not of epoch 1, ErrTooFar for an index more than MaxJump ahead,
+// ErrKeyTrimmed for an index more than MaxOutOfOrder behind the newest, and
+// ErrKeyUsed for one whose key was handed out already. The braid's chunks that a
 // full SPQR peer sends are ignored.
 func (m *Minimal) Recv(payload []byte) ([KeySize]byte, error) {
 	msg, err := parse(payload)
@@ -85,7 +83,7 @@ func (m *Minimal) Recv(payload []byte) ([KeySize]byte, error) {
 	}
 	if msg.Index <= m.recv.index {
 		if msg.Index+MaxOutOfOrder < m.recv.index {
-			return [KeySize]byte{}, ErrKeyUsed // trimmed
+			return [KeySize]byte{}, ErrKeyTrimmed
 		}
 		if i := m.find(msg.Index); i >= 0 {
 			return m.history[i].key, nil

@@ -39,7 +39,7 @@ func TestMinimalWindow(t *testing.T) {
 		t.Fatalf("%d keys stored", b.Stored())
 	}
 	// Index last+1 is the newest; last+1−2000 is still there, one below is not.
-	for i, want := range map[int]error{last - MaxOutOfOrder: nil, last - MaxOutOfOrder - 1: ErrKeyUsed, last: ErrKeyUsed, 0: ErrKeyUsed} {
+	for i, want := range map[int]error{last - MaxOutOfOrder: nil, last - MaxOutOfOrder - 1: ErrKeyTrimmed, last: ErrKeyUsed, 0: ErrKeyTrimmed} {
 		k, err := b.Recv(payloads[i])
 		if !errors.Is(err, want) || (err == nil && k != keys[i]) {
 			t.Fatalf("index %d: %v, want %v", i+1, err, want)
