@@ -538,7 +538,7 @@ func TestSignalCounterLimits(t *testing.T) {
 	alice.ns = 0
 	pq := alice.sig.pq.(*spqr.Minimal)
 	b := pq.AppendBinary(nil)
-	copy(b[32:36], []byte{0xff, 0xff, 0xff, 0xff}) // send_index = 2^32−1
+	copy(b[64:68], []byte{0xff, 0xff, 0xff, 0xff}) // send_index = 2^32−1, after pqr_key and send_chain
 	alice.sig.pq, err = spqr.ParseMinimal(b)
 	if err != nil {
 		t.Fatal(err)

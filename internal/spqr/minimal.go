@@ -33,6 +33,11 @@ var (
 //
 // A Minimal is secret and not safe for concurrent use.
 type Minimal struct {
+	// pqrKey is PQXDH's PQR key, which Minimal itself needs only at the
+	// start. It is kept so that a session can move on to full SPQR later:
+	// the braid's authenticator starts from this key, and nothing else in
+	// the state lets it be derived again.
+	pqrKey     [KeySize]byte
 	send, recv Chain
 	// history holds the keys of skipped received indexes, ascending, all
 	// in [recv.index − MaxOutOfOrder, recv.index).
@@ -49,7 +54,7 @@ type historyKey struct {
 func NewMinimal(pqrKey *[KeySize]byte, initiator bool) *Minimal {
 	e := Start(pqrKey)
 	defer e.Clear()
-	m := &Minimal{send: e.Chain(AToB), recv: e.Chain(BToA)}
+	m := &Minimal{pqrKey: *pqrKey, send: e.Chain(AToB), recv: e.Chain(BToA)}
 	if !initiator {
 		m.send, m.recv = m.recv, m.send
 	}
@@ -162,10 +167,11 @@ func (m *Minimal) Stored() int { return len(m.history) }
 
 // MinimalStateSize is the length of a serialized Minimal without stored
 // keys.
-const MinimalStateSize = 2*(KeySize+4) + 2
+const MinimalStateSize = KeySize + 2*(KeySize+4) + 2
 
 // AppendBinary appends m's state:
 //
+//	opaque pqr_key[32];                    /* PQXDH's, for a later move to full SPQR */
 //	opaque send_chain[32]; uint32 send_index;
 //	opaque recv_chain[32]; uint32 recv_index;
 //	uint16 count;                          /* at most MaxOutOfOrder */
@@ -174,6 +180,7 @@ const MinimalStateSize = 2*(KeySize+4) + 2
 //
 // (big-endian). ParseMinimal reads it back.
 func (m *Minimal) AppendBinary(b []byte) []byte {
+	b = append(b, m.pqrKey[:]...)
 	b = append(b, m.send.key[:]...)
 	b = binary.BigEndian.AppendUint32(b, m.send.index)
 	b = append(b, m.recv.key[:]...)
@@ -201,12 +208,14 @@ func ParseMinimal(b []byte) (*Minimal, error) {
 		return nil, ErrInvalidState
 	}
 	m := new(Minimal)
+	copy(m.pqrKey[:], b[0:32])
+	b = b[KeySize:]
 	copy(m.send.key[:], b[0:32])
 	m.send.index = binary.BigEndian.Uint32(b[32:36])
 	copy(m.recv.key[:], b[36:68])
 	m.recv.index = binary.BigEndian.Uint32(b[68:72])
 	n := int(binary.BigEndian.Uint16(b[72:74]))
-	b = b[MinimalStateSize:]
+	b = b[MinimalStateSize-KeySize:]
 	if n > MaxOutOfOrder || len(b) != n*(4+KeySize) {
 		m.Clear()
 		return nil, ErrInvalidState
@@ -233,6 +242,7 @@ func ParseMinimal(b []byte) (*Minimal, error) {
 
 // Clear wipes every key m holds (best effort).
 func (m *Minimal) Clear() {
+	clear(m.pqrKey[:])
 	m.send.Clear()
 	m.recv.Clear()
 	for i := range m.history {

@@ -107,3 +107,23 @@ func TestParseMinimalRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestMinimalKeepsPQRKey: the PQR key survives a save and a load, so that
+// a Minimal session can later start the braid, whose authenticator is
+// keyed from it; Clear wipes it.
+func TestMinimalKeepsPQRKey(t *testing.T) {
+	k := [KeySize]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	m := NewMinimal(&k, false)
+	st := m.AppendBinary(nil)
+	if !bytes.Equal(st[:KeySize], k[:]) {
+		t.Fatal("the state does not start with the PQR key")
+	}
+	p, err := ParseMinimal(st)
+	if err != nil || p.pqrKey != k {
+		t.Fatalf("after a load: %v, PQR key kept %v", err, p != nil && p.pqrKey == k)
+	}
+	p.Clear()
+	if p.pqrKey != ([KeySize]byte{}) {
+		t.Fatal("Clear kept the PQR key")
+	}
+}
