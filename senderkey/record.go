@@ -267,6 +267,11 @@ func (s *state) clear() {
 	}
 }
 
+// Format redacts a chain under every verb, should one ever be printed.
+func (s state) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "senderkey.state(chain %d iteration %d, REDACTED)", s.chainID, s.iteration)
+}
+
 // Clear wipes every key the record holds and empties it (best effort: Go
 // may have copied them; see package keys).
 func (r *Record) Clear() {
