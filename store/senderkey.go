@@ -15,7 +15,8 @@ var ErrNoSenderKeys = errors.New("store: the store keeps no sender keys (store.S
 // SenderKeyTx is an optional interface of a [Tx]: the sender-key records
 // of group messaging (package senderkey), in the same transaction as the
 // other areas. Pairwise sessions do not need them, which is why Tx does
-// not require it. Package memory implements it.
+// not require it. Package memory and package sqlstore (schema version 3,
+// migration 0003_sender_keys.sql) implement it.
 type SenderKeyTx interface {
 	SenderKeys() SenderKeys
 }
