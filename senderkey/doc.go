@@ -47,10 +47,10 @@
 // chain key reads every later message of that chain until the sender
 // rotates, by dropping its record and distributing a new chain. Remove a
 // member by rotating: the removed member keeps the old chain and nothing
-// else. The signature says which chain sent a message, not which member:
-// every member holds no signing private key but the sender's own, yet the
-// binding of a chain to a person is only as good as the pairwise session
-// that delivered its distribution message.
+// else. The signature says which chain sent a message: only the sender
+// holds the chain's signing private key, so members cannot forge each
+// other's messages, but the binding of a chain to a person is only as good
+// as the pairwise session that delivered its distribution message.
 //
 // # Strictness
 //
