@@ -25,7 +25,9 @@ import (
 
 var benchPT = bytes.Repeat([]byte{'x'}, 1024)
 
-func encryptFloor(ck []byte, priv ed25519.PrivateKey) {
+// floorKeys is the chain step and the message key, IV || AES key, and the
+// cipher.
+func floorKeys(ck []byte) ([]byte, cipher.Block) {
 	h := hmac.New(sha256.New, ck)
 	h.Write([]byte{1})
 	seed := h.Sum(nil)
@@ -34,6 +36,11 @@ func encryptFloor(ck []byte, priv ed25519.PrivateKey) {
 	_ = h.Sum(nil)
 	k, _ := hkdf.Key(sha256.New, seed, nil, "WhisperGroup", 48)
 	block, _ := aes.NewCipher(k[16:])
+	return k, block
+}
+
+func encryptFloor(ck []byte, priv ed25519.PrivateKey) {
+	k, block := floorKeys(ck)
 	out := make([]byte, 1040)
 	copy(out, benchPT)
 	cipher.NewCBCEncrypter(block, k[:16]).CryptBlocks(out, out)
@@ -45,14 +52,7 @@ func decryptFloor(ck []byte, pub ed25519.PublicKey, msg, sig []byte) {
 	if !ed25519.Verify(pub, msg, sig) {
 		panic("floor signature")
 	}
-	h := hmac.New(sha256.New, ck)
-	h.Write([]byte{1})
-	seed := h.Sum(nil)
-	h.Reset()
-	h.Write([]byte{2})
-	_ = h.Sum(nil)
-	k, _ := hkdf.Key(sha256.New, seed, nil, "WhisperGroup", 48)
-	block, _ := aes.NewCipher(k[16:])
+	k, block := floorKeys(ck)
 	out := make([]byte, 1040)
 	cipher.NewCBCDecrypter(block, k[:16]).CryptBlocks(out, msg[len(msg)-1040:])
 }

@@ -61,20 +61,8 @@ func ParseSenderKeyMessage(b []byte) (m *SenderKeyMessage, body, sig []byte, err
 	}
 	body, sig = b[:len(b)-SenderKeySignatureSize], b[len(b)-SenderKeySignatureSize:]
 	m = new(SenderKeyMessage)
-	err = readSenderKeyFields(body[1:], 4, func(num int, v []byte, x uint32) error {
-		switch num {
-		case 1:
-			if len(v) != DistributionIDSize {
-				return malformed("bad distribution id length")
-			}
-			m.DistributionID = v
-		case 2:
-			m.ChainID = x
-		case 3:
-			m.Iteration = x
-		case 4:
-			m.Ciphertext = v
-		}
+	err = readSenderKeyFields(body[1:], 4, &m.DistributionID, &m.ChainID, &m.Iteration, func(_ int, v []byte) error {
+		m.Ciphertext = v
 		return nil
 	})
 	if err != nil {
@@ -128,18 +116,9 @@ func ParseSenderKeyDistributionMessage(b []byte) (*SenderKeyDistributionMessage,
 		return nil, malformed("unknown version byte")
 	}
 	m := new(SenderKeyDistributionMessage)
-	err := readSenderKeyFields(b[1:], 5, func(num int, v []byte, x uint32) error {
+	err := readSenderKeyFields(b[1:], 5, &m.DistributionID, &m.ChainID, &m.Iteration, func(num int, v []byte) error {
 		var err error
 		switch num {
-		case 1:
-			if len(v) != DistributionIDSize {
-				return malformed("bad distribution id length")
-			}
-			m.DistributionID = v
-		case 2:
-			m.ChainID = x
-		case 3:
-			m.Iteration = x
 		case 4:
 			if len(v) != SenderChainKeySize {
 				return malformed("bad chain key length")
@@ -159,9 +138,11 @@ func ParseSenderKeyDistributionMessage(b []byte) (*SenderKeyDistributionMessage,
 }
 
 // readSenderKeyFields reads fields 1..n of either Sender Key message, all
-// required, in ascending order, each once: fields 2 and 3 are uint32, the
-// others bytes. It calls f with each field's value.
-func readSenderKeyFields(pb []byte, n int, f func(num int, v []byte, x uint32) error) error {
+// required, in ascending order, each once. The first three are the same in
+// both (the distribution id, 16 bytes; the chain id and the iteration,
+// uint32) and are stored through id, chain and iteration; f gets the bytes
+// value of each later field.
+func readSenderKeyFields(pb []byte, n int, id *[]byte, chain, iteration *uint32, f func(num int, v []byte) error) error {
 	r := reader{b: pb}
 	count := 0
 	for {
@@ -172,8 +153,6 @@ func readSenderKeyFields(pb []byte, n int, f func(num int, v []byte, x uint32) e
 		if !ok {
 			break
 		}
-		var v []byte
-		var x uint32
 		switch {
 		case num > n:
 			return malformed("unknown field")
@@ -181,18 +160,31 @@ func readSenderKeyFields(pb []byte, n int, f func(num int, v []byte, x uint32) e
 			if typ != wireVarint {
 				return malformed("wrong wire type")
 			}
-			x, err = r.uint32()
+			x, err := r.uint32()
+			if err != nil {
+				return err
+			}
+			if num == 2 {
+				*chain = x
+			} else {
+				*iteration = x
+			}
 		default:
 			if typ != wireBytes {
 				return malformed("wrong wire type")
 			}
-			v, err = r.bytes()
-		}
-		if err != nil {
-			return err
-		}
-		if err := f(num, v, x); err != nil {
-			return err
+			v, err := r.bytes()
+			if err != nil {
+				return err
+			}
+			if num == 1 {
+				if len(v) != DistributionIDSize {
+					return malformed("bad distribution id length")
+				}
+				*id = v
+			} else if err := f(num, v); err != nil {
+				return err
+			}
 		}
 		count++
 	}
