@@ -64,7 +64,8 @@ func ParseDistributionMessage(b []byte) (*DistributionMessage, error) {
 	return m, nil
 }
 
-// Bytes encodes m as libsignal does.
+// Bytes encodes m as libsignal does. It panics if m has no SigningKey, a
+// caller's bug.
 func (m *DistributionMessage) Bytes() []byte {
 	w := signalwire.SenderKeyDistributionMessage{
 		DistributionID: m.DistributionID[:], ChainID: m.ChainID, Iteration: m.Iteration,
