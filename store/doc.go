@@ -2,7 +2,9 @@
 // this device's identity, its signed and one-time prekeys, the identity key
 // seen for each peer device, and one session record per peer device; and,
 // for the Signal protocol, its Kyber prekeys and the (Kyber prekey, signed
-// prekey, base key) triples that PreKey messages used ([KyberPreKeys]).
+// prekey, base key) triples that PreKey messages used ([KyberPreKeys]);
+// and, for groups, the Sender Key records of package senderkey
+// ([SenderKeys]).
 //
 // The package holds interfaces and their contracts. Implementations live in
 // subpackages: [github.com/ratchetkit/ratchetkit/store/memory] (in process),
@@ -60,9 +62,9 @@
 // PreKeys of a Tx, which the session layer's ResetIdentity and
 // PruneOneTimePreKeys need; and [KyberTx] on a Tx, the Kyber prekeys
 // without which the session layer refuses the Signal protocol
-// ([KyberPreKeysOf] says which). Package memory implements all four,
-// package sqlstore the last three; the conformance suite checks those a
-// store has.
+// ([KyberPreKeysOf] says which); and [SenderKeyTx] on a Tx, the group
+// records ([SenderKeysOf]). Package memory implements all five, package
+// sqlstore the last four; the conformance suite checks those a store has.
 //
 // KyberTx is optional rather than a part of Tx because profile v1 never
 // uses it: making it required would break every store written for profile

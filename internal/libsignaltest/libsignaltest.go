@@ -292,13 +292,16 @@ type Peer struct {
 	out *bufio.Scanner
 }
 
-// Reply is live.mjs's answer to a request.
+// Reply is live.mjs's (or live_senderkey.mjs's) answer to a request.
 type Reply struct {
 	OK        bool   `json:"ok"`
 	Error     string `json:"error"`
 	Plaintext string `json:"plaintext"`
 	Type      int    `json:"type"`
 	Wire      string `json:"wire"`
+	// Unchanged says, for a failed decrypt of live_senderkey.mjs, whether
+	// the member's records were byte-identical afterwards.
+	Unchanged *bool `json:"unchanged"`
 }
 
 // Live starts libsignal as the responder of the named session. Without Node
@@ -306,6 +309,13 @@ type Reply struct {
 // RATCHETKIT_REQUIRE_LIBSIGNAL=1 (as .ci/run sets it), which makes that a
 // failure.
 func Live(t testing.TB, session string) *Peer {
+	t.Helper()
+	return LiveScript(t, "live.mjs", session)
+}
+
+// LiveScript starts the Node script of testdata/libsignal with args, under
+// the same rules as Live.
+func LiveScript(t testing.TB, script string, args ...string) *Peer {
 	t.Helper()
 	dir := filepath.Dir(Path())
 	_, errNode := exec.LookPath("node")
@@ -316,7 +326,7 @@ func Live(t testing.TB, session string) *Peer {
 		}
 		t.Skip("live libsignal unavailable: run `npm ci` in testdata/libsignal (node must be on PATH)")
 	}
-	cmd := exec.Command("node", "live.mjs", session)
+	cmd := exec.Command("node", append([]string{script}, args...)...)
 	cmd.Dir = dir
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
@@ -335,7 +345,7 @@ func Live(t testing.TB, session string) *Peer {
 	t.Cleanup(func() {
 		in.Close()
 		if err := cmd.Wait(); err != nil {
-			t.Errorf("live.mjs: %v", err)
+			t.Errorf("%s: %v", script, err)
 		}
 	})
 	return p

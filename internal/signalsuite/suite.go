@@ -119,7 +119,13 @@ func Tag(mk *MessageKeys, sender, receiver *keys.PublicKey, body []byte) [TagSiz
 // Encrypt returns AES-256-CBC of plaintext with PKCS#7 padding (always at
 // least one byte of padding, so a 16-byte plaintext gives 32 bytes).
 func Encrypt(mk *MessageKeys, plaintext []byte) []byte {
-	block, err := aes.NewCipher(mk.CipherKey[:])
+	return EncryptCBC(&mk.CipherKey, &mk.IV, plaintext)
+}
+
+// EncryptCBC is Encrypt with the key and IV given apart, for Sender Keys,
+// whose message keys have no MAC key.
+func EncryptCBC(key *[32]byte, iv *[16]byte, plaintext []byte) []byte {
+	block, err := aes.NewCipher(key[:])
 	if err != nil {
 		panic("signalsuite: AES-256 refused a 32-byte key")
 	}
@@ -129,7 +135,7 @@ func Encrypt(mk *MessageKeys, plaintext []byte) []byte {
 	for i := len(plaintext); i < len(out); i++ {
 		out[i] = byte(pad)
 	}
-	cipher.NewCBCEncrypter(block, mk.IV[:]).CryptBlocks(out, out)
+	cipher.NewCBCEncrypter(block, iv[:]).CryptBlocks(out, out)
 	return out
 }
 
@@ -142,17 +148,25 @@ func Open(mk *MessageKeys, sender, receiver *keys.PublicKey, body, mac, cipherte
 	if len(mac) != TagSize || subtle.ConstantTimeCompare(want[:], mac) != 1 {
 		return nil, ErrOpen
 	}
+	return DecryptCBC(&mk.CipherKey, &mk.IV, ciphertext)
+}
+
+// DecryptCBC decrypts an AES-256-CBC ciphertext and strips its PKCS#7
+// padding, with no MAC: the caller has authenticated the ciphertext
+// already (Open by its tag, Sender Keys by the sender's signature). Every
+// failure is ErrOpen, and no plaintext is returned with it.
+func DecryptCBC(key *[32]byte, iv *[16]byte, ciphertext []byte) ([]byte, error) {
 	if len(ciphertext) == 0 || len(ciphertext)%aes.BlockSize != 0 {
 		return nil, ErrOpen
 	}
-	block, err := aes.NewCipher(mk.CipherKey[:])
+	block, err := aes.NewCipher(key[:])
 	if err != nil {
 		panic("signalsuite: AES-256 refused a 32-byte key")
 	}
 	out := make([]byte, len(ciphertext))
-	cipher.NewCBCDecrypter(block, mk.IV[:]).CryptBlocks(out, ciphertext)
-	// The tag has already authenticated the ciphertext, so the padding is
-	// the sender's own and checking it leaks nothing to an attacker; it is
+	cipher.NewCBCDecrypter(block, iv[:]).CryptBlocks(out, ciphertext)
+	// The ciphertext is authenticated already, so the padding is the
+	// sender's own and checking it leaks nothing to an attacker; it is
 	// still checked in constant time, out of habit.
 	pad := int(out[len(out)-1])
 	good := subtle.ConstantTimeLessOrEq(1, pad) & subtle.ConstantTimeLessOrEq(pad, aes.BlockSize)

@@ -59,6 +59,7 @@ type data struct {
 	kyber      map[uint32]kyberKey
 	lastKyber  uint32
 	kyberUsed  map[kyberTriple]struct{}
+	senderKeys map[senderKeyID][]byte
 }
 
 // Store is an in-memory [store.Store]. Use [New]; the zero value is not
@@ -92,6 +93,7 @@ func New() *Store {
 			sessions:   make(map[string]map[uint32][]byte),
 			kyber:      make(map[uint32]kyberKey),
 			kyberUsed:  make(map[kyberTriple]struct{}),
+			senderKeys: make(map[senderKeyID][]byte),
 		},
 	}
 }
@@ -123,6 +125,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx store.Tx) error) error {
 		clear(t.sessions)
 		clear(t.kyber)
 		clear(t.kyberUsed)
+		clear(t.senderKeys)
 		s.spare = t.pending
 	}()
 	if err := fn(t); err != nil {
@@ -178,6 +181,7 @@ type pending struct {
 	sessions   map[store.Address]entry[[]byte]
 	kyber      map[uint32]entry[kyberKey]
 	kyberUsed  map[kyberTriple]entry[struct{}]
+	senderKeys map[senderKeyID]entry[[]byte]
 }
 
 func (t *tx) Local() store.Local                 { return (*localTx)(t) }
@@ -258,6 +262,7 @@ func (t *tx) commit() {
 		}
 	}
 	t.commitKyber()
+	t.commitSenderKeys()
 	for a, e := range t.sessions {
 		devices := d.sessions[a.Name]
 		clear(devices[a.DeviceID])
@@ -294,6 +299,7 @@ func (t *tx) rollback() {
 		clear(e.v)
 	}
 	t.rollbackKyber()
+	t.rollbackSenderKeys()
 }
 
 // checkBatch checks a whole batch of prekeys before Add changes anything,

@@ -58,10 +58,11 @@ type queries struct {
 	sessionLoad, sessionSave, sessionDelete, sessionDevs string
 	sessionDeleteAll, preKeyIDs                          string
 
-	kyberLoad, kyberKind, kyberRemove, kyberList string
-	kyberCount, kyberLastID, kyberBumpLastID     string
-	kyberRecord, kyberSetUsed, kyberForget       string
-	kyberForgetSigned                            string
+	kyberLoad, kyberKind, kyberRemove, kyberList  string
+	senderKeyLoad, senderKeySave, senderKeyDelete string
+	kyberCount, kyberLastID, kyberBumpLastID      string
+	kyberRecord, kyberSetUsed, kyberForget        string
+	kyberForgetSigned                             string
 }
 
 // insertRows is how many prekeys one INSERT statement adds, which keeps
@@ -153,6 +154,11 @@ func newQueries(d Dialect) *queries {
 		kyberSetUsed:      `UPDATE ratchetkit_kyber_prekeys SET used = 1 WHERE id = ? AND used = 0`,
 		kyberForget:       `DELETE FROM ratchetkit_kyber_used WHERE kyber_id = ?`,
 		kyberForgetSigned: `DELETE FROM ratchetkit_kyber_used WHERE signed_id = ?`,
+
+		senderKeyLoad: `SELECT record FROM ratchetkit_sender_keys WHERE name_hash = ? AND device_id = ? AND distribution_id = ?`,
+		senderKeySave: `INSERT INTO ratchetkit_sender_keys (name_hash, device_id, distribution_id, name, record) VALUES (?, ?, ?, ?, ?)
+	ON CONFLICT (name_hash, device_id, distribution_id) DO UPDATE SET record = excluded.record`,
+		senderKeyDelete: `DELETE FROM ratchetkit_sender_keys WHERE name_hash = ? AND device_id = ? AND distribution_id = ?`,
 	}
 	switch d {
 	case SQLite:
@@ -176,6 +182,7 @@ func newQueries(d Dialect) *queries {
 		&q.sessionLoad, &q.sessionSave, &q.sessionDelete, &q.sessionDevs,
 		&q.kyberLoad, &q.kyberKind, &q.kyberRemove, &q.kyberBumpLastID,
 		&q.kyberRecord, &q.kyberSetUsed, &q.kyberForget, &q.kyberForgetSigned,
+		&q.senderKeyLoad, &q.senderKeySave, &q.senderKeyDelete,
 	} {
 		*s = d.rebind(*s)
 	}
@@ -197,6 +204,7 @@ func (q *queries) prepared() []string {
 		q.kyberLoad, q.kyberKind, q.kyberRemove, q.kyberList,
 		q.kyberCount, q.kyberLastID, q.kyberBumpLastID,
 		q.kyberRecord, q.kyberSetUsed, q.kyberForget, q.kyberForgetSigned,
+		q.senderKeyLoad, q.senderKeySave, q.senderKeyDelete,
 	}
 }
 

@@ -13,6 +13,8 @@
 // triples (three new tables; nothing else changes), so a version-1
 // database gains them on its first Open by this package, after which a
 // process still running the older package refuses to write to it.
+// Version 3 added the Sender Key records of groups (one new table), in the
+// same way.
 // One database (SQLite file, or PostgreSQL schema) holds one device's
 // store; to keep several, give each its own file, or its own PostgreSQL
 // schema through the search_path connection parameter.

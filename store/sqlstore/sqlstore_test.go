@@ -18,7 +18,7 @@ import (
 
 // schemaVersion is the newest schema version, declared here rather than
 // read from the package so that adding a migration is a visible change.
-const schemaVersion = 2
+const schemaVersion = 3
 
 func version(t testing.TB, db *sql.DB) int {
 	t.Helper()

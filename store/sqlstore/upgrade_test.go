@@ -15,6 +15,7 @@ import (
 	"github.com/ratchetkit/ratchetkit/internal/sqltest"
 	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/kyber"
+	"github.com/ratchetkit/ratchetkit/senderkey"
 	"github.com/ratchetkit/ratchetkit/store"
 )
 
@@ -135,6 +136,7 @@ func upgradeFromVersion1(t *testing.T, db *sql.DB, d Dialect) {
 	}
 
 	kyberAfterUpgrade(t, s, ik, 3, spkPriv.PublicKey())
+	senderKeysAfterUpgrade(t, s)
 
 	// Opening again migrates nothing.
 	again, err := Open(context.Background(), db, d)
@@ -215,6 +217,34 @@ func TestUpgradeGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	kyberAfterUpgrade(t, s, ik, 3, opk.PublicKey())
+	senderKeysAfterUpgrade(t, s)
+}
+
+// senderKeysAfterUpgrade checks the sender-key area (migration 0003) on an
+// upgraded database: a record saved, read back and deleted.
+func senderKeysAfterUpgrade(t *testing.T, s *Store) {
+	t.Helper()
+	ctx := t.Context()
+	a, id := store.Address{Name: "alice", DeviceID: 2}, senderkey.DistributionID{3}
+	err := s.Update(ctx, func(tx store.Tx) error {
+		sk, err := store.SenderKeysOf(tx)
+		if err != nil {
+			return err
+		}
+		if _, err := sk.Load(ctx, a, id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("a sender key in an upgraded database: %v", err)
+		}
+		if err := sk.Save(ctx, a, id, []byte("group record")); err != nil {
+			return err
+		}
+		if rec, err := sk.Load(ctx, a, id); err != nil || string(rec) != "group record" {
+			t.Errorf("sender key read back: %q, %v", rec, err)
+		}
+		return sk.Delete(ctx, a, id)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // kyberAfterUpgrade checks the new area on an upgraded database: a

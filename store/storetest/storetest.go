@@ -16,7 +16,10 @@
 // all-or-nothing Adds, MarkUsed removing one-time prekeys and refusing a
 // repeated triple on last-resort ones, once under concurrent transactions,
 // the triples forgotten with the prekeys they name, rollback and read-only
-// Views. It runs goroutines; run it with -race.
+// Views; and, on a store whose transactions implement store.SenderKeyTx,
+// the sender-key records: by address and distribution id, copies in and
+// out, rollback, read-only Views and a group decrypt that saves only on
+// success. It runs goroutines; run it with -race.
 // With -short it runs fewer iterations of the concurrency tests.
 //
 // [RunScript] complements it: it runs arbitrary transaction scripts on a
@@ -71,6 +74,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Optional", testOptional},
 	}
 	tests = append(tests, kyberTests...)
+	tests = append(tests, senderKeyTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)

@@ -35,7 +35,7 @@ function readVarint(buf, pos) {
     shift += 7n;
   }
 }
-function fields(buf) {
+export function fields(buf) {
   const out = [];
   let pos = 0;
   while (pos < buf.length) {
