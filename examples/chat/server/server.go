@@ -150,7 +150,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -167,7 +166,12 @@ import (
 // Config configures a Server. The zero value of each field but DBPath means
 // the default shown.
 type Config struct {
-	// DBPath is the SQLite database file, created if missing.
+	// DBPath is the SQLite database file, created if missing, or the URL
+	// of a PostgreSQL database (postgres://user:password@host/db), whose
+	// schema (the one search_path selects) is created or migrated on
+	// start. Any number of instances may share one PostgreSQL database;
+	// a SQLite file belongs to one. See "Backends" in the package
+	// documentation.
 	DBPath string
 	// Logger receives the server's logs; default slog.Default().
 	Logger *slog.Logger
@@ -251,6 +255,13 @@ type Config struct {
 	// second). It bounds how long a delivered envelope's bytes stay in the
 	// -wal file.
 	CheckpointInterval time.Duration
+	// RereadInterval is how often, with PostgreSQL, each WebSocket
+	// connection re-reads its user's queue whether or not a notification
+	// came (default 5 seconds): the bound on how late a message whose
+	// notification was lost arrives. MaxDBConns bounds the connections
+	// to PostgreSQL of one instance, besides its listener (default 16).
+	RereadInterval time.Duration
+	MaxDBConns     int
 }
 
 // setDefaults puts the default of each unset limit in place and checks the
@@ -279,6 +290,8 @@ func (cfg *Config) setDefaults() error {
 	setDefault(&cfg.MaxConnsPerIP, 32)
 	setDefault(&cfg.MaxConnsPerUser, 8)
 	setDefault(&cfg.CheckpointInterval, time.Second)
+	setDefault(&cfg.RereadInterval, 5*time.Second)
+	setDefault(&cfg.MaxDBConns, 16)
 	if cfg.SenderShare < 0 || cfg.SenderShare > 1 {
 		return errors.New("server: SenderShare is not between 0 and 1")
 	}
@@ -305,32 +318,29 @@ func setDefault[T comparable](v *T, def T) {
 // use.
 type Server struct {
 	cfg      Config
-	db       *sql.DB
+	st       storage
 	log      *slog.Logger
 	now      func() time.Time
-	bundles  *limiter
-	prekeys  *limiter
-	registry *limiter
-	sends    *limiter
+	bundles  rateLimiter
+	prekeys  rateLimiter
+	registry rateLimiter
+	sends    rateLimiter
 	ipConns  *counter
 	busy     *counter // requests in progress per user
 	hub      hub
 	mux      *http.ServeMux
 
 	// ctx ends every WebSocket connection when the server closes; wg waits
-	// for them.
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	// dirty is set by deletes and cleared by checkpoints; checkpointDone
-	// closes when the checkpoint loop has ended.
-	dirty          atomic.Bool
-	checkpointDone chan struct{}
-
-	// queueBytes is the size of all queued envelopes; see enqueue.
-	queueMu    sync.Mutex
-	queueBytes int64
+	// for them. listenDone closes when the listener for other instances'
+	// events has ended. draining is set once shutdown has begun.
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	listenDone chan struct{}
+	draining   atomic.Bool
+	// reread is how often a connection re-reads its queue unprompted;
+	// zero with SQLite, where every enqueue wakes the connection itself.
+	reread time.Duration
 }
 
 // New opens the database and returns a Server ready to serve.
@@ -345,38 +355,43 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	db, err := openDB(ctx, cfg.DBPath)
+	s := &Server{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		now:        time.Now,
+		ctx:        ctx,
+		cancel:     cancel,
+		listenDone: make(chan struct{}),
+	}
+	// s.cfg, not cfg: the storage keeps a pointer to it.
+	var err error
+	if isPostgres(cfg.DBPath) {
+		s.st, err = openPostgres(ctx, &s.cfg, cfg.DBPath, s.now)
+		s.reread = cfg.RereadInterval
+	} else {
+		s.st, err = openSQLite(ctx, &s.cfg, s.now)
+	}
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	s := &Server{
-		cfg:    cfg,
-		db:     db,
-		log:    cfg.Logger,
-		now:    time.Now,
-		ctx:    ctx,
-		cancel: cancel,
-	}
-	s.bundles = newLimiter(cfg.BundleRate, cfg.BundleBurst, s.now)
-	s.registry = newLimiter(cfg.RegisterRate, cfg.RegisterBurst, s.now)
-	s.sends = newLimiter(cfg.SendRate, cfg.SendBurst, s.now)
-	s.prekeys = newLimiter(cfg.PreKeyRate, cfg.PreKeyBurst, s.now)
+	s.bundles = s.st.limiter("bundles", cfg.BundleRate, cfg.BundleBurst)
+	s.registry = s.st.limiter("register", cfg.RegisterRate, cfg.RegisterBurst)
+	s.sends = s.st.limiter("sends", cfg.SendRate, cfg.SendBurst)
+	s.prekeys = s.st.limiter("prekeys", cfg.PreKeyRate, cfg.PreKeyBurst)
 	s.ipConns = newCounter(cfg.MaxConnsPerIP)
 	s.busy = newCounter(cfg.MaxConnsPerUser)
-	err = s.loadQueueBytes(ctx)
-	if err == nil {
-		err = s.loadInvites(ctx, cfg.InviteCodes)
-	}
-	if err != nil {
+	if err := s.st.loadInvites(ctx, cfg.InviteCodes); err != nil {
 		cancel()
-		db.Close()
+		s.st.close()
 		return nil, err
 	}
 	s.hub.conns = make(map[string]*wsConn)
 	s.routes()
-	s.checkpointDone = make(chan struct{})
-	go s.checkpointLoop()
+	go func() {
+		defer close(s.listenDone)
+		s.st.listen(ctx, s.onEvent)
+	}()
 	return s, nil
 }
 
@@ -386,12 +401,12 @@ func (s *Server) Handler() http.Handler { return s.logRequests(s.canonicalPaths(
 // Close ends every WebSocket connection and closes the database. Stop the
 // HTTP server first.
 func (s *Server) Close() error {
+	s.draining.Store(true)
 	s.hub.closeAll()
 	s.cancel()
 	s.wg.Wait()
-	<-s.checkpointDone
-	s.checkpoint(context.Background())
-	return s.db.Close()
+	<-s.listenDone
+	return s.st.close()
 }
 
 // Serve serves on ln until ctx is done, then shuts down gracefully. With
