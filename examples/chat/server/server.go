@@ -388,12 +388,30 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.hub.conns = make(map[string]*wsConn)
 	s.routes()
+	// Serve only once other instances' events arrive: a message queued for
+	// a user who connects here before then would wait for the re-read.
+	listening := make(chan struct{})
+	ready := sync.OnceFunc(func() { close(listening) })
 	go func() {
 		defer close(s.listenDone)
-		s.st.listen(ctx, s.onEvent)
+		s.st.listen(ctx, func(ev event) {
+			if ev.kind == evResync {
+				ready()
+			}
+			s.onEvent(ev)
+		})
 	}()
+	select {
+	case <-listening:
+	case <-time.After(listenWait):
+		s.log.Warn("not yet listening for other instances; messages from them wait for the re-read until then")
+	}
 	return s, nil
 }
+
+// listenWait is how long New waits for the listener for other instances'
+// events to be up.
+const listenWait = 10 * time.Second
 
 // Handler returns the server's HTTP handler: the API and the relay.
 func (s *Server) Handler() http.Handler { return s.logRequests(s.canonicalPaths(s.mux)) }

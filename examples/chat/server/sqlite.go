@@ -193,9 +193,14 @@ func (st *sqliteStorage) limiter(_ string, rate float64, burst int) rateLimiter 
 	return newLimiter(rate, burst, st.now)
 }
 
-// One process holds every connection: there is no one to tell.
-func (st *sqliteStorage) publish(context.Context, event)            {}
-func (st *sqliteStorage) listen(ctx context.Context, _ func(event)) { <-ctx.Done() }
+// One process holds every connection: there is no one to tell, and
+// nothing to hear but the first resync, which says listening is up.
+func (st *sqliteStorage) publish(context.Context, event) {}
+
+func (st *sqliteStorage) listen(ctx context.Context, fn func(event)) {
+	fn(event{kind: evResync})
+	<-ctx.Done()
+}
 
 // close stops the checkpoint loop, checkpoints a last time and closes the
 // database.
