@@ -159,7 +159,11 @@ func (ts *testServer) do(t *testing.T, method, path, token string, body any) (in
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := ts.Client().Do(req)
+	hc := ts.Client()
+	if hc == nil { // a testServer around a server that Serve runs
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

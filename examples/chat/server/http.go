@@ -30,6 +30,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/keys/count", s.authed(s.handleCount))
 	s.mux.HandleFunc("GET /v1/users/{name}/bundle", s.authed(s.handleBundle))
 	s.mux.HandleFunc("GET /v1/ws", s.authed(s.handleWS))
+	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, api.CodeNotFound, "no such endpoint")
 	})
@@ -438,6 +439,28 @@ func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) {
 		s.st.publish(r.Context(), event{kind: evPreKeys, user: name, n: remaining})
 	}
 	writeJSON(w, http.StatusOK, b)
+}
+
+// healthTimeout bounds the database check of /healthz.
+const healthTimeout = 2 * time.Second
+
+// handleHealth answers a load balancer's health check: 200 if this
+// instance serves and its database answers within healthTimeout, 503 once
+// shutdown has begun or if the database does not answer. It needs no
+// token and says nothing but that.
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, api.Health{Status: "draining"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	if err := s.st.ping(ctx); err != nil {
+		s.log.Error("health check", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, api.Health{Status: "database unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
 }
 
 // statusRecorder remembers what a handler answered, for the request log.

@@ -137,6 +137,9 @@ func (s *Server) onEvent(ev event) {
 	}
 }
 
+// goingAway is the reason of the close frame at shutdown.
+const goingAway = "server shutting down; reconnect"
+
 // closeAll closes every connection with a "going away" status and refuses
 // new ones.
 func (h *hub) closeAll() {
@@ -149,7 +152,7 @@ func (h *hub) closeAll() {
 	h.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, c := range conns {
-		wg.Go(func() { c.c.Close(websocket.StatusGoingAway, "server shutting down") })
+		wg.Go(func() { c.c.Close(websocket.StatusGoingAway, goingAway) })
 	}
 	wg.Wait()
 }
@@ -167,7 +170,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	conn := &wsConn{user: name, c: c, wake: make(chan struct{}, 1), prekeys: make(chan int, 1)}
 	old, ok := s.addConn(conn)
 	if !ok {
-		c.Close(websocket.StatusGoingAway, "server shutting down")
+		c.Close(websocket.StatusGoingAway, goingAway)
 		return
 	}
 	defer s.wg.Done()

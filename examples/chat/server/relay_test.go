@@ -466,3 +466,43 @@ func testRelayReconnectsDuringSends(t *testing.T, be backend) {
 	waitFor(t, func() bool { return ts.queued(t, "bob") == 0 })
 	t.Logf("%d envelopes, %d delivered again after a reconnect", n, redelivered)
 }
+
+// /healthz answers 200 while the server serves and its database answers,
+// and 503 once Serve has begun shutting down; WebSocket clients are then
+// told to go away.
+func TestHealthAndShutdown(t *testing.T) { eachBackend(t, testHealthAndShutdown) }
+
+func testHealthAndShutdown(t *testing.T, be backend) {
+	srv := quietServer(t, be, server.Config{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln, "", "") }()
+	base := "http://" + ln.Addr().String()
+	ts := &testServer{Server: &httptest.Server{URL: base, Config: &http.Server{}}}
+	var h api.Health
+	ts.mustDo(t, "GET", "/healthz", "", nil, http.StatusOK, &h)
+	if h.Status != "ok" {
+		t.Fatalf("healthz: %+v", h)
+	}
+	bob := ts.register(t, "bob", 0)
+	w := ts.dial(t, bob.token)
+	w.readType(api.FramePreKeys)
+	cancel()
+	_, err = w.readErr(10 * time.Second)
+	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Fatalf("connection ended with %v, want going away", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// The listener is closed now; the handler still says it is draining.
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "draining") {
+		t.Fatalf("healthz after shutdown: %d %s", rec.Code, rec.Body)
+	}
+}

@@ -427,8 +427,16 @@ func (s *Server) Close() error {
 	return s.st.close()
 }
 
-// Serve serves on ln until ctx is done, then shuts down gracefully. With
-// certFile and keyFile set it serves TLS (HTTPS and WSS).
+// Serve serves on ln until ctx is done, then shuts down gracefully: /healthz
+// answers 503 from then on, so that a load balancer stops sending new
+// clients; the listener closes, requests in progress get up to 5 seconds
+// to finish, and then every WebSocket connection is closed with status
+// 1001 (going away), which the client takes as the hint to reconnect at
+// once, through the load balancer to another instance. Nothing queued is
+// lost: envelopes are committed before their sender hears so, and an ack
+// that did not make it means a redelivery with the same sequence number,
+// which the client drops. With certFile and keyFile set it serves TLS
+// (HTTPS and WSS).
 //
 // Serve applies the timeouts of Config and the cap on connections per
 // address, which need the connection: a Handler mounted on another
@@ -460,12 +468,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, certFile, keyFile s
 		return err
 	case <-ctx.Done():
 	}
+	s.draining.Store(true)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	// Shutdown does not wait for hijacked (WebSocket) connections; Close
 	// ends those.
 	err := hs.Shutdown(sctx)
 	<-errc
+	s.hub.closeAll()
 	return err
 }
 
