@@ -1,7 +1,7 @@
 // Package server is the chat example's key-distribution server and message
 // relay. It stores each user's public keys and hands out prekey bundles, and
 // it routes envelopes between users over WebSockets, queueing them in SQLite
-// for users who are offline. It never holds a private key, and envelopes are
+// or PostgreSQL for users who are offline. It never holds a private key, and envelopes are
 // ciphertexts it cannot read: everything here could run on a machine the
 // users do not trust, except for the limits listed below.
 //
@@ -44,8 +44,7 @@
 //     invite codes) still gets many accounts. Behind a reverse proxy every
 //     client shares the proxy's address: the limits per address then
 //     belong in the proxy.
-//   - Durability. The queue runs SQLite with synchronous=NORMAL: a power
-//     loss may lose the envelopes of the last commits.
+//   - Durability beyond what the backend promises; see Backends.
 //
 // # Threat model: the limits and what each protects
 //
@@ -97,6 +96,70 @@
 //     Errors never repeat the request's bytes. A path with "." or ".."
 //     segments is refused rather than redirected.
 //
+// # Backends
+//
+// Config.DBPath chooses where the state lives (chatserver -db):
+//
+//   - A SQLite file (the default, chatserver.db): no setup, one instance.
+//     The file runs in WAL mode with synchronous=NORMAL: a crash of the
+//     process loses nothing committed, a power loss or kernel crash may
+//     lose the last commits, envelopes a sender was told were stored
+//     included (the recipient's ratchet skips over them). The total of
+//     queued bytes and the rate limits are kept in the process, so they
+//     start afresh (full allowances) after a restart. Back up the file
+//     with SQLite's backup API or `sqlite3 chatserver.db .backup`, not by
+//     copying it while the server runs.
+//   - A PostgreSQL URL (postgres://…): any number of instances, behind a
+//     load balancer, share one database. Migrations are embedded and run
+//     on start, under an advisory lock, so instances may start together.
+//     Durability is the database's: with the default synchronous_commit
+//     = on, an envelope is on the database's disk before its sender
+//     hears "sent"; an operator who turns it off, or runs asynchronous
+//     replicas and fails over to one, may lose the last commits as with
+//     SQLite. The total of queued bytes (table queue_total) and the rate
+//     limits (table rate_limits) are shared rows, so a client that
+//     spreads requests over the instances gets what one instance would
+//     give it. Back up with pg_dump or continuous archiving of the
+//     database; the instances hold nothing that is not in it.
+//
+// What holds on both:
+//
+//   - Ordering. Each recipient's envelopes commit in the order of their
+//     sequence numbers (SQLite has one writer; on PostgreSQL enqueue holds
+//     a lock on the recipient until it commits), and are pushed in that
+//     order; a client sends its outbox one envelope at a time, so one
+//     sender's envelopes reach a recipient in the order sent.
+//   - Delivery. Every envelope goes through the queue and is deleted only
+//     when its recipient acknowledges it. A redelivery after a lost ack or
+//     a crash carries the same sequence number, which the client
+//     recognises and drops; an envelope the sender did not hear about (an
+//     instance died between commit and answer) is sent again from the
+//     client's outbox and stored twice, and the recipient's ratchet drops
+//     the second copy as a duplicate.
+//   - An instance crash (kill -9, a lost machine) loses no committed
+//     envelope: its clients' connections drop, they reconnect (through
+//     the load balancer, to another instance), and everything
+//     unacknowledged is pushed again. Measured in the load test: with
+//     three instances and one killed mid-run, every acknowledged message
+//     arrived once, in order.
+//
+// How the instances find each other's recipients: the instance that
+// commits an envelope sends NOTIFY on a channel named after the schema, in
+// the same transaction, so the notification goes out if and when the
+// envelope is committed; every instance LISTENs on a connection of its own
+// and wakes the recipient's WebSocket if it holds it. NOTIFY promises
+// delivery, once and in commit order, only to sessions listening at the
+// time of the commit; a listener that loses its connection misses what was
+// sent meanwhile, and a payload is not durable. So notifications are only
+// hints: after the listener reconnects every connection re-reads its
+// queue, and each connection re-reads it every RereadInterval (5 seconds)
+// anyway, which bounds how late a message whose notification was lost
+// arrives. The same channel carries "this user connected here" (so that
+// an older connection on another instance closes, one connection per user
+// as on one instance) and low one-time prekey counts. The caps on
+// connections (MaxConnsPerIP, MaxConnsPerUser) are per instance: they
+// bound what one process holds open.
+//
 // # Registration abuse: invite codes or proof of work
 //
 // Everything above is bounded per account, so the price of an account is
@@ -134,7 +197,18 @@
 // deletes (see CheckpointInterval), and the files are readable by their
 // owner only. SQLite's sequence counter shows how many envelopes the server
 // has relayed in all. With invite codes, it holds each code's hash and the
-// name that used it. It holds no private key and no plaintext: whoever
+// name that used it.
+//
+// A PostgreSQL database holds the same tables, and two more: rate_limits,
+// whose keys are user names and client address prefixes with the time of
+// their recent activity, and queue_total. PostgreSQL does not zero what it
+// deletes: a delivered envelope's row stays in the table's files until
+// VACUUM reuses its space, and in the write-ahead log and any archive or
+// replica for as long as those are kept. A stolen PostgreSQL database,
+// its WAL archive or a backup therefore shows envelopes already delivered
+// (their ciphertexts, senders, recipients and times) going back as far as
+// those files do; they are still ciphertexts, and the rest of this
+// section holds for them. It holds no private key and no plaintext: whoever
 // takes the database learns who is waiting for messages from whom, and
 // everyone's public keys, but cannot read a message or log in as anyone.
 //
