@@ -95,7 +95,7 @@ func newServer(t *testing.T, b backend, cfg server.Config) *testServer {
 func quietServer(t *testing.T, b backend, cfg server.Config) *server.Server {
 	t.Helper()
 	cfg.DBPath = b.newDB(t)
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Logger = quietLogger()
 	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +103,9 @@ func quietServer(t *testing.T, b backend, cfg server.Config) *server.Server {
 	t.Cleanup(func() { srv.Close() })
 	return srv
 }
+
+// quietLogger logs nowhere.
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // user is a registered test user with its private keys.
 type user struct {

@@ -197,3 +197,31 @@ func TestLimitsAcrossInstances(t *testing.T) {
 		t.Fatalf("bundle fetches over two instances: %v, want %v", codes, want)
 	}
 }
+
+// Instances that start at once on an empty database take turns at the
+// migrations: every one opens, and the schema is made once.
+func TestInstancesStartTogether(t *testing.T) {
+	dsn := chattest.PostgresDB(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			srv, err := server.New(server.Config{DBPath: dsn, Logger: quietLogger()})
+			if err == nil {
+				err = srv.Close()
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := chattest.OpenDB(t, dsn).QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("schema_migrations: %d rows, %v; want 1", n, err)
+	}
+}

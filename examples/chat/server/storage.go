@@ -120,37 +120,41 @@ func (c *sqlCore) q(query string) string {
 var migrationFS embed.FS
 
 // migrate brings the schema up to the newest migration in
-// migrations/<dialect>, applying each missing one in its own transaction
-// and recording it in schema_migrations. Files are numbered NNNN_name.sql
-// from 0001 without gaps; statements end with a semicolon at the end of a
-// line. lock, if not nil, runs first in each transaction, to keep
-// instances starting at once from applying a migration twice.
+// migrations/<dialect>, applying every missing one and recording it in
+// schema_migrations, all in one transaction. Files are numbered
+// NNNN_name.sql from 0001 without gaps; statements end with a semicolon at
+// the end of a line. lock, if not empty, runs first: instances starting at
+// once on one PostgreSQL database would otherwise race each other even at
+// CREATE TABLE IF NOT EXISTS.
 func (c *sqlCore) migrate(ctx context.Context, dialect, lock string) error {
-	if _, err := c.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
 	dir := path.Join("migrations", dialect)
 	entries, err := fs.ReadDir(migrationFS, dir)
 	if err != nil {
 		return err
 	}
-	for i, e := range entries { // sorted by name
-		num, _, _ := strings.Cut(e.Name(), "_")
-		if v, err := strconv.Atoi(num); err != nil || v != i+1 || !strings.HasSuffix(e.Name(), ".sql") {
-			return fmt.Errorf("migration %s out of sequence", e.Name())
+	return c.tx(ctx, func(tx *sql.Tx) error {
+		if lock != "" {
+			if _, err := tx.ExecContext(ctx, lock); err != nil {
+				return err
+			}
 		}
-		b, err := migrationFS.ReadFile(path.Join(dir, e.Name()))
-		if err != nil {
-			return err
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
+			return fmt.Errorf("create schema_migrations: %w", err)
 		}
-		err = c.tx(ctx, func(tx *sql.Tx) error {
-			if lock != "" {
-				if _, err := tx.ExecContext(ctx, lock); err != nil {
-					return err
-				}
+		for i, e := range entries { // sorted by name
+			num, _, _ := strings.Cut(e.Name(), "_")
+			if v, err := strconv.Atoi(num); err != nil || v != i+1 || !strings.HasSuffix(e.Name(), ".sql") {
+				return fmt.Errorf("migration %s out of sequence", e.Name())
 			}
 			var done int
-			if err := tx.QueryRowContext(ctx, c.q(`SELECT count(*) FROM schema_migrations WHERE version = ?`), i+1).Scan(&done); err != nil || done > 0 {
+			if err := tx.QueryRowContext(ctx, c.q(`SELECT count(*) FROM schema_migrations WHERE version = ?`), i+1).Scan(&done); err != nil {
+				return err
+			}
+			if done > 0 {
+				continue
+			}
+			b, err := migrationFS.ReadFile(path.Join(dir, e.Name()))
+			if err != nil {
 				return err
 			}
 			for _, stmt := range strings.Split(string(b), ";\n") {
@@ -158,17 +162,15 @@ func (c *sqlCore) migrate(ctx context.Context, dialect, lock string) error {
 					continue
 				}
 				if _, err := tx.ExecContext(ctx, stmt); err != nil {
-					return err
+					return fmt.Errorf("migration %s: %w", e.Name(), err)
 				}
 			}
-			_, err := tx.ExecContext(ctx, c.q(`INSERT INTO schema_migrations (version) VALUES (?)`), i+1)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("migration %s: %w", e.Name(), err)
+			if _, err := tx.ExecContext(ctx, c.q(`INSERT INTO schema_migrations (version) VALUES (?)`), i+1); err != nil {
+				return err
+			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // stripComments drops the -- comment lines of a migration statement.
