@@ -1,9 +1,7 @@
 package server_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"slices"
 	"sync"
 	"testing"
@@ -37,37 +35,7 @@ func TestPreKeysAcrossInstances(t *testing.T) {
 	a.register(t, "bob", n)
 	alice := b.register(t, "alice", 0)
 
-	var mu sync.Mutex
-	seen := map[uint32]int{}
-	exhausted := 0
-	var wg sync.WaitGroup
-	for i := range n + 10 {
-		ts := []*testServer{a, b}[i%2]
-		wg.Go(func() {
-			status, body, _ := ts.do(t, "GET", "/v1/users/bob/bundle", alice.token, nil)
-			var bd api.Bundle
-			if status != http.StatusOK || json.Unmarshal(body, &bd) != nil {
-				t.Errorf("fetch: %d %s", status, body)
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if bd.OneTimePreKey == nil {
-				exhausted++
-			} else {
-				seen[bd.OneTimePreKey.ID]++
-			}
-		})
-	}
-	wg.Wait()
-	for id, c := range seen {
-		if c != 1 {
-			t.Errorf("prekey %d handed out %d times", id, c)
-		}
-	}
-	if len(seen) != n || exhausted != 10 {
-		t.Fatalf("%d distinct prekeys and %d bundles without one, want %d and 10", len(seen), exhausted, n)
-	}
+	fetchEachOnce(t, []*testServer{a, b}, alice.token, "bob", n, 10)
 }
 
 // An envelope sent on one instance reaches its recipient on the other at

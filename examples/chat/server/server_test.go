@@ -93,14 +93,22 @@ func testConcurrentFetchesGetDistinctPreKeys(t *testing.T, be backend) {
 	ts := newServer(t, be, server.Config{BundleBurst: 2 * n, PreKeyBurst: 2 * n, MaxConnsPerUser: 2 * n})
 	ts.register(t, "bob", n)
 	alice := ts.register(t, "alice", 0)
+	fetchEachOnce(t, []*testServer{ts}, alice.token, "bob", n, 5)
+}
 
+// fetchEachOnce fetches owner's bundle stock+extra times at once, in turn
+// from each of servers, and checks that the stock's one-time prekeys were
+// handed out once each and the extra fetches got none.
+func fetchEachOnce(t *testing.T, servers []*testServer, token, owner string, stock, extra int) {
+	t.Helper()
 	var mu sync.Mutex
 	seen := map[uint32]int{}
 	exhausted := 0
 	var wg sync.WaitGroup
-	for range n + 5 {
+	for i := range stock + extra {
+		ts := servers[i%len(servers)]
 		wg.Go(func() {
-			status, body, _ := ts.do(t, "GET", "/v1/users/bob/bundle", alice.token, nil)
+			status, body, _ := ts.do(t, "GET", "/v1/users/"+owner+"/bundle", token, nil)
 			var b api.Bundle
 			if status != http.StatusOK || json.Unmarshal(body, &b) != nil {
 				t.Errorf("fetch: %d %s", status, body)
@@ -116,13 +124,13 @@ func testConcurrentFetchesGetDistinctPreKeys(t *testing.T, be backend) {
 		})
 	}
 	wg.Wait()
-	if len(seen) != n || exhausted != 5 {
-		t.Fatalf("%d distinct prekeys and %d exhausted bundles, want %d and 5", len(seen), exhausted, n)
-	}
 	for id, c := range seen {
 		if c != 1 {
 			t.Errorf("prekey %d handed out %d times", id, c)
 		}
+	}
+	if len(seen) != stock || exhausted != extra {
+		t.Fatalf("%d distinct prekeys and %d bundles without one, want %d and %d", len(seen), exhausted, stock, extra)
 	}
 }
 
