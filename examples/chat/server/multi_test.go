@@ -193,3 +193,25 @@ func TestInstancesStartTogether(t *testing.T) {
 		t.Fatalf("schema_migrations: %d rows, %v; want 1", n, err)
 	}
 }
+
+// The shared rate limits keep a row per key only while the key's
+// allowance is not full again: every thousandth request sweeps the others
+// out, so a stream of new keys (addresses, here) does not grow the table
+// without bound.
+func TestRateLimitRowsSwept(t *testing.T) {
+	dsn := chattest.PostgresDB(t)
+	d := newDirect(t, backend{"postgres", func(*testing.T) string { return dsn }}, server.Config{RegisterRate: 1000, RegisterBurst: 1})
+	for i := range 1000 {
+		d.do(fmt.Sprintf("198.51.%d.%d:1", i/250, i%250+1), "POST", "/v1/register", "", nil)
+		if i == 998 {
+			time.Sleep(10 * time.Millisecond) // every allowance is full again
+		}
+	}
+	var n int
+	if err := chattest.OpenDB(t, dsn).QueryRow(`SELECT count(*) FROM rate_limits`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n > 1 {
+		t.Fatalf("%d rate limit rows after the sweep, want at most the sweeper's own", n)
+	}
+}

@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	mrand "math/rand/v2"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -205,16 +205,18 @@ type pgLimiter struct {
 	name  string
 	rate  float64
 	burst float64
+	calls atomic.Uint64
 }
 
 func (st *postgresStorage) limiter(name string, rate float64, burst int) rateLimiter {
 	return &pgLimiter{st: st, name: name, rate: rate, burst: float64(burst)}
 }
 
-// sweepOneIn is how often, on average, a request also deletes the rows of
-// keys whose buckets are full again, which carry no information: the
-// table stays as large as the keys active within their burst's span.
-const sweepOneIn = 1000
+// sweepEvery is how often (every how many requests on one instance) a
+// request also deletes the rows of keys whose buckets are full again,
+// which carry no information: the table stays about as large as the keys
+// active within their burst's span.
+const sweepEvery = 1000
 
 func (l *pgLimiter) allow(ctx context.Context, key string) (bool, time.Duration) {
 	interval := math.MaxFloat32 // a rate of zero: the burst, then nothing
@@ -224,7 +226,7 @@ func (l *pgLimiter) allow(ctx context.Context, key string) (bool, time.Duration)
 	now := float64(l.st.now().UnixNano()) / 1e9
 	tolerance := l.burst * interval
 	db := l.st.db
-	if mrand.IntN(sweepOneIn) == 0 {
+	if l.calls.Add(1)%sweepEvery == 0 {
 		if _, err := db.ExecContext(ctx, `DELETE FROM rate_limits WHERE lim = $1 AND tat < $2`, l.name, now); err != nil {
 			l.st.log.Error("rate limit sweep", "err", err)
 		}
