@@ -121,7 +121,11 @@ func (h *hub) wakeAll() {
 	}
 }
 
-// onEvent acts on what another instance published.
+// onEvent acts on what another instance published. A user's connection
+// here closes when another instance says the user connected there; if the
+// user connects there and then here again within the time a notification
+// takes, the late one can close the newest connection, which the client
+// reconnects after its backoff.
 func (s *Server) onEvent(ev event) {
 	switch ev.kind {
 	case evQueued:
