@@ -23,24 +23,17 @@ func TestGoingAwayReconnectsAtOnce(t *testing.T) {
 	firstBackoff = time.Minute // a reconnect that waits for it fails the test
 
 	var addrs []string
-	var stops []context.CancelFunc
-	var dones []chan error
+	var stops []func() error
 	for range 2 {
 		srv, err := server.New(server.Config{DBPath: dsn, Logger: slog.New(slog.DiscardHandler), BundleBurst: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { srv.Close() })
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- srv.Serve(ctx, ln, "", "") }()
-		addrs, stops, dones = append(addrs, ln.Addr().String()), append(stops, cancel), append(dones, done)
+		addr, stop := chattest.ServeStoppable(t, srv)
+		t.Cleanup(func() { stop() })
+		addrs, stops = append(addrs, addr), append(stops, stop)
 	}
-	t.Cleanup(func() { stops[1]() })
 	front := forwarder(t, addrs)
 
 	alice, aliceEv := openClient(t, "http://"+front, "alice")
@@ -52,8 +45,7 @@ func TestGoingAwayReconnectsAtOnce(t *testing.T) {
 	}
 	waitUntil(t, 10*time.Second, func() bool { return len(bobEv.texts("alice")) == 1 })
 
-	stops[0]()
-	if err := <-dones[0]; err != nil {
+	if err := stops[0](); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, 10*time.Second, func() bool {

@@ -474,14 +474,8 @@ func TestHealthAndShutdown(t *testing.T) { eachBackend(t, testHealthAndShutdown)
 
 func testHealthAndShutdown(t *testing.T, be backend) {
 	srv := quietServer(t, be, server.Config{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln, "", "") }()
-	base := "http://" + ln.Addr().String()
+	addr, stop := chattest.ServeStoppable(t, srv)
+	base := "http://" + addr
 	ts := &testServer{Server: &httptest.Server{URL: base, Config: &http.Server{}}}
 	var h api.Health
 	ts.mustDo(t, "GET", "/healthz", "", nil, http.StatusOK, &h)
@@ -491,12 +485,13 @@ func testHealthAndShutdown(t *testing.T, be backend) {
 	bob := ts.register(t, "bob", 0)
 	w := ts.dial(t, bob.token)
 	w.readType(api.FramePreKeys)
-	cancel()
-	_, err = w.readErr(10 * time.Second)
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	_, err := w.readErr(10 * time.Second)
 	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
 		t.Fatalf("connection ended with %v, want going away", err)
 	}
-	if err := <-done; err != nil {
+	if err := <-stopped; err != nil {
 		t.Fatal(err)
 	}
 	// The listener is closed now; the handler still says it is draining.

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,6 +170,16 @@ func WebSocketUpgrade(token string) string {
 // calling Serve, and closing clients after.
 func Serve(t testing.TB, srv *server.Server) string {
 	t.Helper()
+	addr, stop := ServeStoppable(t, srv)
+	t.Cleanup(func() { stop() })
+	return addr
+}
+
+// ServeStoppable runs srv.Serve on a port of 127.0.0.1 and returns its
+// address and a function that shuts it down gracefully, returning Serve's
+// error; the function may be called more than once.
+func ServeStoppable(t testing.TB, srv *server.Server) (addr string, stop func() error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -176,9 +187,9 @@ func Serve(t testing.TB, srv *server.Server) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln, "", "") }()
-	t.Cleanup(func() {
+	stopOnce := sync.OnceValue(func() error {
 		cancel()
-		<-done
+		return <-done
 	})
-	return ln.Addr().String()
+	return ln.Addr().String(), stopOnce
 }
