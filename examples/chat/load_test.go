@@ -221,6 +221,10 @@ func leakPatterns() [][]byte {
 	return ps
 }
 
+// sendTimeout bounds one Send: a message not stored by then counts as not
+// acknowledged (it may still be delivered, and then must be so once).
+const sendTimeout = 20 * time.Second
+
 // loadSetup is one configuration of the load test.
 type loadSetup struct {
 	name      string
@@ -234,6 +238,8 @@ type loadSetup struct {
 // loadResult is what a run measured.
 type loadResult struct {
 	acked, delivered int
+	failed           int           // Sends that returned an error
+	slowest          time.Duration // the longest Send, error or not
 	elapsed          time.Duration
 	p50, p99         time.Duration
 	recovery         time.Duration
@@ -257,6 +263,9 @@ type loadRun struct {
 	latencies []time.Duration
 	lastRecv  time.Time
 	errs      []string
+	failed    int
+	slowest   time.Duration
+	slowWho   string // the slowest Send's client, its instance and outcome
 }
 
 func (r *loadRun) onEvent(recipient string) func(client.Event) {
@@ -371,14 +380,22 @@ func runLoad(t *testing.T, s loadSetup, seed uint64) loadResult {
 					peer = clients[(slices.Index(clients, sc)+1)%len(clients)]
 				}
 				text := fmt.Sprintf("%s%s|%d|%d", marker, sc.name, m, time.Now().UnixNano())
-				ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+				ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
+				began := time.Now()
 				err := sc.c.Send(ctx, peer.name, text)
+				took := time.Since(began)
 				cancel()
+				run.mu.Lock()
 				if err == nil {
-					run.mu.Lock()
 					run.acked[sc.name+"/"+strconv.Itoa(m)] = peer.name
-					run.mu.Unlock()
+				} else {
+					run.failed++
 				}
+				if took > run.slowest {
+					run.slowest = took
+					run.slowWho = fmt.Sprintf("%s on instance %d, to %s on instance %d, message %d: %v", sc.name, sc.home, peer.name, peer.home, m, err)
+				}
+				run.mu.Unlock()
 				if n := sentCount.Add(1); s.kill && n == int64(total/3) {
 					backends[0].kill()
 					killed <- time.Now()
@@ -458,6 +475,8 @@ func runLoad(t *testing.T, s loadSetup, seed uint64) loadResult {
 		t.Errorf("only %d of %d messages were acknowledged", len(run.acked), total)
 	}
 	res.acked, res.delivered = len(run.acked), len(run.got)
+	res.failed, res.slowest = run.failed, run.slowest
+	t.Logf("the slowest send: %s", run.slowWho)
 	res.elapsed = run.lastRecv.Sub(start)
 	slices.Sort(run.latencies)
 	if n := len(run.latencies); n > 0 {
@@ -467,8 +486,8 @@ func runLoad(t *testing.T, s loadSetup, seed uint64) loadResult {
 }
 
 func (r loadResult) String() string {
-	s := fmt.Sprintf("%d acked, %d delivered in %v: %.0f msgs/s, latency p50 %v p99 %v",
-		r.acked, r.delivered, r.elapsed.Round(time.Millisecond), float64(r.delivered)/r.elapsed.Seconds(),
+	s := fmt.Sprintf("%d acked (%d sends failed, the slowest took %v), %d delivered in %v: %.0f msgs/s, latency p50 %v p99 %v",
+		r.acked, r.failed, r.slowest.Round(time.Millisecond), r.delivered, r.elapsed.Round(time.Millisecond), float64(r.delivered)/r.elapsed.Seconds(),
 		r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond))
 	if r.recovery > 0 {
 		s += fmt.Sprintf(", all clients of the killed instance reconnected %v after the kill", r.recovery.Round(time.Millisecond))
