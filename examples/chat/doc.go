@@ -6,8 +6,10 @@
 //     envelopes.
 //   - Package server distributes prekey bundles (one one-time prekey per
 //     fetch, deleted as it is handed out) and relays envelopes, queueing
-//     them in SQLite for recipients who are offline until they acknowledge
-//     them. It assumes hostile users: its package documentation lists the
+//     them for recipients who are offline until they acknowledge them:
+//     in SQLite for one instance, or in PostgreSQL, which several
+//     instances share (its package documentation says what each backend
+//     promises). It assumes hostile users: its package documentation lists the
 //     limits on prekey handouts, registration, queue space, send rate and
 //     connections, what each protects, and what a stolen database shows.
 //     Command chatserver runs it.
@@ -23,6 +25,12 @@
 // accounts, a copied identity key, slow clients, and what deleted
 // envelopes leave on disk) while legitimate users talk, and checks each
 // attack is refused or bounded and every legitimate message arrives once.
+// The load and fault test (TestLoad) runs server instances as child
+// processes on one PostgreSQL database, simulated clients spread over
+// them, and kills one instance with SIGKILL mid-run: every message the
+// server acknowledged must arrive once, in order, and no plaintext may
+// cross the wire. With -load.full it compares 1 instance on SQLite, 1 on
+// PostgreSQL and 3 on PostgreSQL, 200 clients each.
 //
 // Try it in three terminals:
 //

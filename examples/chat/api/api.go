@@ -17,6 +17,7 @@
 //	GET  /v1/keys/count    (auth)  → PreKeyCount
 //	GET  /v1/users/{name}/bundle (auth) → Bundle                   takes one one-time prekey
 //	GET  /v1/ws            (auth)  WebSocket upgrade, then Frames
+//	GET  /healthz                  → 200 Health, or 503 Health      for load balancers
 //
 // A failed request answers with an HTTP error status and an ErrorResponse
 // whose Code is one of the Code constants. The server reads a request body,
@@ -141,6 +142,12 @@ type KeysRequest struct {
 // PreKeysRequest adds one-time prekeys.
 type PreKeysRequest struct {
 	OneTimePreKeys []PreKey `json:"one_time_prekeys"`
+}
+
+// Health is the answer of /healthz: "ok" with status 200, or with 503
+// "draining" (the instance is shutting down) or "database unavailable".
+type Health struct {
+	Status string `json:"status"`
 }
 
 // PreKeyCount says how many one-time prekeys the server holds for the

@@ -21,6 +21,11 @@
 // a duplicate, and dropped. Messages from one sender are reported in the
 // order they were sent.
 //
+// A lost connection is redialled with backoff (100 ms, doubling up to 5
+// s); a server that closes it as going away (a graceful shutdown) is
+// redialled at once, so that a load balancer can move the client to
+// another instance without a pause.
+//
 // The windows that remain: a crash between encrypting and writing the
 // outbox loses that message (the peer's ratchet skips over it), and one
 // between decrypting and reporting loses it from the user's view.
@@ -993,10 +998,19 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
 	return ws, nil
 }
 
-// supervise runs connections until ctx ends, redialling with backoff.
+// firstBackoff is the wait before the first redial after a lost
+// connection; it doubles with each failed attempt, up to maxBackoff.
+var firstBackoff = 100 * time.Millisecond
+
+const maxBackoff = 5 * time.Second
+
+// supervise runs connections until ctx ends, redialling with backoff. A
+// server that closes the connection with status 1001 (going away) is
+// shutting down gracefully and asks to be replaced: the first redial then
+// goes at once, which a load balancer sends to another instance.
 func (c *Client) supervise(ctx context.Context, ws *websocket.Conn, done chan struct{}) {
 	defer close(done)
-	backoff := 100 * time.Millisecond
+	backoff := firstBackoff
 	for {
 		c.emit(Event{Kind: EventConnected})
 		err := c.run(ctx, ws)
@@ -1005,20 +1019,27 @@ func (c *Client) supervise(ctx context.Context, ws *websocket.Conn, done chan st
 			return
 		}
 		c.emit(Event{Kind: EventDisconnected, Err: err})
+		wait := backoff
+		if websocket.CloseStatus(err) == websocket.StatusGoingAway {
+			wait = 0
+		} else {
+			backoff = min(2*backoff, maxBackoff)
+		}
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(backoff):
+			case <-time.After(wait):
 			}
-			backoff = min(2*backoff, 5*time.Second)
 			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			ws, err = c.dial(dctx)
 			cancel()
 			if err == nil {
-				backoff = 100 * time.Millisecond
+				backoff = firstBackoff
 				break
 			}
+			wait = backoff
+			backoff = min(2*backoff, maxBackoff)
 		}
 	}
 }

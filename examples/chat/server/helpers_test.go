@@ -40,6 +40,26 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// backend is a storage backend the server tests run on.
+type backend struct {
+	name string
+	// newDB returns the DBPath of a fresh, empty database.
+	newDB func(t *testing.T) string
+}
+
+var (
+	sqliteBackend   = backend{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "server.db") }}
+	postgresBackend = backend{"postgres", func(t *testing.T) string { return chattest.PostgresDB(t) }}
+)
+
+// eachBackend runs test as a subtest on each backend: SQLite, and
+// PostgreSQL, which skips without RATCHETKIT_POSTGRES_DSN.
+func eachBackend(t *testing.T, test func(t *testing.T, b backend)) {
+	for _, b := range []backend{sqliteBackend, postgresBackend} {
+		t.Run(b.name, func(t *testing.T) { test(t, b) })
+	}
+}
+
 type testServer struct {
 	*httptest.Server
 	srv    *server.Server
@@ -47,11 +67,11 @@ type testServer struct {
 	dbPath string
 }
 
-// newServer starts a server on loopback with debug logging into a buffer.
-// cfg's DBPath and Logger are filled in.
-func newServer(t *testing.T, cfg server.Config) *testServer {
+// newServer starts a server on a fresh database of backend b, on loopback,
+// with debug logging into a buffer. cfg's DBPath and Logger are filled in.
+func newServer(t *testing.T, b backend, cfg server.Config) *testServer {
 	t.Helper()
-	ts := &testServer{logs: &syncBuffer{}, dbPath: filepath.Join(t.TempDir(), "server.db")}
+	ts := &testServer{logs: &syncBuffer{}, dbPath: b.newDB(t)}
 	cfg.DBPath = ts.dbPath
 	cfg.Logger = slog.New(slog.NewJSONHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := server.New(cfg)
@@ -69,12 +89,13 @@ func newServer(t *testing.T, cfg server.Config) *testServer {
 	return ts
 }
 
-// quietServer opens a server on a fresh database that logs nowhere and
-// closes when the test ends. cfg's DBPath and Logger are filled in.
-func quietServer(t *testing.T, cfg server.Config) *server.Server {
+// quietServer opens a server on a fresh database of backend b that logs
+// nowhere and closes when the test ends. cfg's DBPath and Logger are
+// filled in.
+func quietServer(t *testing.T, b backend, cfg server.Config) *server.Server {
 	t.Helper()
-	cfg.DBPath = filepath.Join(t.TempDir(), "server.db")
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.DBPath = b.newDB(t)
+	cfg.Logger = quietLogger()
 	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -82,6 +103,9 @@ func quietServer(t *testing.T, cfg server.Config) *server.Server {
 	t.Cleanup(func() { srv.Close() })
 	return srv
 }
+
+// quietLogger logs nowhere.
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // user is a registered test user with its private keys.
 type user struct {
@@ -138,7 +162,11 @@ func (ts *testServer) do(t *testing.T, method, path, token string, body any) (in
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := ts.Client().Do(req)
+	hc := ts.Client()
+	if hc == nil { // a testServer around a server that Serve runs
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

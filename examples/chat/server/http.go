@@ -30,6 +30,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/keys/count", s.authed(s.handleCount))
 	s.mux.HandleFunc("GET /v1/users/{name}/bundle", s.authed(s.handleBundle))
 	s.mux.HandleFunc("GET /v1/ws", s.authed(s.handleWS))
+	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, api.CodeNotFound, "no such endpoint")
 	})
@@ -117,7 +118,7 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 			s.fail(w, r, http.StatusUnauthorized, api.CodeUnauthorized, "missing bearer token")
 			return
 		}
-		name, err := s.userByToken(r.Context(), token)
+		name, err := s.st.userByToken(r.Context(), token)
 		if errors.Is(err, errUnknownUser) {
 			s.fail(w, r, http.StatusUnauthorized, api.CodeUnauthorized, "unknown token")
 			return
@@ -239,7 +240,7 @@ var badInvite = &apiError{http.StatusForbidden, api.CodeInvite, "registration on
 // checks; the keys are verified before anything is stored, and name, keys
 // and the use of the code are stored in one transaction.
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
-	if ok, wait := s.registry.allow(s.clientKey(r)); !ok {
+	if ok, wait := s.registry.allow(r.Context(), s.clientKey(r)); !ok {
 		s.rateLimited(w, r, wait)
 		return
 	}
@@ -253,7 +254,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("a name is 1 to %d characters of a-z, 0-9, '-' and '_'", api.MaxNameLen))
 		return
 	}
-	switch ok, err := s.inviteUsable(r.Context(), req.Invite); {
+	switch ok, err := s.st.inviteUsable(r.Context(), req.Invite); {
 	case err != nil:
 		s.internal(w, r, err)
 		return
@@ -267,7 +268,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := newToken()
-	switch err := s.register(r.Context(), req.Name, token, req.Invite, ks); {
+	switch err := s.st.register(r.Context(), req.Name, token, req.Invite, ks); {
 	case errors.Is(err, errBadInvite):
 		s.failErr(w, r, badInvite)
 		return
@@ -306,7 +307,7 @@ func (s *Server) handleReplaceKeys(w http.ResponseWriter, r *http.Request) {
 		s.failErr(w, r, e)
 		return
 	}
-	switch err := s.replaceKeys(r.Context(), user(r), ks); {
+	switch err := s.st.replaceKeys(r.Context(), user(r), ks); {
 	case errors.Is(err, errKeyTaken):
 		s.failErr(w, r, keyTaken)
 		return
@@ -332,7 +333,7 @@ func (s *Server) handleSignedPreKey(w http.ResponseWriter, r *http.Request) {
 		s.failErr(w, r, e)
 		return
 	}
-	ik, err := s.identityKey(r.Context(), user(r))
+	ik, err := s.st.identityKey(r.Context(), user(r))
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -341,7 +342,7 @@ func (s *Server) handleSignedPreKey(w http.ResponseWriter, r *http.Request) {
 		s.failErr(w, r, e)
 		return
 	}
-	changed, err := s.setSignedPreKey(r.Context(), user(r), spk)
+	changed, err := s.st.setSignedPreKey(r.Context(), user(r), spk)
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -366,7 +367,7 @@ func (s *Server) handleAddPreKeys(w http.ResponseWriter, r *http.Request) {
 		s.failErr(w, r, e)
 		return
 	}
-	xb, err := s.storedBundle(r.Context(), user(r))
+	xb, err := s.st.storedBundle(r.Context(), user(r))
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -375,7 +376,7 @@ func (s *Server) handleAddPreKeys(w http.ResponseWriter, r *http.Request) {
 		s.failErr(w, r, e)
 		return
 	}
-	switch err := s.addPreKeys(r.Context(), user(r), req.OneTimePreKeys); {
+	switch err := s.st.addPreKeys(r.Context(), user(r), req.OneTimePreKeys); {
 	case errors.Is(err, errPreKeyExists):
 		s.fail(w, r, http.StatusConflict, api.CodePreKeyExists, "a one-time prekey id is already stored")
 		return
@@ -391,7 +392,7 @@ func (s *Server) handleAddPreKeys(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleCount(w http.ResponseWriter, r *http.Request) {
-	n, err := s.countPreKeys(r.Context(), user(r))
+	n, err := s.st.countPreKeys(r.Context(), user(r))
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -406,7 +407,7 @@ func (s *Server) handleCount(w http.ResponseWriter, r *http.Request) {
 // An invalid name is answered like an unknown one, without a database
 // query. When the owner's stock runs low, its connection, if any, is told.
 func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) {
-	if ok, wait := s.bundles.allow(user(r)); !ok {
+	if ok, wait := s.bundles.allow(r.Context(), user(r)); !ok {
 		s.rateLimited(w, r, wait)
 		return
 	}
@@ -415,8 +416,8 @@ func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, api.CodeUnknownUser, "no such user")
 		return
 	}
-	b, remaining, err := s.takeBundle(r.Context(), name, func() bool {
-		ok, _ := s.prekeys.allow(name)
+	b, remaining, err := s.st.takeBundle(r.Context(), name, func() bool {
+		ok, _ := s.prekeys.allow(r.Context(), name)
 		return ok
 	})
 	if errors.Is(err, errUnknownUser) {
@@ -435,8 +436,31 @@ func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) {
 	}
 	if remaining <= s.cfg.LowPreKeys {
 		s.hub.preKeys(name, remaining)
+		s.st.publish(r.Context(), event{kind: evPreKeys, user: name, n: remaining})
 	}
 	writeJSON(w, http.StatusOK, b)
+}
+
+// healthTimeout bounds the database check of /healthz.
+const healthTimeout = 2 * time.Second
+
+// handleHealth answers a load balancer's health check: 200 if this
+// instance serves and its database answers within healthTimeout, 503 once
+// shutdown has begun or if the database does not answer. It needs no
+// token and says nothing but that.
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, api.Health{Status: "draining"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	if err := s.st.ping(ctx); err != nil {
+		s.log.Error("health check", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, api.Health{Status: "database unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
 }
 
 // statusRecorder remembers what a handler answered, for the request log.

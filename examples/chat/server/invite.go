@@ -26,13 +26,13 @@ var errBadInvite = errors.New("invite code missing, unknown or used")
 
 // loadInvites makes codes the set of unused invite codes: codes already
 // used stay recorded as used, unused codes not in the list are dropped.
-func (s *Server) loadInvites(ctx context.Context, codes []string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+func (c *sqlCore) loadInvites(ctx context.Context, codes []string) error {
+	return c.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM invites WHERE used_by IS NULL`); err != nil {
 			return err
 		}
-		for _, c := range codes {
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO invites (code_hash) VALUES (?)`, hashToken(c)); err != nil {
+		for _, code := range codes {
+			if _, err := tx.ExecContext(ctx, c.q(`INSERT INTO invites (code_hash) VALUES (?) ON CONFLICT DO NOTHING`), hashToken(code)); err != nil {
 				return err
 			}
 		}
@@ -44,29 +44,29 @@ func (s *Server) loadInvites(ctx context.Context, codes []string) error {
 // off, or it is listed and unused. Registration asks before it verifies
 // any signature, so that a client without a code costs no more than a
 // lookup; useInvite decides, in the registration's transaction.
-func (s *Server) inviteUsable(ctx context.Context, invite string) (bool, error) {
-	if len(s.cfg.InviteCodes) == 0 {
+func (c *sqlCore) inviteUsable(ctx context.Context, invite string) (bool, error) {
+	if len(c.cfg.InviteCodes) == 0 {
 		return true, nil
 	}
 	if len(invite) < minInviteLen || len(invite) > maxInviteLen {
 		return false, nil
 	}
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM invites WHERE code_hash = ? AND used_by IS NULL`, hashToken(invite)).Scan(&n)
+	err := c.db.QueryRowContext(ctx, c.q(`SELECT count(*) FROM invites WHERE code_hash = ? AND used_by IS NULL`), hashToken(invite)).Scan(&n)
 	return n > 0, err
 }
 
 // useInvite marks invite as used by name, in the registration's
 // transaction, or fails with errBadInvite. Without invite codes configured
 // it does nothing.
-func (s *Server) useInvite(ctx context.Context, tx *sql.Tx, name, invite string) error {
-	if len(s.cfg.InviteCodes) == 0 {
+func (c *sqlCore) useInvite(ctx context.Context, tx *sql.Tx, name, invite string) error {
+	if len(c.cfg.InviteCodes) == 0 {
 		return nil
 	}
 	if len(invite) < minInviteLen || len(invite) > maxInviteLen {
 		return errBadInvite
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE invites SET used_by = ? WHERE code_hash = ? AND used_by IS NULL`, name, hashToken(invite))
+	res, err := tx.ExecContext(ctx, c.q(`UPDATE invites SET used_by = ? WHERE code_hash = ? AND used_by IS NULL`), name, hashToken(invite))
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 
 	"github.com/ratchetkit/ratchetkit/examples/chat/api"
@@ -21,9 +20,9 @@ type direct struct {
 	h http.Handler
 }
 
-func newDirect(t *testing.T, cfg server.Config) *direct {
+func newDirect(t *testing.T, be backend, cfg server.Config) *direct {
 	t.Helper()
-	return &direct{t: t, h: quietServer(t, cfg).Handler()}
+	return &direct{t: t, h: quietServer(t, be, cfg).Handler()}
 }
 
 func (d *direct) do(remoteAddr, method, path, token string, body any) (int, []byte) {
@@ -64,8 +63,10 @@ func (d *direct) register(remoteAddr, name string, n int, invite string) (int, s
 // as often as its own limit allows, get at most the victim's allowance of
 // one-time prekeys (PreKeyBurst, 10 by default): the victim keeps the rest,
 // and every fetch still gets a bundle that starts a session.
-func TestPreKeyDrainBoundedPerOwner(t *testing.T) {
-	d := newDirect(t, server.Config{})
+func TestPreKeyDrainBoundedPerOwner(t *testing.T) { eachBackend(t, testPreKeyDrainBoundedPerOwner) }
+
+func testPreKeyDrainBoundedPerOwner(t *testing.T, be backend) {
+	d := newDirect(t, be, server.Config{})
 	if status, _ := d.register("192.0.2.1:1000", "bob", 81, ""); status != http.StatusCreated {
 		t.Fatalf("register bob: %d", status)
 	}
@@ -109,7 +110,11 @@ func TestPreKeyDrainBoundedPerOwner(t *testing.T) {
 // (RegisterBurst, 10 by default); another /64 has its own, and IPv4
 // addresses count one by one unless IPv4Prefix groups them.
 func TestRegistrationLimitGroupsAddresses(t *testing.T) {
-	d := newDirect(t, server.Config{})
+	eachBackend(t, testRegistrationLimitGroupsAddresses)
+}
+
+func testRegistrationLimitGroupsAddresses(t *testing.T, be backend) {
+	d := newDirect(t, be, server.Config{})
 	ok := 0
 	for i := range 20 {
 		if status, _ := d.register(fmt.Sprintf("[2001:db8:1:2::%x]:3000", i+1), fmt.Sprintf("v6-%02d", i), 0, ""); status == http.StatusCreated {
@@ -134,7 +139,7 @@ func TestRegistrationLimitGroupsAddresses(t *testing.T) {
 		t.Fatalf("IPv4 after its mapped form used the budget: %d, want 429", status)
 	}
 
-	g := newDirect(t, server.Config{IPv4Prefix: 24, RegisterBurst: 2})
+	g := newDirect(t, be, server.Config{IPv4Prefix: 24, RegisterBurst: 2})
 	for i, want := range []int{http.StatusCreated, http.StatusCreated, http.StatusTooManyRequests} {
 		if status, _ := g.register(fmt.Sprintf("203.0.113.%d:1", i+1), fmt.Sprintf("g%d", i), 0, ""); status != want {
 			t.Fatalf("/24 registration %d: %d, want %d", i, status, want)
@@ -144,9 +149,11 @@ func TestRegistrationLimitGroupsAddresses(t *testing.T) {
 
 // With invite codes configured, registration needs an unused one; each
 // works once, and a failed registration does not use it up.
-func TestInviteCodes(t *testing.T) {
+func TestInviteCodes(t *testing.T) { eachBackend(t, testInviteCodes) }
+
+func testInviteCodes(t *testing.T, be backend) {
 	codes := []string{"invite-code-0001-aaaa", "invite-code-0002-bbbb"}
-	d := newDirect(t, server.Config{InviteCodes: codes, RegisterBurst: 100})
+	d := newDirect(t, be, server.Config{InviteCodes: codes, RegisterBurst: 100})
 	addr := "192.0.2.1:1"
 	for _, invite := range []string{"", "invite-code-0003-cccc", "short"} {
 		if status, _ := d.register(addr, "alice", 0, invite); status != http.StatusForbidden {
@@ -166,7 +173,7 @@ func TestInviteCodes(t *testing.T) {
 	if status, _ := d.register(addr, "bob", 0, codes[1]); status != http.StatusCreated {
 		t.Fatalf("code after a refused registration: %d", status)
 	}
-	if _, err := server.New(server.Config{DBPath: filepath.Join(t.TempDir(), "s.db"), InviteCodes: []string{"guessable"}}); err == nil {
+	if _, err := server.New(server.Config{DBPath: be.newDB(t), InviteCodes: []string{"guessable"}}); err == nil {
 		t.Fatal("a short invite code was accepted")
 	}
 }

@@ -38,81 +38,69 @@ func (r *refusal) Error() string { return r.msg }
 // senderShare returns the count and bytes one sender may hold in one
 // recipient's queue: at least one envelope of the largest size, so that a
 // share is never smaller than a single message.
-func (s *Server) senderShare() (n int, bytes int64) {
-	n = max(1, int(float64(s.cfg.MaxQueue)*s.cfg.SenderShare))
-	bytes = max(int64(api.MaxEnvelopeSize), int64(float64(s.cfg.MaxQueueBytes)*s.cfg.SenderShare))
+func (cfg *Config) senderShare() (n int, bytes int64) {
+	n = max(1, int(float64(cfg.MaxQueue)*cfg.SenderShare))
+	bytes = max(int64(api.MaxEnvelopeSize), int64(float64(cfg.MaxQueueBytes)*cfg.SenderShare))
 	return n, bytes
 }
 
-// loadQueueBytes sets the running total of queued bytes from the table, at
-// start-up.
-func (s *Server) loadQueueBytes(ctx context.Context) error {
-	return s.db.QueryRowContext(ctx, `SELECT coalesce(sum(length(body)), 0) FROM queue`).Scan(&s.queueBytes)
+// serverFull is the refusal of an envelope over MaxTotalQueueBytes.
+func (cfg *Config) serverFull() *refusal {
+	return &refusal{api.CodeServerFull, fmt.Sprintf(
+		"the server's queue holds its limit of %d bytes for all users; retry later", cfg.MaxTotalQueueBytes)}
 }
 
-// enqueue stores an envelope for recipient and returns its sequence
-// number, or a *refusal naming the limit it would exceed.
+// insertQueued stores an envelope of from for to in tx, if the recipient's
+// limits allow, and returns its sequence number or a *refusal naming the
+// limit it would exceed. The limit on all queues together is the
+// caller's, since the two backends keep that total differently.
 //
 // The per-recipient figures come from one pass over the recipient's rows,
-// which MaxQueue bounds; length(body) reads a blob's size from the record
-// header without loading the blob. The total over all recipients is kept
-// in memory instead (set at start-up, updated by enqueue and ack), since
-// summing the whole table on every send would cost time in proportion to
-// what the limit allows. queueMu makes the check and the insert one step.
-func (s *Server) enqueue(ctx context.Context, from, to string, body []byte) (int64, error) {
-	s.queueMu.Lock()
-	defer s.queueMu.Unlock()
+// which MaxQueue bounds; octet_length(body) reads a blob's size from the
+// record header without loading the blob. The caller makes the check and
+// the insert one step: SQLite by its single connection, PostgreSQL by a
+// lock on the recipient.
+func (c *sqlCore) insertQueued(ctx context.Context, tx *sql.Tx, from, to string, body []byte) (int64, error) {
 	size := int64(len(body))
-	if s.queueBytes+size > s.cfg.MaxTotalQueueBytes {
-		return 0, &refusal{api.CodeServerFull, fmt.Sprintf(
-			"the server's queue holds its limit of %d bytes for all users; retry later", s.cfg.MaxTotalQueueBytes)}
+	var n, fromN int
+	var bytes, fromBytes int64
+	if err := tx.QueryRowContext(ctx, c.q(`SELECT count(*), coalesce(sum(octet_length(body)), 0),
+		coalesce(sum(CASE WHEN sender = ? THEN 1 ELSE 0 END), 0),
+		coalesce(sum(CASE WHEN sender = ? THEN octet_length(body) ELSE 0 END), 0)
+		FROM queue WHERE recipient = ?`), from, from, to).Scan(&n, &bytes, &fromN, &fromBytes); err != nil {
+		return 0, err
+	}
+	shareN, shareBytes := c.cfg.senderShare()
+	switch {
+	case n >= c.cfg.MaxQueue || bytes+size > c.cfg.MaxQueueBytes:
+		return 0, &refusal{api.CodeQueueFull, fmt.Sprintf(
+			"the recipient's queue is full: at most %d envelopes or %d bytes wait for one recipient; retry when they have collected them",
+			c.cfg.MaxQueue, c.cfg.MaxQueueBytes)}
+	case fromN >= shareN || fromBytes+size > shareBytes:
+		return 0, &refusal{api.CodeShareFull, fmt.Sprintf(
+			"you have %d envelopes (%d bytes) waiting for this recipient; one sender may have at most %d envelopes or %d bytes waiting for one recipient; retry when they have collected them",
+			fromN, fromBytes, shareN, shareBytes)}
 	}
 	var seq int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var n, fromN int
-		var bytes, fromBytes int64
-		if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(length(body)), 0),
-			coalesce(sum(sender = ?), 0), coalesce(sum(CASE WHEN sender = ? THEN length(body) ELSE 0 END), 0)
-			FROM queue WHERE recipient = ?`, from, from, to).Scan(&n, &bytes, &fromN, &fromBytes); err != nil {
-			return err
-		}
-		shareN, shareBytes := s.senderShare()
-		switch {
-		case n >= s.cfg.MaxQueue || bytes+size > s.cfg.MaxQueueBytes:
-			return &refusal{api.CodeQueueFull, fmt.Sprintf(
-				"the recipient's queue is full: at most %d envelopes or %d bytes wait for one recipient; retry when they have collected them",
-				s.cfg.MaxQueue, s.cfg.MaxQueueBytes)}
-		case fromN >= shareN || fromBytes+size > shareBytes:
-			return &refusal{api.CodeShareFull, fmt.Sprintf(
-				"you have %d envelopes (%d bytes) waiting for this recipient; one sender may have at most %d envelopes or %d bytes waiting for one recipient; retry when they have collected them",
-				fromN, fromBytes, shareN, shareBytes)}
-		}
-		return tx.QueryRowContext(ctx,
-			`INSERT INTO queue (recipient, sender, body, created) VALUES (?, ?, ?, ?) RETURNING seq`,
-			to, from, body, s.now().Unix()).Scan(&seq)
-	})
+	err := tx.QueryRowContext(ctx,
+		c.q(`INSERT INTO queue (recipient, sender, body, created) VALUES (?, ?, ?, ?) RETURNING seq`),
+		to, from, body, c.now().Unix()).Scan(&seq)
+	return seq, err
+}
+
+// deleteQueued deletes recipient's envelope seq and returns its size, or
+// 0 if there is none. Acknowledging twice, or another user's envelope,
+// deletes nothing and is not an error: the client cannot tell the two
+// apart anyway, and a repeated ack after a reconnect is normal.
+func (c *sqlCore) deleteQueued(ctx context.Context, tx *sql.Tx, recipient string, seq int64) (int64, error) {
+	var size int64
+	err := tx.QueryRowContext(ctx, c.q(`DELETE FROM queue WHERE recipient = ? AND seq = ? RETURNING octet_length(body)`), recipient, seq).Scan(&size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
 	if err != nil {
 		return 0, err
 	}
-	s.queueBytes += size
-	return seq, nil
-}
-
-// ack deletes recipient's envelope seq. Acknowledging twice, or another
-// user's envelope, deletes nothing and is not an error: the client cannot
-// tell the two apart anyway, and a repeated ack after a reconnect is normal.
-func (s *Server) ack(ctx context.Context, recipient string, seq int64) error {
-	var size int64
-	err := s.db.QueryRowContext(ctx, `DELETE FROM queue WHERE recipient = ? AND seq = ? RETURNING length(body)`, recipient, seq).Scan(&size)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	s.deleted()
-	s.queueMu.Lock()
-	s.queueBytes -= size
-	s.queueMu.Unlock()
-	return nil
+	c.deleted()
+	return size, nil
 }

@@ -37,8 +37,10 @@ func sendAll(w *wsClient, to string, n, size int) (stored int, refused *api.Fram
 // stopped at its share (a quarter of the recipient's bytes by default) and
 // told so; another sender's envelopes to the same recipient are still
 // stored and delivered, each once.
-func TestQueueSenderShare(t *testing.T) {
-	ts := newServer(t, server.Config{})
+func TestQueueSenderShare(t *testing.T) { eachBackend(t, testQueueSenderShare) }
+
+func testQueueSenderShare(t *testing.T, be backend) {
+	ts := newServer(t, be, server.Config{})
 	mallory := ts.register(t, "mallory", 0)
 	alice := ts.register(t, "alice", 0)
 	bob := ts.register(t, "bob", 0)
@@ -88,8 +90,10 @@ func TestQueueSenderShare(t *testing.T) {
 
 // A sender is limited to a burst of sends (200 by default) and then a rate,
 // whoever the recipients are; the refusal names the limit.
-func TestQueueSendRate(t *testing.T) {
-	ts := newServer(t, server.Config{})
+func TestQueueSendRate(t *testing.T) { eachBackend(t, testQueueSendRate) }
+
+func testQueueSendRate(t *testing.T, be backend) {
+	ts := newServer(t, be, server.Config{})
 	mallory := ts.register(t, "mallory", 0)
 	ts.register(t, "bob", 0)
 	ts.register(t, "carol", 0)
@@ -112,8 +116,10 @@ func TestQueueSendRate(t *testing.T) {
 }
 
 // The queues of all users together stop at MaxTotalQueueBytes.
-func TestQueueTotalBudget(t *testing.T) {
-	ts := newServer(t, server.Config{MaxTotalQueueBytes: 10 << 10})
+func TestQueueTotalBudget(t *testing.T) { eachBackend(t, testQueueTotalBudget) }
+
+func testQueueTotalBudget(t *testing.T, be backend) {
+	ts := newServer(t, be, server.Config{MaxTotalQueueBytes: 10 << 10})
 	alice := ts.register(t, "alice", 0)
 	for _, name := range []string{"bob", "carol", "dave"} {
 		ts.register(t, name, 0)

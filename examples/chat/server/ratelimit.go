@@ -1,13 +1,15 @@
 package server
 
 import (
+	"context"
 	"net/netip"
 	"sync"
 	"time"
 )
 
-// limiter is a token bucket per key: each key may spend burst requests at
-// once and earns them back at rate per second. Buckets that have refilled
+// limiter is a token bucket per key, in memory, for one process (the
+// SQLite backend; pgLimiter is the shared one): each key may spend burst
+// requests at once and earns them back at rate per second. Buckets that have refilled
 // completely carry no information and are dropped when the map grows, so
 // a stream of new keys cannot grow it without bound for long.
 type limiter struct {
@@ -33,7 +35,7 @@ func newLimiter(rate float64, burst int, now func() time.Time) *limiter {
 
 // allow takes one token from key's bucket. If none is left it returns false
 // and how long until one will be.
-func (l *limiter) allow(key string) (bool, time.Duration) {
+func (l *limiter) allow(_ context.Context, key string) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()

@@ -112,6 +112,38 @@ func (c *wsConn) reportPreKeys(n int) {
 	}
 }
 
+// wakeAll wakes every connection, after events may have been lost.
+func (h *hub) wakeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.conns {
+		c.notify()
+	}
+}
+
+// onEvent acts on what another instance published. A user's connection
+// here closes when another instance says the user connected there; if the
+// user connects there and then here again within the time a notification
+// takes, the late one can close the newest connection, which the client
+// reconnects after its backoff.
+func (s *Server) onEvent(ev event) {
+	switch ev.kind {
+	case evQueued:
+		s.hub.wake(ev.user)
+	case evPreKeys:
+		s.hub.preKeys(ev.user, ev.n)
+	case evConnected:
+		if c := s.hub.get(ev.user); c != nil {
+			go c.c.Close(websocket.StatusPolicyViolation, "replaced by a newer connection")
+		}
+	case evResync:
+		s.hub.wakeAll()
+	}
+}
+
+// goingAway is the reason of the close frame at shutdown.
+const goingAway = "server shutting down; reconnect"
+
 // closeAll closes every connection with a "going away" status and refuses
 // new ones.
 func (h *hub) closeAll() {
@@ -124,7 +156,7 @@ func (h *hub) closeAll() {
 	h.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, c := range conns {
-		wg.Go(func() { c.c.Close(websocket.StatusGoingAway, "server shutting down") })
+		wg.Go(func() { c.c.Close(websocket.StatusGoingAway, goingAway) })
 	}
 	wg.Wait()
 }
@@ -142,7 +174,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	conn := &wsConn{user: name, c: c, wake: make(chan struct{}, 1), prekeys: make(chan int, 1)}
 	old, ok := s.addConn(conn)
 	if !ok {
-		c.Close(websocket.StatusGoingAway, "server shutting down")
+		c.Close(websocket.StatusGoingAway, goingAway)
 		return
 	}
 	defer s.wg.Done()
@@ -152,11 +184,14 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		// its connection without noticing can come straight back.
 		go old.c.Close(websocket.StatusPolicyViolation, "replaced by a newer connection")
 	}
+	// The same across instances: one that holds an older connection of
+	// this user closes it when it hears of this one.
+	s.st.publish(s.ctx, event{kind: evConnected, user: name})
 	s.log.Info("connected", "user", name)
 
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
-	if n, err := s.countPreKeys(ctx, name); err == nil {
+	if n, err := s.st.countPreKeys(ctx, name); err == nil {
 		conn.reportPreKeys(n)
 	}
 	// The pusher starts by reading the queue anyway; the wake only makes
@@ -227,7 +262,7 @@ func (s *Server) readLoop(ctx context.Context, conn *wsConn) error {
 				s.sendError(ctx, conn, f.ID, api.CodeBadRequest, "ack without a sequence number")
 				continue
 			}
-			if err := s.ack(ctx, conn.user, f.Seq); err != nil {
+			if err := s.st.ack(ctx, conn.user, f.Seq); err != nil {
 				s.log.Error("ack", "user", conn.user, "err", err)
 				s.sendError(ctx, conn, f.ID, api.CodeInternal, "internal server error")
 			}
@@ -270,7 +305,7 @@ func (s *Server) relay(ctx context.Context, conn *wsConn, f *api.Frame) {
 		s.sendError(ctx, conn, f.ID, api.CodeTooLarge, fmt.Sprintf("envelope over %d bytes", api.MaxEnvelopeSize))
 		return
 	}
-	if ok, wait := s.sends.allow(conn.user); !ok {
+	if ok, wait := s.sends.allow(ctx, conn.user); !ok {
 		s.sendError(ctx, conn, f.ID, api.CodeRateLimited, fmt.Sprintf(
 			"too many sends: at most %d at once, then %g per second; retry in %d s",
 			s.cfg.SendBurst, s.cfg.SendRate, int(wait.Seconds())+1))
@@ -280,7 +315,7 @@ func (s *Server) relay(ctx context.Context, conn *wsConn, f *api.Frame) {
 		s.sendError(ctx, conn, f.ID, api.CodeUnknownUser, "no such user")
 		return
 	}
-	switch ok, err := s.userExists(ctx, f.To); {
+	switch ok, err := s.st.userExists(ctx, f.To); {
 	case err != nil:
 		s.log.Error("relay", "err", err)
 		s.sendError(ctx, conn, f.ID, api.CodeInternal, "internal server error")
@@ -289,7 +324,7 @@ func (s *Server) relay(ctx context.Context, conn *wsConn, f *api.Frame) {
 		s.sendError(ctx, conn, f.ID, api.CodeUnknownUser, "no such user")
 		return
 	}
-	seq, err := s.enqueue(ctx, conn.user, f.To, f.Body)
+	seq, err := s.st.enqueue(ctx, conn.user, f.To, f.Body)
 	if r, ok := errors.AsType[*refusal](err); ok {
 		s.sendError(ctx, conn, f.ID, r.code, r.msg)
 		return
@@ -307,10 +342,23 @@ func (s *Server) relay(ctx context.Context, conn *wsConn, f *api.Frame) {
 // push sends conn's user everything queued for it, then waits for more.
 // Envelopes already pushed on this connection are not pushed again; on the
 // next connection everything unacknowledged is.
+//
+// Reading only what is above the last sequence number pushed is safe
+// because one recipient's envelopes commit in the order of their sequence
+// numbers: SQLite has one writer, and PostgreSQL's enqueue holds a lock on
+// the recipient until it commits. With PostgreSQL the wake usually comes
+// from another instance's NOTIFY, which can be lost (see postgresStorage),
+// so the queue is also re-read every RereadInterval.
 func (s *Server) push(ctx context.Context, conn *wsConn) error {
 	var last int64
+	var reread <-chan time.Time
+	if s.reread > 0 {
+		t := time.NewTicker(s.reread)
+		defer t.Stop()
+		reread = t.C
+	}
 	for {
-		batch, err := s.pending(ctx, conn.user, last, pushBatch)
+		batch, err := s.st.pending(ctx, conn.user, last, pushBatch)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Error("read queue", "user", conn.user, "err", err)
@@ -331,6 +379,7 @@ func (s *Server) push(ctx context.Context, conn *wsConn) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-conn.wake:
+		case <-reread:
 		case n := <-conn.prekeys:
 			if err := s.write(ctx, conn, &api.Frame{Type: api.FramePreKeys, Remaining: &n}); err != nil {
 				return err

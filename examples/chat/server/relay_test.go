@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
@@ -30,20 +29,16 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/ratchetkit/ratchetkit/examples/chat/api"
+	"github.com/ratchetkit/ratchetkit/examples/chat/internal/chattest"
 	"github.com/ratchetkit/ratchetkit/examples/chat/server"
 )
 
 // queued counts the envelopes stored for recipient, read from the database
-// file directly.
+// directly.
 func (ts *testServer) queued(t *testing.T, recipient string) int {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+ts.dbPath+"?mode=ro&_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var n int
-	if err := db.QueryRow(`SELECT count(*) FROM queue WHERE recipient = ?`, recipient).Scan(&n); err != nil {
+	if err := chattest.OpenDB(t, ts.dbPath).QueryRow(`SELECT count(*) FROM queue WHERE recipient = $1`, recipient).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -52,8 +47,10 @@ func (ts *testServer) queued(t *testing.T, recipient string) int {
 // Envelopes reach an online recipient at once, wait in the queue for an
 // offline one, arrive in order, and are deleted only when acknowledged: an
 // unacknowledged one comes back on the next connection.
-func TestRelayOnlineOfflineAndAcks(t *testing.T) {
-	ts := newServer(t, server.Config{})
+func TestRelayOnlineOfflineAndAcks(t *testing.T) { eachBackend(t, testRelayOnlineOfflineAndAcks) }
+
+func testRelayOnlineOfflineAndAcks(t *testing.T, be backend) {
+	ts := newServer(t, be, server.Config{})
 	alice := ts.register(t, "alice", 0)
 	bob := ts.register(t, "bob", 0)
 
@@ -112,8 +109,10 @@ func TestRelayOnlineOfflineAndAcks(t *testing.T) {
 // Each bad frame gets an error frame and the connection stays usable; a
 // frame over the size limit ends the connection with "message too big",
 // and the server keeps serving.
-func TestRelayValidation(t *testing.T) {
-	ts := newServer(t, server.Config{MaxQueue: 2, SenderShare: 1})
+func TestRelayValidation(t *testing.T) { eachBackend(t, testRelayValidation) }
+
+func testRelayValidation(t *testing.T, be backend) {
+	ts := newServer(t, be, server.Config{MaxQueue: 2, SenderShare: 1})
 	alice := ts.register(t, "alice", 0)
 	ts.register(t, "bob", 0)
 	wa := ts.dial(t, alice.token)
@@ -187,8 +186,10 @@ func TestRelayValidation(t *testing.T) {
 
 // A second connection for a user replaces the first, which is closed with
 // a policy-violation status, and envelopes go to the new one.
-func TestRelayNewestConnectionWins(t *testing.T) {
-	ts := newServer(t, server.Config{})
+func TestRelayNewestConnectionWins(t *testing.T) { eachBackend(t, testRelayNewestConnectionWins) }
+
+func testRelayNewestConnectionWins(t *testing.T, be backend) {
+	ts := newServer(t, be, server.Config{})
 	alice := ts.register(t, "alice", 0)
 	bob := ts.register(t, "bob", 0)
 	old := ts.dial(t, bob.token)
@@ -212,8 +213,10 @@ func TestRelayNewestConnectionWins(t *testing.T) {
 
 // An online user hears when fetches bring its one-time prekeys down to the
 // low-water mark, so it can upload more.
-func TestPreKeyReports(t *testing.T) {
-	ts := newServer(t, server.Config{LowPreKeys: 2})
+func TestPreKeyReports(t *testing.T) { eachBackend(t, testPreKeyReports) }
+
+func testPreKeyReports(t *testing.T, be backend) {
+	ts := newServer(t, be, server.Config{LowPreKeys: 2})
 	bob := ts.register(t, "bob", 4)
 	alice := ts.register(t, "alice", 0)
 	wb := ts.dial(t, bob.token)
@@ -228,9 +231,11 @@ func TestPreKeyReports(t *testing.T) {
 }
 
 // Closing the server tells connected clients it is going away.
-func TestCloseEndsConnections(t *testing.T) {
+func TestCloseEndsConnections(t *testing.T) { eachBackend(t, testCloseEndsConnections) }
+
+func testCloseEndsConnections(t *testing.T, be backend) {
 	logs := &syncBuffer{}
-	srv, err := server.New(server.Config{DBPath: filepath.Join(t.TempDir(), "s.db"), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	srv, err := server.New(server.Config{DBPath: be.newDB(t), Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,10 +266,12 @@ func TestCloseEndsConnections(t *testing.T) {
 }
 
 // With a certificate and key, Serve speaks TLS only.
-func TestServeTLS(t *testing.T) {
+func TestServeTLS(t *testing.T) { eachBackend(t, testServeTLS) }
+
+func testServeTLS(t *testing.T, be backend) {
 	dir := t.TempDir()
 	certFile, keyFile, pool := selfSigned(t, dir)
-	srv, err := server.New(server.Config{DBPath: filepath.Join(dir, "s.db"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := server.New(server.Config{DBPath: be.newDB(t), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,8 +354,10 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 }
 
 // The log never holds a token, a key or an envelope, in any encoding.
-func TestLogsHoldNoSecrets(t *testing.T) {
-	ts := newServer(t, server.Config{})
+func TestLogsHoldNoSecrets(t *testing.T) { eachBackend(t, testLogsHoldNoSecrets) }
+
+func testLogsHoldNoSecrets(t *testing.T, be backend) {
+	ts := newServer(t, be, server.Config{})
 	bob := ts.register(t, "bob", 2)
 	alice := ts.register(t, "alice", 0)
 	b := ts.bundle(t, alice.token, "bob")
@@ -403,9 +412,11 @@ func waitFor(t *testing.T, cond func() bool) {
 // (or whose ack was lost as the connection dropped) comes again, never
 // out of order. Connecting while a sender wakes the connection never
 // blocks it.
-func TestRelayReconnectsDuringSends(t *testing.T) {
+func TestRelayReconnectsDuringSends(t *testing.T) { eachBackend(t, testRelayReconnectsDuringSends) }
+
+func testRelayReconnectsDuringSends(t *testing.T, be backend) {
 	const n = 100
-	ts := newServer(t, server.Config{})
+	ts := newServer(t, be, server.Config{})
 	alice := ts.register(t, "alice", 0)
 	bob := ts.register(t, "bob", 0)
 	wa := ts.dial(t, alice.token)
@@ -454,4 +465,39 @@ func TestRelayReconnectsDuringSends(t *testing.T) {
 	}
 	waitFor(t, func() bool { return ts.queued(t, "bob") == 0 })
 	t.Logf("%d envelopes, %d delivered again after a reconnect", n, redelivered)
+}
+
+// /healthz answers 200 while the server serves and its database answers,
+// and 503 once Serve has begun shutting down; WebSocket clients are then
+// told to go away.
+func TestHealthAndShutdown(t *testing.T) { eachBackend(t, testHealthAndShutdown) }
+
+func testHealthAndShutdown(t *testing.T, be backend) {
+	srv := quietServer(t, be, server.Config{})
+	addr, stop := chattest.ServeStoppable(t, srv)
+	base := "http://" + addr
+	ts := &testServer{Server: &httptest.Server{URL: base, Config: &http.Server{}}}
+	var h api.Health
+	ts.mustDo(t, "GET", "/healthz", "", nil, http.StatusOK, &h)
+	if h.Status != "ok" {
+		t.Fatalf("healthz: %+v", h)
+	}
+	bob := ts.register(t, "bob", 0)
+	w := ts.dial(t, bob.token)
+	w.readType(api.FramePreKeys)
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	_, err := w.readErr(10 * time.Second)
+	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Fatalf("connection ended with %v, want going away", err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	// The listener is closed now; the handler still says it is draining.
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "draining") {
+		t.Fatalf("healthz after shutdown: %d %s", rec.Code, rec.Body)
+	}
 }

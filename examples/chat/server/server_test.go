@@ -18,8 +18,10 @@ import (
 // A bundle hands out one one-time prekey per fetch, lowest id first, each
 // exactly once; then the signed prekey alone, flagged as exhausted. Every
 // bundle verifies and starts an X3DH agreement that the owner can answer.
-func TestBundleHandsOutEachPreKeyOnce(t *testing.T) {
-	ts := newServer(t, server.Config{})
+func TestBundleHandsOutEachPreKeyOnce(t *testing.T) { eachBackend(t, testBundleHandsOutEachPreKeyOnce) }
+
+func testBundleHandsOutEachPreKeyOnce(t *testing.T, be backend) {
+	ts := newServer(t, be, server.Config{})
 	bob := ts.register(t, "bob", 3)
 	alice := ts.register(t, "alice", 0)
 
@@ -83,18 +85,30 @@ func checkAgreement(t *testing.T, from, to *user, b *api.Bundle, opk *keys.OneTi
 // Concurrent fetches never get the same one-time prekey: the handout and
 // the delete are one transaction.
 func TestConcurrentFetchesGetDistinctPreKeys(t *testing.T) {
+	eachBackend(t, testConcurrentFetchesGetDistinctPreKeys)
+}
+
+func testConcurrentFetchesGetDistinctPreKeys(t *testing.T, be backend) {
 	const n = 40
-	ts := newServer(t, server.Config{BundleBurst: 2 * n, PreKeyBurst: 2 * n, MaxConnsPerUser: 2 * n})
+	ts := newServer(t, be, server.Config{BundleBurst: 2 * n, PreKeyBurst: 2 * n, MaxConnsPerUser: 2 * n})
 	ts.register(t, "bob", n)
 	alice := ts.register(t, "alice", 0)
+	fetchEachOnce(t, []*testServer{ts}, alice.token, "bob", n, 5)
+}
 
+// fetchEachOnce fetches owner's bundle stock+extra times at once, in turn
+// from each of servers, and checks that the stock's one-time prekeys were
+// handed out once each and the extra fetches got none.
+func fetchEachOnce(t *testing.T, servers []*testServer, token, owner string, stock, extra int) {
+	t.Helper()
 	var mu sync.Mutex
 	seen := map[uint32]int{}
 	exhausted := 0
 	var wg sync.WaitGroup
-	for range n + 5 {
+	for i := range stock + extra {
+		ts := servers[i%len(servers)]
 		wg.Go(func() {
-			status, body, _ := ts.do(t, "GET", "/v1/users/bob/bundle", alice.token, nil)
+			status, body, _ := ts.do(t, "GET", "/v1/users/"+owner+"/bundle", token, nil)
 			var b api.Bundle
 			if status != http.StatusOK || json.Unmarshal(body, &b) != nil {
 				t.Errorf("fetch: %d %s", status, body)
@@ -110,20 +124,22 @@ func TestConcurrentFetchesGetDistinctPreKeys(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if len(seen) != n || exhausted != 5 {
-		t.Fatalf("%d distinct prekeys and %d exhausted bundles, want %d and 5", len(seen), exhausted, n)
-	}
 	for id, c := range seen {
 		if c != 1 {
 			t.Errorf("prekey %d handed out %d times", id, c)
 		}
 	}
+	if len(seen) != stock || exhausted != extra {
+		t.Fatalf("%d distinct prekeys and %d bundles without one, want %d and %d", len(seen), exhausted, stock, extra)
+	}
 }
 
 // Every malformed or unacceptable request gets its own status and error code,
 // stores nothing, and the server keeps serving.
-func TestRequestValidation(t *testing.T) {
-	ts := newServer(t, server.Config{RegisterBurst: 1000})
+func TestRequestValidation(t *testing.T) { eachBackend(t, testRequestValidation) }
+
+func testRequestValidation(t *testing.T, be backend) {
+	ts := newServer(t, be, server.Config{RegisterBurst: 1000})
 	bob := ts.register(t, "bob", 2)
 
 	ik, spk, opks := newKeys(t, 1, 2)
@@ -245,8 +261,10 @@ func TestRequestValidation(t *testing.T) {
 
 // Resetting an identity replaces every key: bundles carry the new identity
 // key, and the old identity's one-time prekeys are gone.
-func TestResetIdentity(t *testing.T) {
-	ts := newServer(t, server.Config{})
+func TestResetIdentity(t *testing.T) { eachBackend(t, testResetIdentity) }
+
+func testResetIdentity(t *testing.T, be backend) {
+	ts := newServer(t, be, server.Config{})
 	bob := ts.register(t, "bob", 3)
 	alice := ts.register(t, "alice", 0)
 
@@ -273,8 +291,10 @@ func TestResetIdentity(t *testing.T) {
 
 // Bundle fetches are limited per user, registrations per address; a
 // limited request says when to retry and changes nothing.
-func TestRateLimits(t *testing.T) {
-	ts := newServer(t, server.Config{BundleBurst: 3, BundleRate: 1e-6, RegisterBurst: 4, RegisterRate: 1e-6})
+func TestRateLimits(t *testing.T) { eachBackend(t, testRateLimits) }
+
+func testRateLimits(t *testing.T, be backend) {
+	ts := newServer(t, be, server.Config{BundleBurst: 3, BundleRate: 1e-6, RegisterBurst: 4, RegisterRate: 1e-6})
 	ts.register(t, "bob", 10)
 	alice := ts.register(t, "alice", 0)
 	carol := ts.register(t, "carol", 0)
@@ -298,9 +318,11 @@ func TestRateLimits(t *testing.T) {
 	}, http.StatusTooManyRequests, api.CodeRateLimited)
 }
 
-func TestPreKeyLimits(t *testing.T) {
+func TestPreKeyLimits(t *testing.T) { eachBackend(t, testPreKeyLimits) }
+
+func testPreKeyLimits(t *testing.T, be backend) {
 	const max = api.MaxPreKeysPerRequest + 20
-	ts := newServer(t, server.Config{MaxPreKeys: max})
+	ts := newServer(t, be, server.Config{MaxPreKeys: max})
 	bob := ts.register(t, "bob", api.MaxPreKeysPerRequest)
 	_, _, more := newKeys(t, 1000, max-api.MaxPreKeysPerRequest+1)
 	// One over the limit stores nothing; up to the limit is fine.

@@ -15,9 +15,9 @@ import (
 
 // serveLoopback runs srv.Serve on 127.0.0.1 until the test ends and
 // returns its address.
-func serveLoopback(t *testing.T, cfg server.Config) (*server.Server, string) {
+func serveLoopback(t *testing.T, be backend, cfg server.Config) (*server.Server, string) {
 	t.Helper()
-	srv := quietServer(t, cfg)
+	srv := quietServer(t, be, cfg)
 	return srv, chattest.Serve(t, srv)
 }
 
@@ -25,9 +25,11 @@ func serveLoopback(t *testing.T, cfg server.Config) (*server.Server, string) {
 // cut off after ReadTimeout; an address gets MaxConnsPerIP connections
 // and no more, an account MaxConnsPerUser requests in progress. Once the
 // slow clients are gone, others are served as before.
-func TestSlowClientsBounded(t *testing.T) {
+func TestSlowClientsBounded(t *testing.T) { eachBackend(t, testSlowClientsBounded) }
+
+func testSlowClientsBounded(t *testing.T, be backend) {
 	const readTimeout = 500 * time.Millisecond
-	_, addr := serveLoopback(t, server.Config{ReadTimeout: readTimeout, MaxConnsPerIP: 8, MaxConnsPerUser: 3})
+	_, addr := serveLoopback(t, be, server.Config{ReadTimeout: readTimeout, MaxConnsPerIP: 8, MaxConnsPerUser: 3})
 	base := "http://" + addr
 	stop := make(chan struct{})
 	defer close(stop)

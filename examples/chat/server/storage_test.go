@@ -49,7 +49,7 @@ func holding(files map[string][]byte, bodies [][]byte) []string {
 // ones stored in the table's pages and large ones in overflow pages. The
 // files are readable by their owner only.
 func TestDeletedEnvelopesLeaveNoTrace(t *testing.T) {
-	ts := newServer(t, server.Config{})
+	ts := newServer(t, sqliteBackend, server.Config{})
 	alice := ts.register(t, "alice", 0)
 	bob := ts.register(t, "bob", 0)
 	wa := ts.dial(t, alice.token)

@@ -17,8 +17,10 @@ import (
 // when the two differ only in case (encoding/json maps both to one field),
 // and also inside nested objects. Error messages never repeat the
 // request's field names.
-func TestDuplicateKeysRefused(t *testing.T) {
-	ts := newServer(t, server.Config{RegisterBurst: 100})
+func TestDuplicateKeysRefused(t *testing.T) { eachBackend(t, testDuplicateKeysRefused) }
+
+func testDuplicateKeysRefused(t *testing.T, be backend) {
+	ts := newServer(t, be, server.Config{RegisterBurst: 100})
 	alice := ts.register(t, "alice", 0)
 	ts.register(t, "bob", 0)
 
@@ -80,8 +82,10 @@ func TestDuplicateKeysRefused(t *testing.T) {
 
 // A path with "." or ".." segments or doubled slashes is refused, not
 // redirected to the path it cleans to.
-func TestNonCanonicalPathsRefused(t *testing.T) {
-	ts := newServer(t, server.Config{})
+func TestNonCanonicalPathsRefused(t *testing.T) { eachBackend(t, testNonCanonicalPathsRefused) }
+
+func testNonCanonicalPathsRefused(t *testing.T, be backend) {
+	ts := newServer(t, be, server.Config{})
 	alice := ts.register(t, "alice", 0)
 	ts.register(t, "bob", 1)
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -115,8 +119,10 @@ func TestNonCanonicalPathsRefused(t *testing.T) {
 // An identity key already registered to one name cannot be registered to
 // another, neither at registration nor by a reset; its owner can still
 // reset to it again.
-func TestIdentityKeyTakenRefused(t *testing.T) {
-	ts := newServer(t, server.Config{})
+func TestIdentityKeyTakenRefused(t *testing.T) { eachBackend(t, testIdentityKeyTakenRefused) }
+
+func testIdentityKeyTakenRefused(t *testing.T, be backend) {
+	ts := newServer(t, be, server.Config{})
 	alice := ts.register(t, "alice", 2)
 	mallory := ts.register(t, "mallory", 0)
 

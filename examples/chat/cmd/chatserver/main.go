@@ -8,6 +8,11 @@
 //	           [-invite-codes file] [-ipv4-prefix bits] [-ipv6-prefix bits]
 //	           [-max-queue-bytes n] [-max-total-queue-bytes n] [-max-conns-per-ip n] [-max-conns-per-user n]
 //
+// -db is a SQLite file (one instance) or a PostgreSQL URL such as
+// postgres://chat:secret@127.0.0.1:5432/chat?sslmode=disable, which any
+// number of instances may share (see the server package's "Backends");
+// the schema is created or migrated on start.
+//
 // Each of the first five flags defaults to an environment variable:
 // CHAT_ADDR (default 127.0.0.1:8080), CHAT_DB (default chatserver.db),
 // CHAT_TLS_CERT, CHAT_TLS_KEY and CHAT_LOG_LEVEL (default info); so does
@@ -40,6 +45,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -69,7 +75,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	fs := flag.NewFlagSet("chatserver", flag.ContinueOnError)
 	fs.SetOutput(logOut)
 	addr := fs.String("addr", env("CHAT_ADDR", "127.0.0.1:8080"), "listen `address` (CHAT_ADDR)")
-	dbPath := fs.String("db", env("CHAT_DB", "chatserver.db"), "SQLite database `file` (CHAT_DB)")
+	dbPath := fs.String("db", env("CHAT_DB", "chatserver.db"), "SQLite database `file`, or postgres://user:password@host/db (CHAT_DB)")
 	certFile := fs.String("tls-cert", env("CHAT_TLS_CERT", ""), "TLS certificate `file` (CHAT_TLS_CERT); serve plain HTTP if empty")
 	keyFile := fs.String("tls-key", env("CHAT_TLS_KEY", ""), "TLS private key `file` (CHAT_TLS_KEY)")
 	level := fs.String("log-level", env("CHAT_LOG_LEVEL", "info"), "log `level`: debug, info, warn or error (CHAT_LOG_LEVEL)")
@@ -120,13 +126,23 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	if *certFile != "" {
 		scheme = "https"
 	}
-	logger.Info("listening", "url", scheme+"://"+ln.Addr().String(), "db", *dbPath)
+	logger.Info("listening", "url", scheme+"://"+ln.Addr().String(), "db", dbName(*dbPath))
 	err = srv.Serve(ctx, ln, *certFile, *keyFile)
 	if cerr := srv.Close(); err == nil {
 		err = cerr
 	}
 	logger.Info("stopped")
 	return err
+}
+
+// dbName is what the log says of the database: a SQLite file's path, or
+// a PostgreSQL URL's host and database, never its password.
+func dbName(dbPath string) string {
+	u, err := url.Parse(dbPath)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return dbPath
+	}
+	return "postgres://" + u.Host + u.Path
 }
 
 // readInviteCodes reads a file of invite codes, one per line, skipping

@@ -148,3 +148,17 @@ func TestInviteCodesFlag(t *testing.T) {
 		t.Errorf("the log does not say two codes were loaded:\n%s", logs.String())
 	}
 }
+
+// The log names a PostgreSQL database by host and name, never with the
+// password its URL carries.
+func TestDBNameHidesPassword(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://chat:s3cret@127.0.0.1:5432/chat?sslmode=disable": "postgres://127.0.0.1:5432/chat",
+		"postgresql://chat:s3cret@db/chat":                           "postgres://db/chat",
+		"/var/lib/chat/chatserver.db":                                "/var/lib/chat/chatserver.db",
+	} {
+		if got := dbName(in); got != want || strings.Contains(got, "s3cret") {
+			t.Errorf("dbName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,19 +1,82 @@
 // Package chattest holds what the chat example's tests in several packages
-// need alike: fresh account keys, a server on loopback, and clients that
-// play the attacks on it (slow connections, their lifetimes).
+// need alike: fresh account keys, a server on loopback, a PostgreSQL
+// schema of its own for each server test, and clients that play the
+// attacks on it (slow connections, their lifetimes).
 package chattest
 
 import (
 	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
+	"net/url"
+	"os"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/stdlib"
+
 	"github.com/ratchetkit/ratchetkit/examples/chat/server"
+	"github.com/ratchetkit/ratchetkit/internal/sqltest"
 	"github.com/ratchetkit/ratchetkit/keys"
 )
+
+// PostgresDB makes a new, empty schema on the PostgreSQL server that
+// RATCHETKIT_POSTGRES_DSN names, dropped when t ends, and returns a URL
+// for server.Config.DBPath whose search_path is that schema: servers
+// opened on it, in this process or another, share it. Without the
+// variable t is skipped, or fails if RATCHETKIT_REQUIRE_POSTGRES is 1 (as
+// in CI), as sqltest.PostgresConfig does.
+func PostgresDB(t testing.TB) string {
+	t.Helper()
+	cfg := sqltest.PostgresConfig(t)
+	var suffix [6]byte
+	rand.Read(suffix[:])
+	schema := fmt.Sprintf("chat_%d_%s", os.Getpid(), hex.EncodeToString(suffix[:]))
+	admin := stdlib.OpenDB(*cfg)
+	ctx := context.Background()
+	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		admin.Close()
+		t.Fatalf("PostgreSQL at RATCHETKIT_POSTGRES_DSN: %v", err)
+	}
+	t.Cleanup(func() {
+		defer admin.Close()
+		if _, err := admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("dropping the test schema: %v", err)
+		}
+	})
+	u, err := url.Parse(os.Getenv("RATCHETKIT_POSTGRES_DSN"))
+	if err != nil {
+		t.Fatal("RATCHETKIT_POSTGRES_DSN is not a URL")
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// OpenDB opens the database of a server's DBPath, SQLite file or
+// PostgreSQL URL, for a test to look into; it is closed when t ends.
+func OpenDB(t testing.TB, dbPath string) *sql.DB {
+	t.Helper()
+	var db *sql.DB
+	var err error
+	if u, perr := url.Parse(dbPath); perr == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		db, err = sql.Open("pgx", dbPath)
+	} else {
+		db, err = sql.Open("sqlite", "file:"+dbPath+"?mode=ro&_pragma=busy_timeout(5000)")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
 
 // NewKeys generates an identity key, a signed prekey with id 1 and n
 // one-time prekeys numbered from firstOPK, failing t on an error.
@@ -107,6 +170,16 @@ func WebSocketUpgrade(token string) string {
 // calling Serve, and closing clients after.
 func Serve(t testing.TB, srv *server.Server) string {
 	t.Helper()
+	addr, stop := ServeStoppable(t, srv)
+	t.Cleanup(func() { stop() })
+	return addr
+}
+
+// ServeStoppable runs srv.Serve on a port of 127.0.0.1 and returns its
+// address and a function that shuts it down gracefully, returning Serve's
+// error; the function may be called more than once.
+func ServeStoppable(t testing.TB, srv *server.Server) (addr string, stop func() error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -114,9 +187,9 @@ func Serve(t testing.TB, srv *server.Server) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln, "", "") }()
-	t.Cleanup(func() {
+	stopOnce := sync.OnceValue(func() error {
 		cancel()
-		<-done
+		return <-done
 	})
-	return ln.Addr().String()
+	return ln.Addr().String(), stopOnce
 }
