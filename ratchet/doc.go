@@ -1,6 +1,8 @@
 // Package ratchet implements the Double Ratchet algorithm of Signal's
 // [Double Ratchet] specification (revision 1, section 3, without header
-// encryption) as pinned by ratchetkit's wire profile v1.
+// encryption) as pinned by ratchetkit's wire profile v1, and, on the same
+// core, libsignal 0.103's Double Ratchet with SPQR (see "Signal sessions"
+// below and SIGNAL.md).
 //
 // Two parties that share a secret, typically from X3DH (package x3dh),
 // use a pair of Sessions to exchange messages with forward secrecy (a
@@ -146,6 +148,44 @@
 //   - The peer is trusted with the conversation: a malicious peer can, for
 //     instance, make the session store MaxSkippedKeys keys or reuse ratchet
 //     keys. It cannot make the session exceed its limits.
+//
+// # Signal sessions
+//
+// [NewSignalInitiator] and [NewSignalResponder] start a session that speaks
+// libsignal 0.103's protocol (message version 4) from PQXDH's keys (package
+// pqxdh). The state machine is the one above: the same sending chain, DH
+// ratchet steps, skipped-key store and compute-then-commit decryption. What
+// differs is libsignal's protocol part:
+//
+//   - KDFs: the root step is HKDF-SHA256 with info "WhisperRatchet"; the
+//     chain step is the same HMAC pair; a message's keys are
+//     HKDF(salt = its SPQR key, seed, "WhisperMessageKeys", 80), AES-256-CBC
+//     with PKCS#7 and an 8-byte HMAC-SHA256 over IK_sender ‖ IK_receiver ‖
+//     the message (internal/signalsuite).
+//   - Messages are 0x44 ‖ SignalMessage protobuf ‖ tag (internal/signalwire),
+//     previous_counter is max(n − 1, 0) for a previous chain of n messages.
+//   - Receiving chains are kept, not skipped through: a session holds the
+//     chains of the peer's SignalMaxReceivingChains (5) newest ratchet keys,
+//     and a late message on any of them is derived from its chain key, where
+//     profile v1 stores the old chain's keys up to PN at each step. Skipped
+//     messages are stored as 32-byte seeds, the newest
+//     SignalMaxKeysPerChain (2 000) per chain, expanded only when used,
+//     since the SPQR key that salts them is known only then; a jump of more
+//     than SignalMaxJump (25 000) skipped keys is refused.
+//   - The initiator starts, as libsignal does, with a receiving chain on the
+//     responder's signed prekey keyed by PQXDH's chain key, and takes its
+//     first sending step at once.
+//   - SPQR runs beside the Double Ratchet behind a small interface: sending
+//     gives a payload and a key, receiving gives a key that is committed
+//     only with the message. Today that is internal/spqr's minimal SPQR
+//     (the first epoch's chains, None messages), whose own bounds (an index
+//     at most 25 000 ahead, late indexes at most 2 000 behind) make
+//     libsignal's effective limit 24 999 skipped messages; full SPQR
+//     replaces only that part.
+//
+// A Signal session's state is version 2 of the state format (the layout is
+// in signal_state.go); profile v1 sessions keep writing version 1. Config's
+// limits and Suite do not apply: libsignal's are fixed.
 //
 // [Double Ratchet]: https://signal.org/docs/specifications/doubleratchet/
 package ratchet

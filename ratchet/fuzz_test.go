@@ -98,34 +98,49 @@ func FuzzDecrypt(f *testing.F) {
 		t[len(t)-1] ^= 1
 		f.Add(t)
 	}
-	f.Fuzz(func(t *testing.T, msg []byte) {
-		s, err := ParseSession(fx.blob)
-		if err != nil {
-			t.Fatal(err)
+	f.Fuzz(func(t *testing.T, msg []byte) { fuzzDecryptOnce(t, fx.blob, msg, nil) })
+}
+
+// fuzzDecryptOnce decrypts msg in the session stored in blob: a refusal
+// leaves the state byte for byte unchanged with a documented error; a
+// success changes the state, is one of genuine (unless genuine is nil),
+// and its replay is refused without changing anything.
+func fuzzDecryptOnce(t *testing.T, blob, msg []byte, genuine [][]byte) {
+	s, err := ParseSession(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := s.Decrypt(msg)
+	after := state(t, s)
+	if err != nil {
+		if pt != nil {
+			t.Fatal("plaintext returned with an error")
 		}
-		pt, err := s.Decrypt(msg)
-		after := state(t, s)
-		if err != nil {
-			if pt != nil {
-				t.Fatal("plaintext returned with an error")
-			}
-			if !bytes.Equal(after, fx.blob) {
-				t.Fatalf("failed Decrypt (%v) changed the state", err)
-			}
-			if kind := errorKind(err); len(kind) > 10 && kind[:10] == "unexpected" {
-				t.Fatalf("unexpected error %v", err)
-			}
-			return
+		if !bytes.Equal(after, blob) {
+			t.Fatalf("failed Decrypt (%v) changed the state", err)
 		}
-		if bytes.Equal(after, fx.blob) {
-			t.Fatal("successful Decrypt left the state unchanged")
+		if kind := errorKind(err); len(kind) > 10 && kind[:10] == "unexpected" {
+			t.Fatalf("unexpected error %v", err)
 		}
-		if _, err := s.Decrypt(msg); err == nil {
-			t.Fatal("message decrypted twice")
-		} else if !bytes.Equal(after, state(t, s)) {
-			t.Fatal("failed replay changed the state")
+		return
+	}
+	if bytes.Equal(after, blob) {
+		t.Fatal("successful Decrypt left the state unchanged")
+	}
+	if genuine != nil {
+		ok := false
+		for _, m := range genuine {
+			ok = ok || bytes.Equal(m, msg)
 		}
-	})
+		if !ok {
+			t.Fatalf("a message that is not the fixture's decrypts: %x", msg)
+		}
+	}
+	if _, err := s.Decrypt(msg); err == nil {
+		t.Fatal("message decrypted twice")
+	} else if !bytes.Equal(after, state(t, s)) {
+		t.Fatal("failed replay changed the state")
+	}
 }
 
 // FuzzParseState checks that ParseSession never panics, that whatever it
@@ -239,7 +254,8 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	for _, name := range []string{"responder", "initiator", "established", "initiator-established"} {
 		states = append(states, state(t, stateSamples(t)[name]))
 	}
-	files, _ := filepath.Glob(filepath.Join(goldenDir, "*.bin"))
+	// Profile v1's blobs; the Signal ones seed FuzzSignalParseState.
+	files, _ := filepath.Glob(filepath.Join(goldenDir, "v1-*.bin"))
 	for _, name := range files {
 		b, err := os.ReadFile(name)
 		if err != nil {
@@ -253,20 +269,22 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		bytes.Repeat([]byte{3, 0, 0, 0, 1, 50, 0, 1, 50, 1, 0, 44, 0, 97, 1, 90, 0, 3, 55}, 12),
 		[]byte("send deliver drop duplicate reorder tamper round trip and so on, more bytes"),
 	}
-	write := func(target string, inputs [][]byte) {
-		dir := filepath.Join("testdata", "fuzz", target)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+	writeCorpus(t, "FuzzParseMessage", msgs)
+	writeCorpus(t, "FuzzDecrypt", msgs)
+	writeCorpus(t, "FuzzParseState", states)
+	writeCorpus(t, "FuzzConversation", scripts)
+}
+
+// writeCorpus writes inputs as the committed seed corpus of a fuzz target.
+func writeCorpus(t *testing.T, target string, inputs [][]byte) {
+	dir := filepath.Join("testdata", "fuzz", target)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i, in := range inputs {
+		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", in)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		for i, in := range inputs {
-			body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", in)
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(body), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
 	}
-	write("FuzzParseMessage", msgs)
-	write("FuzzDecrypt", msgs)
-	write("FuzzParseState", states)
-	write("FuzzConversation", scripts)
 }

@@ -60,7 +60,8 @@ var (
 	// on a sending chain that has used all of its 2^32−2 message numbers.
 	ErrCounterOverflow = errors.New("ratchet: message counter overflow")
 	// ErrMalformed reports a message shorter than 58 bytes, the shortest
-	// valid ratchet message.
+	// valid ratchet message, or, to a Signal session, anything but a strict
+	// SignalMessage with a well-formed SPQR payload of the first epoch.
 	ErrMalformed = errors.New("ratchet: malformed message")
 	// ErrUnknownType reports a message whose first byte is not 0x01, the
 	// ratchet message type (0x02, a prekey message, belongs to the session
@@ -81,9 +82,11 @@ var (
 	errSmallOrder = fmt.Errorf("ratchet: ratchet key agreement: %w", keys.ErrSmallOrder)
 )
 
-// Config sets a session's limits and cipher suite. The zero Config (or a
-// nil *Config) gives the profile's defaults. A session records its limits
-// and suite in its serialized state, so they cannot change afterwards.
+// Config sets a profile v1 session's limits and cipher suite. The zero
+// Config (or a nil *Config) gives the profile's defaults; a Signal session
+// takes only the zero Config, since libsignal's limits and cipher are
+// fixed. A session records its limits and suite in its serialized state,
+// so they cannot change afterwards.
 type Config struct {
 	// MaxSkip bounds how far ahead of the receiving position a message may
 	// be: a message that would need more than MaxSkip keys of one chain
@@ -226,6 +229,15 @@ type Session struct {
 	adHeap   []byte
 
 	skipped skippedStore
+
+	// Signal sessions only (signal.go): the protocol, both identity keys
+	// (the tag covers them), the receiving chains, oldest first, and SPQR.
+	// Profile v1 uses dhr, ckr and nr instead of chains.
+	proto             Protocol
+	localID, remoteID [32]byte
+	chains            [SignalMaxReceivingChains]signalChain
+	nchains           int
+	pq                pqRatchet
 }
 
 // NewInitiator starts the session of the party that sends first (Alice in
@@ -244,24 +256,36 @@ func NewInitiator(sk, ad []byte, peerRatchetKey *keys.PublicKey, cfg *Config) (*
 	if peerRatchetKey == nil {
 		return nil, errors.New("ratchet: nil peer ratchet key")
 	}
+	copy(s.dhr[:], peerRatchetKey.Bytes())
+	if err := s.startInitiator(&s.dhr, infoRK); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// startInitiator generates the session's first ratchet key pair and takes
+// the first sending step against the peer's ratchet key, from the root
+// key: the initiator's start in both protocols, which differ only in the
+// root KDF's info. On error it clears the session.
+func (s *Session) startInitiator(peer *[32]byte, info []byte) error {
 	w := getWork()
 	defer putWork(w)
 	if err := s.newRatchetKey(w); err != nil {
-		return nil, err
+		s.Clear()
+		return err
 	}
 	s.dhsPriv, s.dhsPub = w.priv, w.pub
-	copy(s.dhr[:], peerRatchetKey.Bytes())
 	h := kdf.Get()
 	defer kdf.Put(h)
 	var dh [32]byte
-	if err := curve.DH(&dh, &s.dhsPriv, &s.dhr); err != nil {
+	if err := curve.DH(&dh, &s.dhsPriv, peer); err != nil {
 		s.Clear()
-		return nil, errSmallOrder
+		return errSmallOrder
 	}
-	kdfRK(h, w, &s.rk, &dh, &s.rk, &s.cks)
+	rootStep(h, w, info, &s.rk, &dh, &s.rk, &s.cks)
 	clear(dh[:])
 	s.phase = phaseInitiator
-	return s, nil
+	return nil
 }
 
 // NewResponder starts the session of the party that receives first (Bob),
@@ -276,13 +300,23 @@ func NewResponder(sk, ad []byte, ratchetKey *keys.PrivateKey, cfg *Config) (*Ses
 	if err != nil {
 		return nil, err
 	}
-	if ratchetKey == nil {
-		return nil, errors.New("ratchet: nil ratchet key")
+	if err := s.startResponder(ratchetKey); err != nil {
+		return nil, err
 	}
-	copy(s.dhsPriv[:], ratchetKey.Bytes())
-	copy(s.dhsPub[:], ratchetKey.PublicKey().Bytes())
-	s.phase = phaseResponder
 	return s, nil
+}
+
+// startResponder makes key (a copy of it) the session's ratchet key pair,
+// the responder's start in both protocols: no chains until the first
+// message.
+func (s *Session) startResponder(key *keys.PrivateKey) error {
+	if key == nil {
+		return errors.New("ratchet: nil ratchet key")
+	}
+	copy(s.dhsPriv[:], key.Bytes())
+	copy(s.dhsPub[:], key.PublicKey().Bytes())
+	s.phase = phaseResponder
+	return nil
 }
 
 func newSession(sk, ad []byte, cfg *Config) (*Session, error) {
@@ -319,7 +353,7 @@ func (s *Session) ad() []byte {
 }
 
 func (s *Session) check() {
-	if s.suite == nil {
+	if s.suite == nil && s.pq == nil {
 		panic("ratchet: use of an uninitialized or cleared Session")
 	}
 }
@@ -328,10 +362,16 @@ func (s *Session) check() {
 // next message will carry.
 func (s *Session) RatchetKey() *keys.PublicKey {
 	s.check()
-	k, err := keys.NewPublicKey(s.dhsPub[:])
+	return storedKey(&s.dhsPub)
+}
+
+// storedKey returns the *keys.PublicKey of a key the session stores (its
+// ratchet key, a Signal session's identity keys), which come from a
+// *keys.PublicKey, the key generator or a validated state blob.
+func storedKey(u *[32]byte) *keys.PublicKey {
+	k, err := keys.NewPublicKey(u[:])
 	if err != nil {
-		// dhsPub comes from the key generator or a validated state blob.
-		panic("ratchet: internal error: invalid own ratchet key")
+		panic("ratchet: internal error: invalid stored key")
 	}
 	return k
 }
@@ -345,11 +385,15 @@ func (s *Session) HasReceived() bool {
 }
 
 // KnowsRatchetKey reports whether the ratchet key in msg's header is the
-// current receiving chain's or one under which skipped keys are stored:
+// current receiving chain's or one under which skipped keys are stored (for
+// a Signal session: one of its receiving chains'):
 // whether Decrypt would take the message without a DH ratchet step.
 // It derives no key. A message too short for a header gives false.
 func (s *Session) KnowsRatchetKey(msg []byte) bool {
 	s.check()
+	if s.proto == Signal {
+		return s.signalKnowsRatchetKey(msg)
+	}
 	if len(msg) < headerSize || msg[0] != typeRatchet || msg[1] != keys.KeyTypeDJB {
 		return false
 	}
@@ -373,8 +417,10 @@ func (s *Session) AwaitsNewRatchetKey() bool {
 }
 
 // Encrypt encrypts plaintext as the next message of the sending chain and
-// returns header || ciphertext. It advances the sending chain; the message
-// key is wiped after use.
+// returns header || ciphertext (for a Signal session, 0x44 || SignalMessage
+// || tag; the session layer wraps it in a PreKeySignalMessage until
+// HasReceived). It advances the sending chain; the message key is wiped
+// after use.
 func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 	return s.AppendEncrypt(make([]byte, 0, headerSize+len(plaintext)+aead.Overhead), plaintext)
 }
@@ -384,6 +430,9 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 // spare capacity must not overlap plaintext.
 func (s *Session) AppendEncrypt(dst, plaintext []byte) ([]byte, error) {
 	s.check()
+	if s.proto == Signal {
+		return s.signalEncrypt(dst, plaintext)
+	}
 	if s.phase == phaseResponder {
 		return nil, ErrNoSendingChain
 	}
@@ -413,6 +462,10 @@ func (s *Session) AppendEncrypt(dst, plaintext []byte) ([]byte, error) {
 // ratchet key does not decode) or keys.ErrSmallOrder (it has small order),
 // ErrCounterOverflow (a counter of 2^32−1), ErrDuplicate, ErrTooManySkipped,
 // ErrAuthentication, and, at a DH ratchet step, an error from crypto/rand.
+// A Signal session takes a SignalMessage (unwrapped from a
+// PreKeySignalMessage by the session layer) and reports ErrMalformed for
+// anything that is not a strict one with an SPQR payload; its other errors
+// are the same kinds.
 func (s *Session) Decrypt(msg []byte) ([]byte, error) {
 	return s.AppendDecrypt(nil, msg)
 }
@@ -422,6 +475,9 @@ func (s *Session) Decrypt(msg []byte) ([]byte, error) {
 // overwritten (with zeros where plaintext was).
 func (s *Session) AppendDecrypt(dst, msg []byte) ([]byte, error) {
 	s.check()
+	if s.proto == Signal {
+		return s.signalDecrypt(dst, msg)
+	}
 	hdr, err := parseHeader(msg)
 	if err != nil {
 		return nil, err
@@ -594,6 +650,13 @@ func (s *Session) Clear() {
 	clear(s.ckr[:])
 	s.skipped.clear()
 	s.suite = nil
+	if s.pq != nil {
+		s.pq.Clear()
+		s.pq = nil
+	}
+	for i := range s.chains {
+		clear(s.chains[i].ck[:])
+	}
 }
 
 // String returns a fixed text: a session's fields are secret.
@@ -616,6 +679,7 @@ type work struct {
 	priv [32]byte
 	pub  [32]byte
 	adh  []byte // ad || header
+	pq   []byte // a Signal message's SPQR payload
 }
 
 var workPool = sync.Pool{New: func() any { return new(work) }}
@@ -647,9 +711,16 @@ var infoRK = []byte("ratchetkit_Ratchet_v1")
 // kdfRK sets newRK, ck = HKDF(rk, dh, "ratchetkit_Ratchet_v1", 64). newRK
 // may alias rk.
 func kdfRK(h *kdf.Hasher, w *work, rk, dh, newRK, ck *[32]byte) {
+	rootStep(h, w, infoRK, rk, dh, newRK, ck)
+}
+
+// rootStep is the root KDF of both protocols, which differ only in the
+// info string: newRK, ck = HKDF-SHA256(salt rk, dh, info, 64). newRK may
+// alias rk.
+func rootStep(h *kdf.Hasher, w *work, info []byte, rk, dh, newRK, ck *[32]byte) {
 	var out [64]byte
 	h.SetKey(&w.k, rk[:])
-	h.HKDF(out[:], &w.k, dh[:], infoRK)
+	h.HKDF(out[:], &w.k, dh[:], info)
 	copy(newRK[:], out[:32])
 	copy(ck[:], out[32:])
 	clear(out[:])

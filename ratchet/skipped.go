@@ -89,11 +89,7 @@ func (st *skippedStore) key(i int) []byte { return st.at(i).mk[:] }
 
 // remove deletes the key in slot i of run ci.
 func (st *skippedStore) remove(i, ci int) {
-	e := st.at(i)
-	clear(e.mk[:])
-	e.dead = true
-	st.live--
-	st.chains[ci].live--
+	st.kill(i, ci)
 	if i == st.head {
 		st.trimFront()
 	}
@@ -258,3 +254,49 @@ func (st *skippedStore) marshaledSize() int {
 	}
 	return n
 }
+
+// kill deletes the key in slot i of run ci without moving head; the caller
+// calls trimFront afterwards.
+func (st *skippedStore) kill(i, ci int) {
+	e := st.at(i)
+	clear(e.mk[:])
+	e.dead = true
+	st.live--
+	st.chains[ci].live--
+}
+
+// count returns the number of live keys stored under pub.
+func (st *skippedStore) count(pub *[32]byte) int {
+	n := 0
+	for i := range st.chains {
+		if st.chains[i].pub == *pub {
+			n += st.chains[i].live
+		}
+	}
+	return n
+}
+
+// dropOldest deletes the k oldest live keys stored under pub (all of them
+// if there are fewer): a Signal session's per-chain limit, and the end of
+// a dropped receiving chain.
+func (st *skippedStore) dropOldest(pub *[32]byte, k int) {
+	for ci := range st.chains {
+		c := &st.chains[ci]
+		if c.pub != *pub {
+			continue
+		}
+		for i := max(c.start, st.head); i < c.end && k > 0 && c.live > 0; i++ {
+			if !st.at(i).dead {
+				st.kill(i, ci)
+				k--
+			}
+		}
+		if k == 0 {
+			break
+		}
+	}
+	st.trimFront()
+}
+
+// removeAll deletes every key stored under pub.
+func (st *skippedStore) removeAll(pub *[32]byte) { st.dropOldest(pub, st.count(pub)) }

@@ -91,6 +91,9 @@ func (s *Session) MarshalBinary() ([]byte, error) {
 // AppendBinary appends the state that MarshalBinary returns to b.
 func (s *Session) AppendBinary(b []byte) ([]byte, error) {
 	s.check()
+	if s.proto == Signal {
+		return s.appendSignal(b), nil
+	}
 	b = slices.Grow(b, s.marshaledSize())
 	b = append(b, stateMagic...)
 	b = append(b, stateVersion1, s.suiteID)
@@ -114,7 +117,11 @@ func (s *Session) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.BigEndian.AppendUint32(b, s.pn)
 	b = append(b, s.ckr[:]...)
 	b = binary.BigEndian.AppendUint32(b, s.nr)
-	st := &s.skipped
+	return s.skipped.appendBinary(b), nil
+}
+
+// appendBinary appends the skipped vector, SkippedChain skipped<0..2^24-1>.
+func (st *skippedStore) appendBinary(b []byte) []byte {
 	b = appendUint24(b, st.marshaledSize())
 	for ci := range st.chains {
 		c := &st.chains[ci]
@@ -130,10 +137,13 @@ func (s *Session) AppendBinary(b []byte) ([]byte, error) {
 			}
 		}
 	}
-	return b, nil
+	return b
 }
 
 func (s *Session) marshaledSize() int {
+	if s.proto == Signal {
+		return s.signalMarshaledSize()
+	}
 	n := fixedStateSize + s.adLen + 3*32 + 1
 	switch s.phase {
 	case phaseInitiator:
@@ -174,11 +184,16 @@ func (s *Session) UnmarshalBinary(b []byte) error {
 	if err := n.parse(b); err != nil {
 		return err
 	}
-	old := s.skipped.ring
+	old, oldPQ := s.skipped.ring, s.pq
 	*s = n
 	clear(old)
-	// Wipe the stack copy's keys; its slices now belong to s.
+	if oldPQ != nil {
+		oldPQ.Clear()
+	}
+	// Wipe the stack copy's keys; its slices and SPQR state now belong
+	// to s.
 	n.skipped = skippedStore{}
+	n.pq = nil
 	n.Clear()
 	return nil
 }
@@ -190,6 +205,12 @@ func (s *Session) parse(b []byte) error {
 	switch v := b[len(stateMagic)]; v {
 	case stateVersion1:
 		if err := s.parseV1(b[len(stateMagic)+1:]); err != nil {
+			s.Clear()
+			return err
+		}
+		return nil
+	case stateVersionSignal:
+		if err := s.parseSignal(b[len(stateMagic)+1:]); err != nil {
 			s.Clear()
 			return err
 		}

@@ -348,11 +348,19 @@ func withKeys(cfg *Config, ks ...*keys.PrivateKey) *Config {
 }
 
 func TestGoldenState(t *testing.T) {
-	manifest := filepath.Join(goldenDir, "v1.json")
+	for _, g := range []struct {
+		manifest string
+		build    func(*testing.T) (map[string][]byte, []goldenRecord)
+	}{{"v1.json", goldenV1}, {"signal-v2.json", goldenSignalV2}} {
+		t.Run(g.manifest, func(t *testing.T) { testGolden(t, filepath.Join(goldenDir, g.manifest), g.build) })
+	}
+}
+
+func testGolden(t *testing.T, manifest string, build func(*testing.T) (map[string][]byte, []goldenRecord)) {
 	if *update {
 		// Released versions are never rewritten, only created.
 		if _, err := os.Stat(manifest); errors.Is(err, os.ErrNotExist) {
-			files, recs := goldenV1(t)
+			files, recs := build(t)
 			if err := os.MkdirAll(goldenDir, 0o755); err != nil {
 				t.Fatal(err)
 			}
