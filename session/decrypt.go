@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 
+	"github.com/ratchetkit/ratchetkit/internal/signalwire"
 	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/ratchet"
 	"github.com/ratchetkit/ratchetkit/store"
@@ -50,14 +51,20 @@ func (m *Manager) Decrypt(ctx context.Context, addr store.Address, msg []byte) (
 // capacity must not overlap msg. On error dst's spare capacity may have
 // been overwritten.
 func (m *Manager) AppendDecrypt(ctx context.Context, dst []byte, addr store.Address, msg []byte) ([]byte, error) {
-	pm, err := parseMessage(msg)
-	if err != nil {
-		return nil, err
+	d := decryption{m: m, dst: dst}
+	var err error
+	if m.proto == ratchet.Signal {
+		if d.msg, d.pk, err = m.parseSignal(msg); err != nil {
+			return nil, err
+		}
+	} else {
+		if d.msg, err = parseMessage(msg); err != nil {
+			return nil, err
+		}
+		if len(d.msg.inner)-minMessageSize > m.maxMessage {
+			return nil, errTooLargeIn
+		}
 	}
-	if len(pm.inner)-minMessageSize > m.maxMessage {
-		return nil, errTooLargeIn
-	}
-	d := decryption{m: m, dst: dst, msg: pm}
 	return m.run(ctx, addr, d.attempt)
 }
 
@@ -66,6 +73,8 @@ type decryption struct {
 	m   *Manager
 	dst []byte
 	msg message
+	// pk is a Signal PreKeySignalMessage, parsed; nil otherwise.
+	pk *signalwire.PreKeySignalMessage
 
 	tried int // sessions tried by the last tryAll, for tests
 }
@@ -85,12 +94,17 @@ func (d *decryption) attempt(s *addrState) ([]byte, error) {
 	pm := &d.msg
 	var out []byte
 	var err error
+	if err := d.m.checkRecord(s); err != nil {
+		return nil, err
+	}
 	switch {
 	case pm.kind == typeRatchet:
 		if !s.found {
 			return nil, ErrNoSession
 		}
 		out, err = d.tryAll(s)
+	case d.pk != nil:
+		out, err = d.signalPreKey(s)
 	default:
 		if use := s.rec.findBaseKey(pm.x3dh[hdrEK : hdrEK+encodedKeySize]); use >= 0 {
 			out, err = d.continueSession(s, use)
@@ -121,7 +135,7 @@ func (d *decryption) tryAll(s *addrState) ([]byte, error) {
 		i := k
 		if k < 0 {
 			i = r.current
-		} else if k == r.current || !mayTry(r.entries[i].sess, msg) {
+		} else if k == r.current || !mayTry(r.entries[i].sess, msg, d.msg.counter) {
 			continue
 		}
 		e := &r.entries[i]
@@ -132,6 +146,11 @@ func (d *decryption) tryAll(s *addrState) ([]byte, error) {
 			if out, err = e.sess.AppendDecrypt(d.dst, msg); err == nil {
 				r.current = i
 				return out, nil
+			}
+			// libsignal reports a used or dropped message key at once,
+			// without trying the other sessions.
+			if r.proto == ratchet.Signal && errors.Is(err, ratchet.ErrDuplicate) {
+				return nil, err
 			}
 		}
 		if first == nil {
@@ -148,11 +167,11 @@ func (d *decryption) tryAll(s *addrState) ([]byte, error) {
 // message of a peer that follows the protocol is refused by the first
 // rule; the second trades the rare answer whose first messages were lost
 // for a bound on what forgeries cost (see maxArchivedStep).
-func mayTry(sess *ratchet.Session, msg []byte) bool {
+func mayTry(sess *ratchet.Session, msg []byte, n uint32) bool {
 	if sess.KnowsRatchetKey(msg) {
 		return true
 	}
-	return sess.AwaitsNewRatchetKey() && binary.BigEndian.Uint32(msg[38:]) < maxArchivedStep
+	return sess.AwaitsNewRatchetKey() && n < maxArchivedStep
 }
 
 // continueSession decrypts a prekey message with session use, the

@@ -3,6 +3,8 @@ package session
 import (
 	"context"
 
+	"github.com/ratchetkit/ratchetkit/ratchet"
+
 	"github.com/ratchetkit/ratchetkit/store"
 )
 
@@ -40,9 +42,15 @@ func (e *encryption) attempt(s *addrState) ([]byte, error) {
 	if !s.found {
 		return nil, ErrNoSession
 	}
+	if err := e.m.checkRecord(s); err != nil {
+		return nil, err
+	}
 	cur := &s.rec.entries[s.rec.current]
 	if err := s.checkIdentity(e.m.trust, cur.peer[:]); err != nil {
 		return nil, err
+	}
+	if s.rec.proto == ratchet.Signal {
+		return e.signal(s, cur)
 	}
 	out := e.dst
 	if cur.role == roleInitiator && !cur.sess.HasReceived() {

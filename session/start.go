@@ -22,6 +22,9 @@ import (
 // success the session and, on first use, the peer's identity key are
 // saved in one transaction; on any error nothing is.
 func (m *Manager) StartSession(ctx context.Context, addr store.Address, b *x3dh.Bundle) error {
+	if m.proto != ratchet.ProfileV1 {
+		return fmt.Errorf("%w: StartSession on a Signal Manager (use StartSignalSession)", ErrWrongProtocol)
+	}
 	if b == nil || b.IdentityKey == nil {
 		return fmt.Errorf("%w: bundle without an identity key", x3dh.ErrMalformed)
 	}
@@ -38,6 +41,9 @@ type start struct {
 
 func (st *start) attempt(s *addrState) ([]byte, error) {
 	m, b := st.m, st.bundle
+	if err := m.checkRecord(s); err != nil {
+		return nil, err
+	}
 	var e entry
 	b.IdentityKey.AppendEncode(e.peer[:0])
 	if err := s.checkIdentity(m.trust, e.peer[:]); err != nil {
@@ -46,12 +52,7 @@ func (st *start) attempt(s *addrState) ([]byte, error) {
 		}
 		return nil, err
 	}
-	var local *store.LocalIdentity
-	err := m.st.View(s.ctx, func(tx store.Tx) error {
-		var err error
-		local, err = loadLocal(s.ctx, tx)
-		return err
-	})
+	local, err := m.loadLocalIdentity(s)
 	if err != nil {
 		return nil, err
 	}
