@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"math"
+	"time"
 
+	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/kyber"
 	"github.com/ratchetkit/ratchetkit/pqxdh"
 	"github.com/ratchetkit/ratchetkit/store"
@@ -91,18 +93,20 @@ func (m *Manager) kyberUpkeep(ctx context.Context) (rotated bool, fresh []Public
 		}
 		// Keys are made outside the write transaction; the id range is
 		// checked again inside it.
-		var pks []*kyber.PreKey
-		if n > 0 {
-			pks, err = kyber.GeneratePreKeys(local.KeyPair, last+1, n-btoi(rotate))
-			if err == nil && rotate {
-				var lr *kyber.PreKey
-				if lr, err = kyber.GeneratePreKey(local.KeyPair, last+uint32(n), true); err == nil {
-					pks = append(pks, lr)
-				}
+		// The last one is the new last-resort prekey, if due.
+		pks := make([]*kyber.PreKey, 0, n)
+		for i := range n {
+			var pk *kyber.PreKey
+			if pk, err = m.newKyberPreKey(local.KeyPair, last+1+uint32(i), rotate && i == n-1); err != nil {
+				break
 			}
+			pks = append(pks, pk)
 		}
 		local.KeyPair.Clear()
 		if err != nil {
+			for _, pk := range pks {
+				pk.PrivateKey().Clear()
+			}
 			return false, nil, err
 		}
 		err = m.st.Update(ctx, func(tx store.Tx) error {
@@ -140,11 +144,19 @@ func (m *Manager) kyberUpkeep(ctx context.Context) (rotated bool, fresh []Public
 	return false, nil, ErrConflict
 }
 
-func btoi(b bool) int {
-	if b {
-		return 1
+// newKyberPreKey makes Kyber prekey id signed by ik, stamped with the
+// Manager's clock (kyber.GeneratePreKey stamps time.Now), so that its age
+// is measured on the clock Upkeep rotates by.
+func (m *Manager) newKyberPreKey(ik *keys.IdentityKeyPair, id uint32, lastResort bool) (*kyber.PreKey, error) {
+	priv, err := kyber.GeneratePrivateKey()
+	if err != nil {
+		return nil, err
 	}
-	return 0
+	pk, err := kyber.NewPreKey(id, priv, ik.Sign(priv.PublicKey().Encode()), m.now().Truncate(time.Second), lastResort)
+	if err != nil {
+		priv.Clear()
+	}
+	return pk, err
 }
 
 // lastResorts returns the last-resort prekeys of list, oldest first.
