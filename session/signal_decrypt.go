@@ -20,6 +20,29 @@ import (
 // hands its type (2 or 3) beside the bytes, which Decrypt does not need.
 const protobufSignalMessage = 0x0a
 
+// Message types of the Signal protocol, as libsignal's
+// CiphertextMessageType numbers them: what a transport that carries
+// libsignal's messages sends beside the bytes.
+const (
+	SignalTypeWhisper = signalwire.TypeWhisper // a SignalMessage
+	SignalTypePreKey  = signalwire.TypePreKey  // a PreKeySignalMessage
+)
+
+// SignalMessageType returns SignalTypePreKey or SignalTypeWhisper for a
+// message that a Signal Manager's Encrypt made, from its first two bytes,
+// or 0 for anything else. It checks no more than those bytes: Decrypt
+// does not need the type, but a transport shared with libsignal peers
+// does.
+func SignalMessageType(msg []byte) int {
+	if len(msg) < 2 || msg[0] != signalwire.VersionByte {
+		return 0
+	}
+	if msg[1] == protobufSignalMessage {
+		return SignalTypeWhisper
+	}
+	return SignalTypePreKey
+}
+
 var (
 	errSignalVersion  = fmt.Errorf("%w: not a message version 4 (0x44)", ErrUnknownType)
 	errReplayedPreKey = fmt.Errorf("session: PreKeySignalMessage already used (Kyber prekey, signed prekey and base key): %w", store.ErrReusedBaseKey)

@@ -12,6 +12,7 @@ import (
 	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/kyber"
 	"github.com/ratchetkit/ratchetkit/pqxdh"
+	"github.com/ratchetkit/ratchetkit/session"
 	"github.com/ratchetkit/ratchetkit/store"
 	"github.com/ratchetkit/ratchetkit/store/memory"
 )
@@ -83,12 +84,18 @@ func liveGoEnd(t *testing.T, d *signalDevice, peer store.Address, canSend func()
 			if isPreKey(t, wire) {
 				typ = signalwire.TypePreKey
 			}
+			if session.SignalMessageType(wire) != typ {
+				t.Fatal("SignalMessageType disagrees with the parser")
+			}
 			if (typ == signalwire.TypePreKey) == received {
 				t.Fatalf("Go sent message type %d after receiving: %v", typ, received)
 			}
 			return liveMsg{typ, wire, pt}
 		},
 		recv: func(m liveMsg) error {
+			if session.SignalMessageType(m.wire) != m.typ {
+				t.Fatalf("SignalMessageType of libsignal's type-%d message: %d", m.typ, session.SignalMessageType(m.wire))
+			}
 			got, err := d.m.Decrypt(t.Context(), peer, m.wire)
 			if err == nil {
 				if !bytes.Equal(got, m.pt) {
