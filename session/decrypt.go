@@ -43,6 +43,15 @@ import (
 // message quietly), ratchet.ErrTooManySkipped, ratchet.ErrAuthentication;
 // and ErrConflict or a context or store error. Decrypt saves nothing
 // unless it succeeds, and nothing is returned that was not saved.
+//
+// Under ratchet.Signal (see the package documentation) msg is a
+// SignalMessage or a PreKeySignalMessage: ErrUnknownType for a first byte
+// other than 0x44, ErrMalformed (wrapping the strict parser's error) for
+// anything libsignal would not write, ErrTooLarge; then as above, with
+// pqxdh.ErrInvalidBaseKey for a base key PQXDH refuses, ErrUnknownPreKey
+// also for a missing Kyber prekey, and an error wrapping
+// store.ErrReusedBaseKey for a PreKeySignalMessage replayed on a
+// last-resort Kyber prekey after its session is gone.
 func (m *Manager) Decrypt(ctx context.Context, addr store.Address, msg []byte) ([]byte, error) {
 	return m.AppendDecrypt(ctx, nil, addr, msg)
 }

@@ -17,7 +17,10 @@ import (
 // Errors: ErrTooLarge (plaintext longer than Config.MaxMessageSize),
 // ErrNoSession, an *IdentityError (the session's peer key is no longer
 // the trusted one), ratchet.ErrCounterOverflow, ErrConflict, a context or
-// store error. On error nothing is saved.
+// store error. On error nothing is saved. Under ratchet.Signal the
+// messages are PreKeySignalMessages, then SignalMessages, and an
+// unanswered session older than MaxUnacknowledgedAge is refused with an
+// error wrapping ErrNoSession.
 func (m *Manager) Encrypt(ctx context.Context, addr store.Address, plaintext []byte) ([]byte, error) {
 	return m.AppendEncrypt(ctx, nil, addr, plaintext)
 }
