@@ -269,27 +269,36 @@ func (p *preKeys) wipe() {
 func loadPreKeys(ctx context.Context, st store.Store, hdr []byte) (*preKeys, error) {
 	pre := new(preKeys)
 	err := st.View(ctx, func(tx store.Tx) error {
-		var err error
-		pre.spk, err = tx.SignedPreKeys().Load(ctx, binary.BigEndian.Uint32(hdr[hdrSPK:]))
-		if errors.Is(err, store.ErrNotFound) {
-			return errNoSPK
-		} else if err != nil {
-			return storeError("loading the signed prekey", err)
+		var opkID uint32
+		hasOPK := hdr[0]&flagOneTimePreKey != 0
+		if hasOPK {
+			opkID = binary.BigEndian.Uint32(hdr[hdrOPK:])
 		}
-		if hdr[0]&flagOneTimePreKey != 0 {
-			pre.opk, err = tx.PreKeys().Load(ctx, binary.BigEndian.Uint32(hdr[hdrOPK:]))
-			if errors.Is(err, store.ErrNotFound) {
-				return errNoOPK
-			} else if err != nil {
-				return storeError("loading the one-time prekey", err)
-			}
-		}
-		pre.local, err = loadLocal(ctx, tx)
-		return err
+		return pre.load(ctx, tx, binary.BigEndian.Uint32(hdr[hdrSPK:]), hasOPK, opkID)
 	})
 	if err != nil {
 		pre.wipe()
 		return nil, err
 	}
 	return pre, nil
+}
+
+// load reads signed prekey spkID, one-time prekey opkID if hasOPK, and
+// the local identity, in tx: what a responder needs in both protocols.
+func (p *preKeys) load(ctx context.Context, tx store.Tx, spkID uint32, hasOPK bool, opkID uint32) error {
+	var err error
+	if p.spk, err = tx.SignedPreKeys().Load(ctx, spkID); errors.Is(err, store.ErrNotFound) {
+		return errNoSPK
+	} else if err != nil {
+		return storeError("loading the signed prekey", err)
+	}
+	if hasOPK {
+		if p.opk, err = tx.PreKeys().Load(ctx, opkID); errors.Is(err, store.ErrNotFound) {
+			return errNoOPK
+		} else if err != nil {
+			return storeError("loading the one-time prekey", err)
+		}
+	}
+	p.local, err = loadLocal(ctx, tx)
+	return err
 }

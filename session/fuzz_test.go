@@ -164,19 +164,26 @@ func FuzzDecrypt(f *testing.F) {
 		m, st := d.restore(t)
 		addr := fuzzAddrs[int(data[0])%len(fuzzAddrs)]
 		pt, err := m.Decrypt(context.Background(), addr, data[1:])
-		if err != nil {
-			if pt != nil {
-				t.Fatal("plaintext returned with an error")
-			}
-			if digest(t, st) != clean {
-				t.Fatalf("failed Decrypt (%v) changed the store", err)
-			}
-			return
-		}
-		if digest(t, st) == clean {
-			t.Fatal("successful Decrypt saved nothing")
-		}
+		checkDecryptOutcome(t, st, clean, pt, err)
 	})
+}
+
+// checkDecryptOutcome checks a fuzzed Decrypt: a failure returns no
+// plaintext and leaves the store's digest clean, a success changes it.
+func checkDecryptOutcome(t *testing.T, st store.Store, clean [32]byte, pt []byte, err error) {
+	t.Helper()
+	if err != nil {
+		if pt != nil {
+			t.Fatal("plaintext returned with an error")
+		}
+		if digest(t, st) != clean {
+			t.Fatalf("failed Decrypt (%v) changed the store", err)
+		}
+		return
+	}
+	if digest(t, st) == clean {
+		t.Fatal("successful Decrypt saved nothing")
+	}
 }
 
 // decryptSeeds are valid messages and near misses: what FuzzDecrypt's
@@ -251,17 +258,6 @@ func FuzzSignalDecrypt(f *testing.F) {
 		}
 		clean := digest(t, st)
 		pt, err := m.Decrypt(ctx, alice, msg)
-		if err != nil {
-			if pt != nil {
-				t.Fatal("plaintext returned with an error")
-			}
-			if digest(t, st) != clean {
-				t.Fatalf("failed Decrypt (%v) changed the store", err)
-			}
-			return
-		}
-		if digest(t, st) == clean {
-			t.Fatal("successful Decrypt saved nothing")
-		}
+		checkDecryptOutcome(t, st, clean, pt, err)
 	})
 }

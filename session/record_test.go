@@ -39,29 +39,43 @@ func loadGolden(t testing.TB) *golden {
 	t.Helper()
 	path := filepath.Join(goldenDir, "v1.json")
 	if *update {
-		// A released version's file is created once, never rewritten.
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		writeManifest(t, path, func() any {
 			f := makeFixture(t)
-			g := golden{
+			return &golden{
 				Description: "session record version 1: alice holds two initiator sessions (the older answered, the newer current); " +
 					"bob holds two responder sessions (the older current, with skipped keys); bob's decrypts late",
 				Alice: f.aliceRecord, Bob: f.bobRecord, Late: f.late, LatePlaintext: "two",
 			}
-			j, _ := json.MarshalIndent(&g, "", " ")
-			if err := os.WriteFile(path, append(j, '\n'), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+		})
 	}
+	var g golden
+	readManifest(t, path, &g)
+	return &g
+}
+
+// readManifest reads the JSON golden manifest at path into v.
+func readManifest(t testing.TB, path string, v any) {
+	t.Helper()
 	j, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var g golden
-	if err := json.Unmarshal(j, &g); err != nil {
+	if err := json.Unmarshal(j, v); err != nil {
 		t.Fatal(err)
 	}
-	return &g
+}
+
+// writeManifest creates the golden manifest at path from make's result,
+// once: a released version's file is never rewritten.
+func writeManifest(t testing.TB, path string, make func() any) {
+	t.Helper()
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	j, _ := json.MarshalIndent(make(), "", " ")
+	if err := os.WriteFile(path, append(j, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func parseRecord(b []byte) (*record, error) {

@@ -222,25 +222,15 @@ func loadSignalPreKeys(ctx context.Context, st store.Store, pk *signalwire.PreKe
 		if err != nil {
 			return err
 		}
-		if pre.spk, err = tx.SignedPreKeys().Load(ctx, pk.SignedPreKeyID); errors.Is(err, store.ErrNotFound) {
-			return errNoSPK
-		} else if err != nil {
-			return storeError("loading the signed prekey", err)
-		}
-		if pk.HasPreKeyID {
-			if pre.opk, err = tx.PreKeys().Load(ctx, pk.PreKeyID); errors.Is(err, store.ErrNotFound) {
-				return errNoOPK
-			} else if err != nil {
-				return storeError("loading the one-time prekey", err)
-			}
+		if err := pre.load(ctx, tx, pk.SignedPreKeyID, pk.HasPreKeyID, pk.PreKeyID); err != nil {
+			return err
 		}
 		if pre.kpk, err = kp.Load(ctx, pk.KyberPreKeyID); errors.Is(err, store.ErrNotFound) {
 			return errNoKyber
 		} else if err != nil {
 			return storeError("loading the Kyber prekey", err)
 		}
-		pre.local, err = loadLocal(ctx, tx)
-		return err
+		return nil
 	})
 	if err != nil {
 		pre.wipe()

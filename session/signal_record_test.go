@@ -3,10 +3,8 @@ package session
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -35,22 +33,10 @@ func loadGoldenSignal(t testing.TB) *goldenSignal {
 	t.Helper()
 	path := filepath.Join(goldenDir, "v2-signal.json")
 	if *update {
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			g := makeSignalGolden(t)
-			j, _ := json.MarshalIndent(g, "", " ")
-			if err := os.WriteFile(path, append(j, '\n'), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	j, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
+		writeManifest(t, path, func() any { return makeSignalGolden(t) })
 	}
 	var g goldenSignal
-	if err := json.Unmarshal(j, &g); err != nil {
-		t.Fatal(err)
-	}
+	readManifest(t, path, &g)
 	return &g
 }
 

@@ -44,30 +44,18 @@ type signalStart struct {
 
 func (st *signalStart) attempt(s *addrState) ([]byte, error) {
 	m, b := st.m, st.bundle
-	if err := m.checkRecord(s); err != nil {
-		return nil, err
-	}
 	var e entry
-	b.IdentityKey.AppendEncode(e.peer[:0])
-	if err := s.checkIdentity(m.trust, e.peer[:]); err != nil {
-		if verr := b.Verify(); verr != nil {
-			return nil, verr
-		}
-		return nil, err
-	}
-	local, err := m.loadLocalIdentity(s)
+	local, err := m.beginStart(s, &e, b.IdentityKey, b.Verify)
 	if err != nil {
 		return nil, err
 	}
-	defer local.KeyPair.Clear()
+	localPub := local.KeyPair.PublicKey()
 	in, err := pqxdh.Initiate(local.KeyPair, b)
+	local.KeyPair.Clear()
 	if err != nil {
 		return nil, err
 	}
 	defer in.Clear()
-	localPub := local.KeyPair.PublicKey()
-	localPub.AppendEncode(s.local[:0])
-	s.checkLocal = true
 	if e.sess, err = ratchet.NewSignalInitiator(&in.Keys, localPub, b.IdentityKey, b.SignedPreKey, &m.ratchet); err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/ratchet"
 	"github.com/ratchetkit/ratchetkit/store"
 	"github.com/ratchetkit/ratchetkit/x3dh"
@@ -39,15 +40,19 @@ type start struct {
 	bundle *x3dh.Bundle
 }
 
-func (st *start) attempt(s *addrState) ([]byte, error) {
-	m, b := st.m, st.bundle
+// beginStart is what both protocols' starts do before their key
+// agreement: it checks the record's protocol and the bundle's identity key
+// ik (an *IdentityError only for a bundle that verify accepts, so that
+// nobody is asked to approve a forged key), records ik as e's peer, and
+// loads the local identity, whose public key the write checks. The caller
+// clears the returned key pair.
+func (m *Manager) beginStart(s *addrState, e *entry, ik *keys.PublicKey, verify func() error) (*store.LocalIdentity, error) {
 	if err := m.checkRecord(s); err != nil {
 		return nil, err
 	}
-	var e entry
-	b.IdentityKey.AppendEncode(e.peer[:0])
+	ik.AppendEncode(e.peer[:0])
 	if err := s.checkIdentity(m.trust, e.peer[:]); err != nil {
-		if verr := b.Verify(); verr != nil {
+		if verr := verify(); verr != nil {
 			return nil, verr
 		}
 		return nil, err
@@ -56,9 +61,19 @@ func (st *start) attempt(s *addrState) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	in, err := x3dh.Initiate(local.KeyPair, b, &m.x3dh)
 	local.KeyPair.PublicKey().AppendEncode(s.local[:0])
 	s.checkLocal = true
+	return local, nil
+}
+
+func (st *start) attempt(s *addrState) ([]byte, error) {
+	m, b := st.m, st.bundle
+	var e entry
+	local, err := m.beginStart(s, &e, b.IdentityKey, b.Verify)
+	if err != nil {
+		return nil, err
+	}
+	in, err := x3dh.Initiate(local.KeyPair, b, &m.x3dh)
 	local.KeyPair.Clear()
 	if err != nil {
 		return nil, err
