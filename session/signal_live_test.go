@@ -3,7 +3,6 @@ package session_test
 import (
 	"bytes"
 	"encoding/hex"
-	"fmt"
 	mrand "math/rand/v2"
 	"testing"
 
@@ -22,19 +21,6 @@ import (
 // (testdata/libsignal/live.mjs), in both roles, with and without a
 // one-time prekey. They skip without Node unless
 // RATCHETKIT_REQUIRE_LIBSIGNAL=1 (.ci/run sets it).
-
-type liveMsg struct {
-	typ  int
-	wire []byte
-	pt   []byte
-}
-
-// liveEnd is one side: send makes a message, recv takes one.
-type liveEnd struct {
-	canSend func() bool
-	send    func(pt []byte) liveMsg
-	recv    func(m liveMsg) error
-}
 
 // TestLiveSignalSession: seeded conversations of 300 steps between a Go
 // Manager and libsignal: bursts both ways, deliveries reordered by up to
@@ -58,24 +44,25 @@ func TestLiveSignalSession(t *testing.T) {
 			p := libsignaltest.Live(t, v.Sessions[c.session].Name)
 			var d *signalDevice
 			var peer store.Address
-			var goEnd, lsEnd liveEnd
+			var goEnd, lsEnd libsignaltest.End
 			if c.initiator {
 				d, peer, goEnd, lsEnd = liveGoInitiator(t, p, &v.Sessions[c.session])
 			} else {
 				d, peer, goEnd, lsEnd = liveGoResponder(t, p, c.session == 0)
 			}
-			stats := liveConversation(t, mrand.New(mrand.NewPCG(uint64(c.session), 11)), goEnd, lsEnd, 300, func() *snapshot { return take(t, d.st, peer) })
+			stats := libsignaltest.Conversation(t, mrand.New(mrand.NewPCG(uint64(c.session), 11)), goEnd, lsEnd, 300, 6,
+				func() ([]byte, bool) { return take(t, d.st, peer).bytes(), true })
 			t.Logf("%v", stats)
 		})
 	}
 }
 
 // liveGoEnd is the Go Manager's end of a conversation with peer.
-func liveGoEnd(t *testing.T, d *signalDevice, peer store.Address, canSend func() bool) liveEnd {
+func liveGoEnd(t *testing.T, d *signalDevice, peer store.Address, canSend func() bool) libsignaltest.End {
 	var received bool
-	return liveEnd{
-		canSend: canSend,
-		send: func(pt []byte) liveMsg {
+	return libsignaltest.End{
+		CanSend: canSend,
+		Send: func(pt []byte) libsignaltest.Msg {
 			wire, err := d.m.Encrypt(t.Context(), peer, pt)
 			if err != nil {
 				t.Fatal(err)
@@ -90,15 +77,15 @@ func liveGoEnd(t *testing.T, d *signalDevice, peer store.Address, canSend func()
 			if (typ == signalwire.TypePreKey) == received {
 				t.Fatalf("Go sent message type %d after receiving: %v", typ, received)
 			}
-			return liveMsg{typ, wire, pt}
+			return libsignaltest.Msg{Type: typ, Wire: wire, Plaintext: pt}
 		},
-		recv: func(m liveMsg) error {
-			if session.SignalMessageType(m.wire) != m.typ {
-				t.Fatalf("SignalMessageType of libsignal's type-%d message: %d", m.typ, session.SignalMessageType(m.wire))
+		Recv: func(m libsignaltest.Msg) error {
+			if session.SignalMessageType(m.Wire) != m.Type {
+				t.Fatalf("SignalMessageType of libsignal's type-%d message: %d", m.Type, session.SignalMessageType(m.Wire))
 			}
-			got, err := d.m.Decrypt(t.Context(), peer, m.wire)
+			got, err := d.m.Decrypt(t.Context(), peer, m.Wire)
 			if err == nil {
-				if !bytes.Equal(got, m.pt) {
+				if !bytes.Equal(got, m.Plaintext) {
 					t.Fatal("wrong plaintext from libsignal")
 				}
 				received = true
@@ -108,7 +95,7 @@ func liveGoEnd(t *testing.T, d *signalDevice, peer store.Address, canSend func()
 	}
 }
 
-func liveGoInitiator(t *testing.T, p *libsignaltest.Peer, ls *libsignaltest.Session) (*signalDevice, store.Address, liveEnd, liveEnd) {
+func liveGoInitiator(t *testing.T, p *libsignaltest.Peer, ls *libsignaltest.Session) (*signalDevice, store.Address, libsignaltest.End, libsignaltest.End) {
 	h := func(x string) []byte { return libsignaltest.Hex(t, x) }
 	must := func(err error) {
 		if err != nil {
@@ -136,23 +123,23 @@ func liveGoInitiator(t *testing.T, p *libsignaltest.Peer, ls *libsignaltest.Sess
 	must(d.m.StartSignalSession(t.Context(), peer, b))
 	goEnd := liveGoEnd(t, d, peer, func() bool { return true })
 	lsHasSession := false
-	lsEnd := liveEnd{
-		canSend: func() bool { return lsHasSession },
-		send: func(pt []byte) liveMsg {
+	lsEnd := libsignaltest.End{
+		CanSend: func() bool { return lsHasSession },
+		Send: func(pt []byte) libsignaltest.Msg {
 			r := p.Call(map[string]any{"op": "encrypt", "to": "go-alice", "plaintext": hex.EncodeToString(pt)})
 			if !r.OK {
 				t.Fatalf("libsignal encrypt: %s", r.Error)
 			}
-			return liveMsg{r.Type, libsignaltest.Hex(t, r.Wire), pt}
+			return libsignaltest.Msg{Type: r.Type, Wire: libsignaltest.Hex(t, r.Wire), Plaintext: pt}
 		},
-		recv: func(m liveMsg) error {
-			return liveReply(p.Call(map[string]any{"op": "decrypt", "from": "go-alice", "type": m.typ, "wire": hex.EncodeToString(m.wire)}), m.pt, &lsHasSession)
+		Recv: func(m libsignaltest.Msg) error {
+			return libsignaltest.CheckReply(p.Call(map[string]any{"op": "decrypt", "from": "go-alice", "type": m.Type, "wire": hex.EncodeToString(m.Wire)}), m.Plaintext, &lsHasSession)
 		},
 	}
 	return d, peer, goEnd, lsEnd
 }
 
-func liveGoResponder(t *testing.T, p *libsignaltest.Peer, withOPK bool) (*signalDevice, store.Address, liveEnd, liveEnd) {
+func liveGoResponder(t *testing.T, p *libsignaltest.Peer, withOPK bool) (*signalDevice, store.Address, libsignaltest.End, libsignaltest.End) {
 	d := newSignalDevice(t, memory.New(), "go-bob", 1, nil)
 	u := d.up
 	kpk := u.KyberOneTimePreKeys[0]
@@ -174,124 +161,26 @@ func liveGoResponder(t *testing.T, p *libsignaltest.Peer, withOPK bool) (*signal
 	peer := store.Address{Name: "libsignal-alice", DeviceID: 1}
 	started := false
 	goEnd := liveGoEnd(t, d, peer, func() bool { return started })
-	recv := goEnd.recv
-	goEnd.recv = func(m liveMsg) error {
+	recv := goEnd.Recv
+	goEnd.Recv = func(m libsignaltest.Msg) error {
 		err := recv(m)
 		started = started || err == nil
 		return err
 	}
-	lsEnd := liveEnd{
-		canSend: func() bool { return true },
-		send: func(pt []byte) liveMsg {
+	lsEnd := libsignaltest.End{
+		CanSend: func() bool { return true },
+		Send: func(pt []byte) libsignaltest.Msg {
 			r := p.Call(map[string]any{"op": "encrypt", "as": "alice", "to": "go-bob", "plaintext": hex.EncodeToString(pt)})
 			if !r.OK {
 				t.Fatalf("libsignal encrypt: %s", r.Error)
 			}
-			return liveMsg{r.Type, libsignaltest.Hex(t, r.Wire), pt}
+			return libsignaltest.Msg{Type: r.Type, Wire: libsignaltest.Hex(t, r.Wire), Plaintext: pt}
 		},
-		recv: func(m liveMsg) error {
+		Recv: func(m libsignaltest.Msg) error {
 			var ok bool
-			return liveReply(p.Call(map[string]any{"op": "decrypt", "as": "alice", "from": "go-bob", "type": m.typ, "wire": hex.EncodeToString(m.wire)}), m.pt, &ok)
+			return libsignaltest.CheckReply(p.Call(map[string]any{"op": "decrypt", "as": "alice", "from": "go-bob", "type": m.Type, "wire": hex.EncodeToString(m.Wire)}), m.Plaintext, &ok)
 		},
 	}
 	return d, peer, goEnd, lsEnd
 }
 
-func liveReply(r libsignaltest.Reply, pt []byte, ok *bool) error {
-	if !r.OK {
-		return fmt.Errorf("libsignal: %s", r.Error)
-	}
-	if r.Plaintext != hex.EncodeToString(pt) {
-		return fmt.Errorf("libsignal decrypted another plaintext")
-	}
-	*ok = true
-	return nil
-}
-
-// liveConversation runs the seeded steps; goState reads the Go store,
-// which a refused message must leave unchanged.
-func liveConversation(t *testing.T, rng *mrand.Rand, goEnd, lsEnd liveEnd, steps int, goState func() *snapshot) map[string]int {
-	ends := [2]liveEnd{goEnd, lsEnd}
-	var queue [2][]liveMsg // queue[i]: messages to end i
-	stats := map[string]int{}
-	for step := range steps {
-		i := rng.IntN(2)
-		if rng.IntN(2) == 0 {
-			if !ends[i].canSend() {
-				continue
-			}
-			for range 1 + rng.IntN(3) {
-				pt := []byte(fmt.Sprintf("step %d from %d: %s", step, i, bytes.Repeat([]byte{'x'}, rng.IntN(40))))
-				m := ends[i].send(pt)
-				queue[1-i] = append(queue[1-i], m)
-				stats[fmt.Sprintf("sent by %s, type %d", []string{"go", "libsignal"}[i], m.typ)]++
-			}
-			continue
-		}
-		q := queue[i]
-		if len(q) == 0 {
-			continue
-		}
-		k := rng.IntN(min(len(q), 4))
-		m := q[k]
-		queue[i] = append(q[:k], q[k+1:]...)
-		if rng.IntN(6) == 0 {
-			var before *snapshot
-			if i == 0 {
-				before = goState()
-			}
-			if err := ends[i].recv(liveMsg{m.typ, tamperInner(t, rng, m), m.pt}); err == nil {
-				t.Fatalf("step %d: end %d accepted a tampered message", step, i)
-			}
-			if i == 0 && !before.equal(goState()) {
-				t.Fatalf("step %d: a tampered message changed Go's store", step)
-			}
-			stats["tampered refused"]++
-		}
-		if err := ends[i].recv(m); err != nil {
-			t.Fatalf("step %d: end %d refused a message: %v", step, i, err)
-		}
-		stats["delivered"]++
-		if rng.IntN(8) == 0 {
-			var before *snapshot
-			if i == 0 {
-				before = goState()
-			}
-			if err := ends[i].recv(m); err == nil {
-				t.Fatalf("step %d: end %d accepted a replay", step, i)
-			}
-			if i == 0 && !before.equal(goState()) {
-				t.Fatalf("step %d: a replay changed Go's store", step)
-			}
-			stats["replay refused"]++
-		}
-	}
-	if stats["delivered"] < steps/4 || stats["tampered refused"] == 0 || stats["replay refused"] == 0 {
-		t.Fatalf("a conversation that tests little: %v", stats)
-	}
-	return stats
-}
-
-// tamperInner flips one bit near the end of the SignalMessage in m (for a
-// PreKeySignalMessage, inside its message field, which is what the MAC
-// covers).
-func tamperInner(t *testing.T, rng *mrand.Rand, m liveMsg) []byte {
-	flip := func(b []byte) []byte {
-		b = bytes.Clone(b)
-		b[len(b)-1-rng.IntN(min(40, len(b)-1))] ^= byte(1 << rng.IntN(8))
-		return b
-	}
-	if m.typ != signalwire.TypePreKey {
-		return flip(m.wire)
-	}
-	pk, _, err := signalwire.ParsePreKeySignalMessage(m.wire)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk.Message = flip(pk.Message)
-	out, err := pk.Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}

@@ -342,3 +342,16 @@ func TestSignalArchived(t *testing.T) {
 		t.Fatal("the 43rd-newest session is still kept")
 	}
 }
+
+// bytes encodes a snapshot of one address for comparison (with several,
+// map order would vary): its record and identity and the EC prekeys.
+func (s *snapshot) bytes() []byte {
+	var b []byte
+	for a, r := range s.records {
+		b = fmt.Appendf(b, "%v %x|", a, r)
+	}
+	for a, k := range s.identities {
+		b = fmt.Appendf(b, "%v %s|", a, k)
+	}
+	return fmt.Appendf(b, "%d %d %v", s.opks, s.lastID, s.spks)
+}
