@@ -139,10 +139,14 @@ func liveGoInitiator(t *testing.T, p *libsignaltest.Peer, ls *libsignaltest.Sess
 	return d, peer, goEnd, lsEnd
 }
 
-func liveGoResponder(t *testing.T, p *libsignaltest.Peer, withOPK bool) (*signalDevice, store.Address, libsignaltest.End, libsignaltest.End) {
-	d := newSignalDevice(t, memory.New(), "go-bob", 1, nil)
-	u := d.up
-	kpk := u.KyberOneTimePreKeys[0]
+// liveProcessBundle has libsignal's initiator process the bundle of u
+// with one-time prekey opk (none if nil) and Kyber prekey kpk (the
+// last-resort one if nil).
+func liveProcessBundle(t *testing.T, p *libsignaltest.Peer, u *session.PreKeyUpload, opk *session.PublicPreKey, kpk *session.PublicKyberPreKey) {
+	t.Helper()
+	if kpk == nil {
+		kpk = u.KyberLastResort
+	}
 	bundle := map[string]any{
 		"registration_id": 99, "device_id": 1, "prekey_id": nil, "prekey": nil,
 		"signed_prekey_id": u.SignedPreKeyID, "signed_prekey": hex.EncodeToString(u.SignedPreKey.Encode()),
@@ -151,13 +155,21 @@ func liveGoResponder(t *testing.T, p *libsignaltest.Peer, withOPK bool) (*signal
 		"kyber_prekey_id":         kpk.ID, "kyber_prekey": hex.EncodeToString(kpk.Key.Encode()),
 		"kyber_prekey_signature": hex.EncodeToString(kpk.Signature),
 	}
-	if withOPK {
-		opk := u.OneTimePreKeys[0]
+	if opk != nil {
 		bundle["prekey_id"], bundle["prekey"] = opk.ID, hex.EncodeToString(opk.Key.Encode())
 	}
 	if r := p.Call(map[string]any{"op": "process_bundle", "as": "alice", "to": "go-bob", "bundle": bundle}); !r.OK {
 		t.Fatalf("libsignal refused Go's bundle: %s", r.Error)
 	}
+}
+
+func liveGoResponder(t *testing.T, p *libsignaltest.Peer, withOPK bool) (*signalDevice, store.Address, libsignaltest.End, libsignaltest.End) {
+	d := newSignalDevice(t, memory.New(), "go-bob", 1, nil)
+	var opk *session.PublicPreKey
+	if withOPK {
+		opk = &d.up.OneTimePreKeys[0]
+	}
+	liveProcessBundle(t, p, d.up, opk, &d.up.KyberOneTimePreKeys[0])
 	peer := store.Address{Name: "libsignal-alice", DeviceID: 1}
 	started := false
 	goEnd := liveGoEnd(t, d, peer, func() bool { return started })
@@ -184,3 +196,56 @@ func liveGoResponder(t *testing.T, p *libsignaltest.Peer, withOPK bool) (*signal
 	return d, peer, goEnd, lsEnd
 }
 
+// TestLiveSignalArchived: libsignal starts a second session with the Go
+// responder (a new bundle, the last-resort Kyber prekey) while a message
+// of the first is in flight. Go reads the new session's message, then the
+// held one on the archived session, which becomes current again: Go's
+// next message goes out on it, and libsignal, which archived that session
+// in turn, reads it and makes it current too; its answer reaches Go. A
+// replay of the second session's PreKeySignalMessage is refused without
+// changing Go's store.
+func TestLiveSignalArchived(t *testing.T) {
+	v := libsignaltest.Load(t)
+	p := libsignaltest.Live(t, v.Sessions[0].Name)
+	d, peer, goEnd, lsEnd := liveGoResponder(t, p, true)
+	deliver := func(to libsignaltest.End, m libsignaltest.Msg) {
+		t.Helper()
+		if err := to.Recv(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deliver(goEnd, lsEnd.Send([]byte("first session")))
+	for range 3 {
+		deliver(lsEnd, goEnd.Send([]byte("answer on the first")))
+	}
+	held := lsEnd.Send([]byte("held, first session"))
+	liveProcessBundle(t, p, d.up, nil, nil)
+	second := lsEnd.Send([]byte("second session"))
+	if second.Type != signalwire.TypePreKey {
+		t.Fatalf("libsignal's first message of the second session has type %d", second.Type)
+	}
+	deliver(goEnd, second)
+	before := take(t, d.st, peer)
+	if err := goEnd.Recv(second); err == nil {
+		t.Fatal("a replayed PreKeySignalMessage was accepted")
+	}
+	if !take(t, d.st, peer).equal(before) {
+		t.Fatal("the replay changed Go's store")
+	}
+	deliver(goEnd, held) // promotes the first session
+	// On the first session Go's previous sending chain had 3 messages
+	// (previous_counter 2); on the second it has had none.
+	back := goEnd.Send([]byte("on the promoted session"))
+	if sm, _, _, err := signalwire.ParseSignalMessage(back.Wire); err != nil || sm.PreviousCounter != 2 {
+		t.Fatalf("Go did not answer on the promoted session (%v)", err)
+	}
+	deliver(lsEnd, back) // libsignal promotes it too
+	// On the first session libsignal takes a DH step for Go's new key
+	// (counter 0); on the second it would go on with counter 1.
+	conv := lsEnd.Send([]byte("converged"))
+	if sm, _, _, err := signalwire.ParseSignalMessage(conv.Wire); err != nil || sm.Counter != 0 {
+		t.Fatalf("libsignal did not answer on the promoted session (%v)", err)
+	}
+	deliver(goEnd, conv)
+	deliver(lsEnd, goEnd.Send([]byte("still converged")))
+}
