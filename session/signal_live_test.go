@@ -3,6 +3,7 @@ package session_test
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	mrand "math/rand/v2"
 	"testing"
 
@@ -248,4 +249,60 @@ func TestLiveSignalArchived(t *testing.T) {
 	}
 	deliver(goEnd, conv)
 	deliver(lsEnd, goEnd.Send([]byte("still converged")))
+}
+
+// TestLiveSignalIdentityChange: libsignal reinstalled (a second live.mjs
+// process, with a new identity key, at the same address) starts a session
+// from a new bundle. Go refuses its PreKeySignalMessage with an
+// *IdentityError and saves nothing until the application approves the
+// new key; then it decrypts, the conversation goes on both ways, and the
+// old installation's messages are refused.
+func TestLiveSignalIdentityChange(t *testing.T) {
+	v := libsignaltest.Load(t)
+	p1 := libsignaltest.Live(t, v.Sessions[0].Name)
+	d, peer, goEnd, lsEnd := liveGoResponder(t, p1, true)
+	deliver := func(to libsignaltest.End, m libsignaltest.Msg) {
+		t.Helper()
+		if err := to.Recv(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deliver(goEnd, lsEnd.Send([]byte("old installation")))
+	deliver(lsEnd, goEnd.Send([]byte("hello old")))
+	stale := lsEnd.Send([]byte("from the old installation, late"))
+
+	p2 := libsignaltest.Live(t, v.Sessions[0].Name)
+	liveProcessBundle(t, p2, d.up, &d.up.OneTimePreKeys[1], &d.up.KyberOneTimePreKeys[1])
+	r := p2.Call(map[string]any{"op": "encrypt", "as": "alice", "to": "go-bob", "plaintext": hex.EncodeToString([]byte("new installation"))})
+	if !r.OK {
+		t.Fatal(r.Error)
+	}
+	first := libsignaltest.Hex(t, r.Wire)
+	before := take(t, d.st, peer)
+	_, err := d.m.Decrypt(t.Context(), peer, first)
+	var ie *session.IdentityError
+	if !errors.As(err, &ie) || ie.Received == nil || ie.Trusted == nil || ie.Received.Equal(ie.Trusted) {
+		t.Fatalf("new installation's first message: %v, want an *IdentityError", err)
+	}
+	if !take(t, d.st, peer).equal(before) {
+		t.Fatal("the refused message changed Go's store")
+	}
+	if err := d.m.ApproveIdentity(t.Context(), peer, ie.Received); err != nil {
+		t.Fatal(err)
+	}
+	pt, err := d.m.Decrypt(t.Context(), peer, first)
+	if err != nil || string(pt) != "new installation" {
+		t.Fatalf("after approval: %q, %v", pt, err)
+	}
+	reply, err := d.m.Encrypt(t.Context(), peer, []byte("hello new"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ok bool
+	if err := libsignaltest.CheckReply(p2.Call(map[string]any{"op": "decrypt", "as": "alice", "from": "go-bob", "type": signalwire.TypeWhisper, "wire": hex.EncodeToString(reply)}), []byte("hello new"), &ok); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.m.Decrypt(t.Context(), peer, stale.Wire); err == nil {
+		t.Fatal("a message of the old installation was accepted after the new key was approved")
+	}
 }
