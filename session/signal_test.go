@@ -355,3 +355,35 @@ func (s *snapshot) bytes() []byte {
 	}
 	return fmt.Appendf(b, "%d %d %v", s.opks, s.lastID, s.spks)
 }
+
+// TestSignalPromotion: a message on an archived session decrypts and
+// makes it current on both sides; a duplicate on an archived session is
+// ratchet.ErrDuplicate at once; a tampered one changes nothing.
+func TestSignalPromotion(t *testing.T) {
+	alice := newSignalDevice(t, memory.New(), "alice", 1, nil)
+	bob := newSignalDevice(t, memory.New(), "bob", 2, nil)
+	alice.start(bob, 0, 0)
+	bob.decrypt(alice.device, alice.encrypt(bob.device, "first"), "first")
+	alice.decrypt(bob.device, bob.encrypt(alice.device, "ack"), "ack")
+	held := alice.encrypt(bob.device, "held on the first")
+	read := alice.encrypt(bob.device, "read on the first")
+	bob.decrypt(alice.device, read, "read on the first")
+
+	// Alice starts over; Bob's new session is current.
+	alice.start(bob, 1, 1)
+	bob.decrypt(alice.device, alice.encrypt(bob.device, "second"), "second")
+	bad := bytes.Clone(held)
+	bad[len(bad)-1] ^= 1
+	bob.refused(alice, bad, nil)
+	bob.refused(alice, read, ratchet.ErrDuplicate)
+	bob.decrypt(alice.device, held, "held on the first") // promotes the first
+	// Bob now answers on the first session, which Alice archived; she
+	// reads it there and promotes it too: her next message is no
+	// PreKeySignalMessage (the second session never got an answer).
+	alice.decrypt(bob.device, bob.encrypt(alice.device, "on the first again"), "on the first again")
+	if m := alice.encrypt(bob.device, "converged"); isPreKey(t, m) {
+		t.Fatal("Alice still sends on the unanswered second session")
+	} else {
+		bob.decrypt(alice.device, m, "converged")
+	}
+}
