@@ -110,20 +110,29 @@ func TestGoldenRecord(t *testing.T) {
 	}
 
 	// Bob's stored record still reads Alice's late message.
+	readLate(t, nil, g.Bob, g.Late, g.LatePlaintext)
+}
+
+// readLate saves rec as Bob's record with Alice in a new memory store and
+// checks that a Manager with cfg decrypts late from Alice to want. It
+// returns the store and the Manager.
+func readLate(t *testing.T, cfg *Config, rec, late []byte, want string) (store.Store, *Manager) {
+	t.Helper()
 	ctx := context.Background()
 	st := memory.New()
-	m, err := New(st, nil)
+	m, err := New(st, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	alice := store.Address{Name: "alice", DeviceID: 1}
-	if err := st.Update(ctx, func(tx store.Tx) error { return tx.Sessions().Save(ctx, alice, g.Bob) }); err != nil {
+	if err := st.Update(ctx, func(tx store.Tx) error { return tx.Sessions().Save(ctx, alice, rec) }); err != nil {
 		t.Fatal(err)
 	}
-	pt, err := m.Decrypt(ctx, alice, g.Late)
-	if err != nil || string(pt) != g.LatePlaintext {
+	pt, err := m.Decrypt(ctx, alice, late)
+	if err != nil || string(pt) != want {
 		t.Fatalf("late message: %q, %v", pt, err)
 	}
+	return st, m
 }
 
 // TestRecordReproducible pins the writer: the fixture, made again, gives

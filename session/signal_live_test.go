@@ -209,15 +209,9 @@ func TestLiveSignalArchived(t *testing.T) {
 	v := libsignaltest.Load(t)
 	p := libsignaltest.Live(t, v.Sessions[0].Name)
 	d, peer, goEnd, lsEnd := liveGoResponder(t, p, true)
-	deliver := func(to libsignaltest.End, m libsignaltest.Msg) {
-		t.Helper()
-		if err := to.Recv(m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	deliver(goEnd, lsEnd.Send([]byte("first session")))
+	liveDeliver(t, goEnd, lsEnd.Send([]byte("first session")))
 	for range 3 {
-		deliver(lsEnd, goEnd.Send([]byte("answer on the first")))
+		liveDeliver(t, lsEnd, goEnd.Send([]byte("answer on the first")))
 	}
 	held := lsEnd.Send([]byte("held, first session"))
 	liveProcessBundle(t, p, d.up, nil, nil)
@@ -225,7 +219,7 @@ func TestLiveSignalArchived(t *testing.T) {
 	if second.Type != signalwire.TypePreKey {
 		t.Fatalf("libsignal's first message of the second session has type %d", second.Type)
 	}
-	deliver(goEnd, second)
+	liveDeliver(t, goEnd, second)
 	before := take(t, d.st, peer)
 	if err := goEnd.Recv(second); err == nil {
 		t.Fatal("a replayed PreKeySignalMessage was accepted")
@@ -233,22 +227,22 @@ func TestLiveSignalArchived(t *testing.T) {
 	if !take(t, d.st, peer).equal(before) {
 		t.Fatal("the replay changed Go's store")
 	}
-	deliver(goEnd, held) // promotes the first session
+	liveDeliver(t, goEnd, held) // promotes the first session
 	// On the first session Go's previous sending chain had 3 messages
 	// (previous_counter 2); on the second it has had none.
 	back := goEnd.Send([]byte("on the promoted session"))
 	if sm, _, _, err := signalwire.ParseSignalMessage(back.Wire); err != nil || sm.PreviousCounter != 2 {
 		t.Fatalf("Go did not answer on the promoted session (%v)", err)
 	}
-	deliver(lsEnd, back) // libsignal promotes it too
+	liveDeliver(t, lsEnd, back) // libsignal promotes it too
 	// On the first session libsignal takes a DH step for Go's new key
 	// (counter 0); on the second it would go on with counter 1.
 	conv := lsEnd.Send([]byte("converged"))
 	if sm, _, _, err := signalwire.ParseSignalMessage(conv.Wire); err != nil || sm.Counter != 0 {
 		t.Fatalf("libsignal did not answer on the promoted session (%v)", err)
 	}
-	deliver(goEnd, conv)
-	deliver(lsEnd, goEnd.Send([]byte("still converged")))
+	liveDeliver(t, goEnd, conv)
+	liveDeliver(t, lsEnd, goEnd.Send([]byte("still converged")))
 }
 
 // TestLiveSignalIdentityChange: libsignal reinstalled (a second live.mjs
@@ -261,14 +255,8 @@ func TestLiveSignalIdentityChange(t *testing.T) {
 	v := libsignaltest.Load(t)
 	p1 := libsignaltest.Live(t, v.Sessions[0].Name)
 	d, peer, goEnd, lsEnd := liveGoResponder(t, p1, true)
-	deliver := func(to libsignaltest.End, m libsignaltest.Msg) {
-		t.Helper()
-		if err := to.Recv(m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	deliver(goEnd, lsEnd.Send([]byte("old installation")))
-	deliver(lsEnd, goEnd.Send([]byte("hello old")))
+	liveDeliver(t, goEnd, lsEnd.Send([]byte("old installation")))
+	liveDeliver(t, lsEnd, goEnd.Send([]byte("hello old")))
 	stale := lsEnd.Send([]byte("from the old installation, late"))
 
 	p2 := libsignaltest.Live(t, v.Sessions[0].Name)
@@ -304,5 +292,13 @@ func TestLiveSignalIdentityChange(t *testing.T) {
 	}
 	if _, err := d.m.Decrypt(t.Context(), peer, stale.Wire); err == nil {
 		t.Fatal("a message of the old installation was accepted after the new key was approved")
+	}
+}
+
+// liveDeliver gives m to an end, which must decrypt it.
+func liveDeliver(t *testing.T, to libsignaltest.End, m libsignaltest.Msg) {
+	t.Helper()
+	if err := to.Recv(m); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -128,20 +128,9 @@ func TestGoldenSignalRecord(t *testing.T) {
 		t.Errorf("alice's first entry %x", g.Alice[7:7+68])
 	}
 
+	st, m := readLate(t, &Config{Protocol: ratchet.Signal}, g.Bob, g.Late, g.LatePlaintext)
 	ctx := context.Background()
-	st := memory.New()
-	m, err := New(st, &Config{Protocol: ratchet.Signal})
-	if err != nil {
-		t.Fatal(err)
-	}
 	alice := store.Address{Name: "alice", DeviceID: 1}
-	if err := st.Update(ctx, func(tx store.Tx) error { return tx.Sessions().Save(ctx, alice, g.Bob) }); err != nil {
-		t.Fatal(err)
-	}
-	pt, err := m.Decrypt(ctx, alice, g.Late)
-	if err != nil || string(pt) != g.LatePlaintext {
-		t.Fatalf("late message: %q, %v", pt, err)
-	}
 	// A profile v1 Manager refuses the Signal record, and the other way.
 	v1, err := New(st, nil)
 	if err != nil {
