@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/ratchetkit/ratchetkit/ratchet"
-
 	"github.com/ratchetkit/ratchetkit/store"
 )
 
