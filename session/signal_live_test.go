@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ratchetkit/ratchetkit/internal/libsignaltest"
+	"github.com/ratchetkit/ratchetkit/internal/signallive"
 	"github.com/ratchetkit/ratchetkit/internal/signalwire"
 	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/kyber"
@@ -45,13 +46,13 @@ func TestLiveSignalSession(t *testing.T) {
 			p := libsignaltest.Live(t, v.Sessions[c.session].Name)
 			var d *signalDevice
 			var peer store.Address
-			var goEnd, lsEnd libsignaltest.End
+			var goEnd, lsEnd signallive.End
 			if c.initiator {
 				d, peer, goEnd, lsEnd = liveGoInitiator(t, p, &v.Sessions[c.session])
 			} else {
 				d, peer, goEnd, lsEnd = liveGoResponder(t, p, c.session == 0)
 			}
-			stats := libsignaltest.Conversation(t, mrand.New(mrand.NewPCG(uint64(c.session), 11)), goEnd, lsEnd, 300, 6,
+			stats := signallive.Conversation(t, mrand.New(mrand.NewPCG(uint64(c.session), 11)), goEnd, lsEnd, 300, 6,
 				func() ([]byte, bool) { return take(t, d.st, peer).bytes(), true })
 			t.Logf("%v", stats)
 		})
@@ -59,11 +60,11 @@ func TestLiveSignalSession(t *testing.T) {
 }
 
 // liveGoEnd is the Go Manager's end of a conversation with peer.
-func liveGoEnd(t *testing.T, d *signalDevice, peer store.Address, canSend func() bool) libsignaltest.End {
+func liveGoEnd(t *testing.T, d *signalDevice, peer store.Address, canSend func() bool) signallive.End {
 	var received bool
-	return libsignaltest.End{
+	return signallive.End{
 		CanSend: canSend,
-		Send: func(pt []byte) libsignaltest.Msg {
+		Send: func(pt []byte) signallive.Msg {
 			wire, err := d.m.Encrypt(t.Context(), peer, pt)
 			if err != nil {
 				t.Fatal(err)
@@ -78,9 +79,9 @@ func liveGoEnd(t *testing.T, d *signalDevice, peer store.Address, canSend func()
 			if (typ == signalwire.TypePreKey) == received {
 				t.Fatalf("Go sent message type %d after receiving: %v", typ, received)
 			}
-			return libsignaltest.Msg{Type: typ, Wire: wire, Plaintext: pt}
+			return signallive.Msg{Type: typ, Wire: wire, Plaintext: pt}
 		},
-		Recv: func(m libsignaltest.Msg) error {
+		Recv: func(m signallive.Msg) error {
 			if session.SignalMessageType(m.Wire) != m.Type {
 				t.Fatalf("SignalMessageType of libsignal's type-%d message: %d", m.Type, session.SignalMessageType(m.Wire))
 			}
@@ -96,7 +97,7 @@ func liveGoEnd(t *testing.T, d *signalDevice, peer store.Address, canSend func()
 	}
 }
 
-func liveGoInitiator(t *testing.T, p *libsignaltest.Peer, ls *libsignaltest.Session) (*signalDevice, store.Address, libsignaltest.End, libsignaltest.End) {
+func liveGoInitiator(t *testing.T, p *libsignaltest.Peer, ls *libsignaltest.Session) (*signalDevice, store.Address, signallive.End, signallive.End) {
 	h := func(x string) []byte { return libsignaltest.Hex(t, x) }
 	must := func(err error) {
 		if err != nil {
@@ -124,17 +125,17 @@ func liveGoInitiator(t *testing.T, p *libsignaltest.Peer, ls *libsignaltest.Sess
 	must(d.m.StartSignalSession(t.Context(), peer, b))
 	goEnd := liveGoEnd(t, d, peer, func() bool { return true })
 	lsHasSession := false
-	lsEnd := libsignaltest.End{
+	lsEnd := signallive.End{
 		CanSend: func() bool { return lsHasSession },
-		Send: func(pt []byte) libsignaltest.Msg {
+		Send: func(pt []byte) signallive.Msg {
 			r := p.Call(map[string]any{"op": "encrypt", "to": "go-alice", "plaintext": hex.EncodeToString(pt)})
 			if !r.OK {
 				t.Fatalf("libsignal encrypt: %s", r.Error)
 			}
-			return libsignaltest.Msg{Type: r.Type, Wire: libsignaltest.Hex(t, r.Wire), Plaintext: pt}
+			return signallive.Msg{Type: r.Type, Wire: libsignaltest.Hex(t, r.Wire), Plaintext: pt}
 		},
-		Recv: func(m libsignaltest.Msg) error {
-			return libsignaltest.CheckReply(p.Call(map[string]any{"op": "decrypt", "from": "go-alice", "type": m.Type, "wire": hex.EncodeToString(m.Wire)}), m.Plaintext, &lsHasSession)
+		Recv: func(m signallive.Msg) error {
+			return signallive.CheckReply(p.Call(map[string]any{"op": "decrypt", "from": "go-alice", "type": m.Type, "wire": hex.EncodeToString(m.Wire)}), m.Plaintext, &lsHasSession)
 		},
 	}
 	return d, peer, goEnd, lsEnd
@@ -164,7 +165,7 @@ func liveProcessBundle(t *testing.T, p *libsignaltest.Peer, u *session.PreKeyUpl
 	}
 }
 
-func liveGoResponder(t *testing.T, p *libsignaltest.Peer, withOPK bool) (*signalDevice, store.Address, libsignaltest.End, libsignaltest.End) {
+func liveGoResponder(t *testing.T, p *libsignaltest.Peer, withOPK bool) (*signalDevice, store.Address, signallive.End, signallive.End) {
 	d := newSignalDevice(t, memory.New(), "go-bob", 1, nil)
 	var opk *session.PublicPreKey
 	if withOPK {
@@ -175,23 +176,23 @@ func liveGoResponder(t *testing.T, p *libsignaltest.Peer, withOPK bool) (*signal
 	started := false
 	goEnd := liveGoEnd(t, d, peer, func() bool { return started })
 	recv := goEnd.Recv
-	goEnd.Recv = func(m libsignaltest.Msg) error {
+	goEnd.Recv = func(m signallive.Msg) error {
 		err := recv(m)
 		started = started || err == nil
 		return err
 	}
-	lsEnd := libsignaltest.End{
+	lsEnd := signallive.End{
 		CanSend: func() bool { return true },
-		Send: func(pt []byte) libsignaltest.Msg {
+		Send: func(pt []byte) signallive.Msg {
 			r := p.Call(map[string]any{"op": "encrypt", "as": "alice", "to": "go-bob", "plaintext": hex.EncodeToString(pt)})
 			if !r.OK {
 				t.Fatalf("libsignal encrypt: %s", r.Error)
 			}
-			return libsignaltest.Msg{Type: r.Type, Wire: libsignaltest.Hex(t, r.Wire), Plaintext: pt}
+			return signallive.Msg{Type: r.Type, Wire: libsignaltest.Hex(t, r.Wire), Plaintext: pt}
 		},
-		Recv: func(m libsignaltest.Msg) error {
+		Recv: func(m signallive.Msg) error {
 			var ok bool
-			return libsignaltest.CheckReply(p.Call(map[string]any{"op": "decrypt", "as": "alice", "from": "go-bob", "type": m.Type, "wire": hex.EncodeToString(m.Wire)}), m.Plaintext, &ok)
+			return signallive.CheckReply(p.Call(map[string]any{"op": "decrypt", "as": "alice", "from": "go-bob", "type": m.Type, "wire": hex.EncodeToString(m.Wire)}), m.Plaintext, &ok)
 		},
 	}
 	return d, peer, goEnd, lsEnd
@@ -287,7 +288,7 @@ func TestLiveSignalIdentityChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ok bool
-	if err := libsignaltest.CheckReply(p2.Call(map[string]any{"op": "decrypt", "as": "alice", "from": "go-bob", "type": signalwire.TypeWhisper, "wire": hex.EncodeToString(reply)}), []byte("hello new"), &ok); err != nil {
+	if err := signallive.CheckReply(p2.Call(map[string]any{"op": "decrypt", "as": "alice", "from": "go-bob", "type": signalwire.TypeWhisper, "wire": hex.EncodeToString(reply)}), []byte("hello new"), &ok); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.m.Decrypt(t.Context(), peer, stale.Wire); err == nil {
@@ -296,7 +297,7 @@ func TestLiveSignalIdentityChange(t *testing.T) {
 }
 
 // liveDeliver gives m to an end, which must decrypt it.
-func liveDeliver(t *testing.T, to libsignaltest.End, m libsignaltest.Msg) {
+func liveDeliver(t *testing.T, to signallive.End, m signallive.Msg) {
 	t.Helper()
 	if err := to.Recv(m); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,10 @@
-package libsignaltest
+// Package signallive drives live conversations between a Go party and
+// libsignal running in Node (testdata/libsignal/live.mjs, started by
+// libsignaltest.Live): the seeded steps, reordering, tampering and replays
+// that the live tests of the packages speaking the Signal protocol share.
+// It is test support, apart from libsignaltest because it needs
+// signalwire, whose own tests import libsignaltest.
+package signallive
 
 import (
 	"bytes"
@@ -7,6 +13,7 @@ import (
 	mrand "math/rand/v2"
 	"testing"
 
+	"github.com/ratchetkit/ratchetkit/internal/libsignaltest"
 	"github.com/ratchetkit/ratchetkit/internal/signalwire"
 )
 
@@ -29,7 +36,7 @@ type End struct {
 
 // CheckReply turns live.mjs's answer to a decrypt request into Recv's
 // error, setting *ok when libsignal decrypted the expected plaintext.
-func CheckReply(r Reply, pt []byte, ok *bool) error {
+func CheckReply(r libsignaltest.Reply, pt []byte, ok *bool) error {
 	if !r.OK {
 		return fmt.Errorf("libsignal: %s", r.Error)
 	}
