@@ -6,6 +6,7 @@ import (
 	"errors"
 	mrand "math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/ratchetkit/ratchetkit/internal/libsignaltest"
 	"github.com/ratchetkit/ratchetkit/internal/signallive"
@@ -48,7 +49,7 @@ func TestLiveSignalSession(t *testing.T) {
 			var peer store.Address
 			var goEnd, lsEnd signallive.End
 			if c.initiator {
-				d, peer, goEnd, lsEnd = liveGoInitiator(t, p, &v.Sessions[c.session])
+				d, peer, goEnd, lsEnd = liveGoInitiator(t, p, &v.Sessions[c.session], nil)
 			} else {
 				d, peer, goEnd, lsEnd = liveGoResponder(t, p, c.session == 0)
 			}
@@ -97,7 +98,10 @@ func liveGoEnd(t *testing.T, d *signalDevice, peer store.Address, canSend func()
 	}
 }
 
-func liveGoInitiator(t *testing.T, p *libsignaltest.Peer, ls *libsignaltest.Session) (*signalDevice, store.Address, signallive.End, signallive.End) {
+// liveGoInitiator starts a Go Manager's session (its clock now, time.Now
+// if nil) from the bundle of libsignal's responder in ls, kept in the
+// device's bundle field.
+func liveGoInitiator(t *testing.T, p *libsignaltest.Peer, ls *libsignaltest.Session, now func() time.Time) (*signalDevice, store.Address, signallive.End, signallive.End) {
 	h := func(x string) []byte { return libsignaltest.Hex(t, x) }
 	must := func(err error) {
 		if err != nil {
@@ -120,7 +124,8 @@ func liveGoInitiator(t *testing.T, p *libsignaltest.Peer, ls *libsignaltest.Sess
 		b.OneTimePreKey, err = keys.DecodePublicKey(h(*ls.Bundle.PreKey))
 		must(err)
 	}
-	d := newSignalDevice(t, memory.New(), "go-alice", 1, nil)
+	d := newSignalDevice(t, memory.New(), "go-alice", 1, now)
+	d.bundle = b
 	peer := store.Address{Name: "libsignal-bob", DeviceID: 1}
 	must(d.m.StartSignalSession(t.Context(), peer, b))
 	goEnd := liveGoEnd(t, d, peer, func() bool { return true })
@@ -302,4 +307,30 @@ func liveDeliver(t *testing.T, to signallive.End, m signallive.Msg) {
 	if err := to.Recv(m); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestLiveSignalStaleReplaced: a Go session that libsignal never answered
+// is refused by Encrypt after MaxUnacknowledgedAge; a new session from the
+// same bundle replaces it, and libsignal, which never saw the stale one's
+// messages, takes the new one's and answers on it.
+func TestLiveSignalStaleReplaced(t *testing.T) {
+	v := libsignaltest.Load(t)
+	p := libsignaltest.Live(t, v.Sessions[1].Name)
+	now := time.Now()
+	d, peer, goEnd, lsEnd := liveGoInitiator(t, p, &v.Sessions[1], func() time.Time { return now })
+	goEnd.Send([]byte("never delivered"))
+	now = now.Add(session.MaxUnacknowledgedAge + time.Hour)
+	if _, err := d.m.Encrypt(t.Context(), peer, []byte("stale")); !errors.Is(err, session.ErrNoSession) {
+		t.Fatalf("Encrypt on a stale session: %v, want ErrNoSession", err)
+	}
+	if err := d.m.StartSignalSession(t.Context(), peer, d.bundle); err != nil {
+		t.Fatal(err)
+	}
+	fresh := goEnd.Send([]byte("a new session"))
+	if fresh.Type != signalwire.TypePreKey {
+		t.Fatalf("the new session's first message has type %d", fresh.Type)
+	}
+	liveDeliver(t, lsEnd, fresh)
+	liveDeliver(t, goEnd, lsEnd.Send([]byte("answer")))
+	liveDeliver(t, lsEnd, goEnd.Send([]byte("acknowledged now")))
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ratchetkit/ratchetkit/internal/signalwire"
+	"github.com/ratchetkit/ratchetkit/pqxdh"
 	"github.com/ratchetkit/ratchetkit/ratchet"
 	"github.com/ratchetkit/ratchetkit/session"
 	"github.com/ratchetkit/ratchetkit/store"
@@ -19,6 +20,9 @@ import (
 type signalDevice struct {
 	*device
 	up *session.PreKeyUpload
+	// bundle is the peer bundle the device last started from, where a
+	// test keeps it.
+	bundle *pqxdh.Bundle
 }
 
 func newSignalDevice(t testing.TB, st store.Store, name string, id uint32, now func() time.Time) *signalDevice {
