@@ -63,11 +63,28 @@ const maxAttempts = 8
 // Config holds a Manager's settings. The zero Config (or nil) gives the
 // defaults; both peers must agree on Info and on Ratchet.Suite.
 type Config struct {
+	// Protocol selects the protocol of the Manager's sessions:
+	// ratchet.ProfileV1 (the zero value, PROTOCOL.md) or ratchet.Signal
+	// (libsignal 0.103's protocol, SIGNAL.md). Every Manager method works
+	// the same way under both; what differs is the bundle a session
+	// starts from (StartSession takes an x3dh.Bundle, StartSignalSession
+	// a pqxdh.Bundle), the messages, and, for Signal, the Kyber prekeys
+	// that Upkeep keeps and that the store must hold (store.KyberTx:
+	// Init refuses a store without them). A store's records are of one
+	// protocol: a Manager refuses the other protocol's records with
+	// ErrInvalidRecord.
+	Protocol ratchet.Protocol
+	// RegistrationID is the installation's registration id that Signal
+	// PreKeySignalMessages carry (libsignal's local registration id,
+	// which must stay the same for the installation); profile v1 has
+	// none. Zero is allowed.
+	RegistrationID uint32
 	// Info is the X3DH info string (see x3dh.Config); empty means
 	// x3dh.DefaultInfo.
 	Info []byte
 	// Ratchet sets the limits and cipher suite of new sessions. A session
-	// keeps the settings it was made with.
+	// keeps the settings it was made with. Under ratchet.Signal the limits
+	// and suite must be zero: libsignal's are fixed.
 	Ratchet ratchet.Config
 	// MaxArchived is how many sessions per address are kept besides the
 	// current one; the oldest-created go first. Zero means
@@ -91,19 +108,24 @@ type Config struct {
 	CachedRecords int
 
 	// OneTimePreKeys is how many one-time prekeys Upkeep keeps in stock
-	// when it refills; zero means DefaultOneTimePreKeys.
+	// when it refills; zero means DefaultOneTimePreKeys. Under
+	// ratchet.Signal it also sets the stock of one-time Kyber prekeys,
+	// and MinOneTimePreKeys their refill point.
 	OneTimePreKeys int
 	// MinOneTimePreKeys is the stock below which Upkeep refills and
 	// PreKeyStatus reports Low; zero means DefaultMinOneTimePreKeys.
 	MinOneTimePreKeys int
 	// SignedPreKeyRotation is the age at which Upkeep replaces the signed
-	// prekey; zero means DefaultSignedPreKeyRotation.
+	// prekey (and, under ratchet.Signal, the last-resort Kyber prekey);
+	// zero means DefaultSignedPreKeyRotation.
 	SignedPreKeyRotation time.Duration
-	// SignedPreKeyGrace is how long a replaced signed prekey is kept, so
-	// that peers holding a bundle with it can still start sessions;
-	// zero means DefaultSignedPreKeyGrace.
+	// SignedPreKeyGrace is how long a replaced signed prekey (or
+	// last-resort Kyber prekey) is kept, so that peers holding a bundle
+	// with it can still start sessions; zero means
+	// DefaultSignedPreKeyGrace.
 	SignedPreKeyGrace time.Duration
-	// Now is the clock for signed prekeys; nil means time.Now.
+	// Now is the clock for signed and Kyber prekeys and for the age of
+	// unacknowledged Signal sessions; nil means time.Now.
 	Now func() time.Time
 
 	// keySource, set only through internal/hazmat by ratchetkit's
@@ -127,6 +149,8 @@ func init() {
 
 // settings is a Config checked and with its defaults filled in.
 type settings struct {
+	proto       ratchet.Protocol
+	regID       uint32
 	x3dh        x3dh.Config
 	ratchet     ratchet.Config
 	maxArchived int
@@ -152,6 +176,8 @@ func orDefault[T int | time.Duration](v, def T) T {
 // settings checks c and fills in the defaults.
 func (c *Config) settings() (settings, error) {
 	s := settings{
+		proto:       c.Protocol,
+		regID:       c.RegistrationID,
 		x3dh:        x3dh.Config{Info: bytes.Clone(c.Info)},
 		ratchet:     c.Ratchet,
 		maxArchived: c.MaxArchived,
@@ -172,6 +198,18 @@ func (c *Config) settings() (settings, error) {
 		s.maxArchived = 0
 	case s.maxArchived > DefaultMaxArchived:
 		return s, fmt.Errorf("session: Config.MaxArchived above %d", DefaultMaxArchived)
+	}
+	switch s.proto {
+	case ratchet.ProfileV1:
+	case ratchet.Signal:
+		if len(c.Info) != 0 {
+			return s, errors.New("session: Config.Info is for profile v1; PQXDH's info string is fixed")
+		}
+		if c.Ratchet.MaxSkip != 0 || c.Ratchet.MaxSkippedKeys != 0 || c.Ratchet.Suite != nil {
+			return s, errors.New("session: Config.Ratchet must be zero under ratchet.Signal: libsignal's limits are fixed")
+		}
+	default:
+		return s, errors.New("session: unknown Config.Protocol")
 	}
 	if s.trust != TrustOnFirstUse && s.trust != TrustExplicit {
 		return s, errors.New("session: unknown Config.Trust")

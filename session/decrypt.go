@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 
+	"github.com/ratchetkit/ratchetkit/internal/signalwire"
 	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/ratchet"
 	"github.com/ratchetkit/ratchetkit/store"
@@ -42,6 +43,15 @@ import (
 // message quietly), ratchet.ErrTooManySkipped, ratchet.ErrAuthentication;
 // and ErrConflict or a context or store error. Decrypt saves nothing
 // unless it succeeds, and nothing is returned that was not saved.
+//
+// Under ratchet.Signal (see the package documentation) msg is a
+// SignalMessage or a PreKeySignalMessage: ErrUnknownType for a first byte
+// other than 0x44, ErrMalformed (wrapping the strict parser's error) for
+// anything libsignal would not write, ErrTooLarge; then as above, with
+// pqxdh.ErrInvalidBaseKey for a base key PQXDH refuses, ErrUnknownPreKey
+// also for a missing Kyber prekey, and an error wrapping
+// store.ErrReusedBaseKey for a PreKeySignalMessage replayed on a
+// last-resort Kyber prekey after its session is gone.
 func (m *Manager) Decrypt(ctx context.Context, addr store.Address, msg []byte) ([]byte, error) {
 	return m.AppendDecrypt(ctx, nil, addr, msg)
 }
@@ -50,14 +60,20 @@ func (m *Manager) Decrypt(ctx context.Context, addr store.Address, msg []byte) (
 // capacity must not overlap msg. On error dst's spare capacity may have
 // been overwritten.
 func (m *Manager) AppendDecrypt(ctx context.Context, dst []byte, addr store.Address, msg []byte) ([]byte, error) {
-	pm, err := parseMessage(msg)
-	if err != nil {
-		return nil, err
+	d := decryption{m: m, dst: dst}
+	var err error
+	if m.proto == ratchet.Signal {
+		if d.msg, d.pk, err = m.parseSignal(msg); err != nil {
+			return nil, err
+		}
+	} else {
+		if d.msg, err = parseMessage(msg); err != nil {
+			return nil, err
+		}
+		if len(d.msg.inner)-minMessageSize > m.maxMessage {
+			return nil, errTooLargeIn
+		}
 	}
-	if len(pm.inner)-minMessageSize > m.maxMessage {
-		return nil, errTooLargeIn
-	}
-	d := decryption{m: m, dst: dst, msg: pm}
 	return m.run(ctx, addr, d.attempt)
 }
 
@@ -66,6 +82,8 @@ type decryption struct {
 	m   *Manager
 	dst []byte
 	msg message
+	// pk is a Signal PreKeySignalMessage, parsed; nil otherwise.
+	pk *signalwire.PreKeySignalMessage
 
 	tried int // sessions tried by the last tryAll, for tests
 }
@@ -85,12 +103,17 @@ func (d *decryption) attempt(s *addrState) ([]byte, error) {
 	pm := &d.msg
 	var out []byte
 	var err error
+	if err := d.m.checkRecord(s); err != nil {
+		return nil, err
+	}
 	switch {
 	case pm.kind == typeRatchet:
 		if !s.found {
 			return nil, ErrNoSession
 		}
 		out, err = d.tryAll(s)
+	case d.pk != nil:
+		out, err = d.signalPreKey(s)
 	default:
 		if use := s.rec.findBaseKey(pm.x3dh[hdrEK : hdrEK+encodedKeySize]); use >= 0 {
 			out, err = d.continueSession(s, use)
@@ -121,7 +144,7 @@ func (d *decryption) tryAll(s *addrState) ([]byte, error) {
 		i := k
 		if k < 0 {
 			i = r.current
-		} else if k == r.current || !mayTry(r.entries[i].sess, msg) {
+		} else if k == r.current || !mayTry(r.entries[i].sess, msg, d.msg.counter) {
 			continue
 		}
 		e := &r.entries[i]
@@ -132,6 +155,11 @@ func (d *decryption) tryAll(s *addrState) ([]byte, error) {
 			if out, err = e.sess.AppendDecrypt(d.dst, msg); err == nil {
 				r.current = i
 				return out, nil
+			}
+			// libsignal reports a used or dropped message key at once,
+			// without trying the other sessions.
+			if r.proto == ratchet.Signal && errors.Is(err, ratchet.ErrDuplicate) {
+				return nil, err
 			}
 		}
 		if first == nil {
@@ -148,11 +176,11 @@ func (d *decryption) tryAll(s *addrState) ([]byte, error) {
 // message of a peer that follows the protocol is refused by the first
 // rule; the second trades the rare answer whose first messages were lost
 // for a bound on what forgeries cost (see maxArchivedStep).
-func mayTry(sess *ratchet.Session, msg []byte) bool {
+func mayTry(sess *ratchet.Session, msg []byte, n uint32) bool {
 	if sess.KnowsRatchetKey(msg) {
 		return true
 	}
-	return sess.AwaitsNewRatchetKey() && binary.BigEndian.Uint32(msg[38:]) < maxArchivedStep
+	return sess.AwaitsNewRatchetKey() && n < maxArchivedStep
 }
 
 // continueSession decrypts a prekey message with session use, the
@@ -241,27 +269,36 @@ func (p *preKeys) wipe() {
 func loadPreKeys(ctx context.Context, st store.Store, hdr []byte) (*preKeys, error) {
 	pre := new(preKeys)
 	err := st.View(ctx, func(tx store.Tx) error {
-		var err error
-		pre.spk, err = tx.SignedPreKeys().Load(ctx, binary.BigEndian.Uint32(hdr[hdrSPK:]))
-		if errors.Is(err, store.ErrNotFound) {
-			return errNoSPK
-		} else if err != nil {
-			return storeError("loading the signed prekey", err)
+		var opkID uint32
+		hasOPK := hdr[0]&flagOneTimePreKey != 0
+		if hasOPK {
+			opkID = binary.BigEndian.Uint32(hdr[hdrOPK:])
 		}
-		if hdr[0]&flagOneTimePreKey != 0 {
-			pre.opk, err = tx.PreKeys().Load(ctx, binary.BigEndian.Uint32(hdr[hdrOPK:]))
-			if errors.Is(err, store.ErrNotFound) {
-				return errNoOPK
-			} else if err != nil {
-				return storeError("loading the one-time prekey", err)
-			}
-		}
-		pre.local, err = loadLocal(ctx, tx)
-		return err
+		return pre.load(ctx, tx, binary.BigEndian.Uint32(hdr[hdrSPK:]), hasOPK, opkID)
 	})
 	if err != nil {
 		pre.wipe()
 		return nil, err
 	}
 	return pre, nil
+}
+
+// load reads signed prekey spkID, one-time prekey opkID if hasOPK, and
+// the local identity, in tx: what a responder needs in both protocols.
+func (p *preKeys) load(ctx context.Context, tx store.Tx, spkID uint32, hasOPK bool, opkID uint32) error {
+	var err error
+	if p.spk, err = tx.SignedPreKeys().Load(ctx, spkID); errors.Is(err, store.ErrNotFound) {
+		return errNoSPK
+	} else if err != nil {
+		return storeError("loading the signed prekey", err)
+	}
+	if hasOPK {
+		if p.opk, err = tx.PreKeys().Load(ctx, opkID); errors.Is(err, store.ErrNotFound) {
+			return errNoOPK
+		} else if err != nil {
+			return storeError("loading the one-time prekey", err)
+		}
+	}
+	p.local, err = loadLocal(ctx, tx)
+	return err
 }

@@ -5,8 +5,11 @@
 // so that sessions survive restarts and crashes.
 //
 // It implements section 7 of ratchetkit's PROTOCOL.md (profile v1) on top
-// of the x3dh and ratchet packages, and adds the parts an application
-// needs around them: trust decisions, persistence, concurrency.
+// of the x3dh and ratchet packages, or, configured with Config.Protocol
+// ratchet.Signal, libsignal 0.103's session management on top of the pqxdh
+// and ratchet packages (see "The Signal protocol" below), and adds the
+// parts an application needs around them: trust decisions, persistence,
+// concurrency. Both protocols go through the same Manager methods.
 //
 // # Lifecycle
 //
@@ -34,6 +37,47 @@
 // and still tried for incoming ratchet messages, so that messages in
 // flight when a session was replaced can be read. Whichever session
 // decrypts a message becomes current, so that both sides converge on one.
+//
+// # The Signal protocol
+//
+// A Manager made with Config{Protocol: ratchet.Signal} speaks libsignal
+// 0.103's protocol (message version 4; SIGNAL.md) and interoperates with
+// libsignal itself (checked live in CI, both roles). What changes for the
+// application:
+//
+//   - Init refuses a store without Kyber prekeys (store.KyberTx; package
+//     memory and package sqlstore have them).
+//   - Upkeep also keeps Kyber1024 prekeys: a stock of one-time ones and a
+//     last-resort one rotated like the signed prekey; the PreKeyUpload
+//     carries them and SignalBundle builds the pqxdh.Bundle a server
+//     hands out. ResetIdentity replaces them too.
+//   - StartSignalSession takes that pqxdh.Bundle; StartSession (an
+//     x3dh.Bundle) is for profile v1 and returns ErrWrongProtocol here.
+//   - Encrypt returns PreKeySignalMessages until the session has received
+//     a message, then SignalMessages; SignalMessageType tells them apart
+//     for a transport that carries libsignal's type beside the bytes.
+//     An initiator session unanswered for MaxUnacknowledgedAge (30 days,
+//     as libsignal) is refused with an error wrapping ErrNoSession.
+//   - Decrypt takes both kinds, telling them apart itself. A
+//     PreKeySignalMessage whose base key belongs to a session this device
+//     holds continues that session (its outer fields must be those that
+//     started it, else ErrMalformed; libsignal checks only the base key);
+//     otherwise PQXDH runs with the signed, one-time and Kyber prekeys it
+//     names, and one write saves the new session, removes the one-time EC
+//     prekey and marks the Kyber prekey used with (Kyber id, signed id,
+//     base key): a one-time Kyber prekey is removed, a last-resort one
+//     refuses the same triple again, so a replayed PreKeySignalMessage
+//     whose session is gone fails (ErrUnknownPreKey, or an error wrapping
+//     store.ErrReusedBaseKey) and saves nothing. SignalMessages are tried
+//     on the current session, then on the archived ones (up to 40), and
+//     the one that decrypts becomes current; ratchet.ErrDuplicate from any
+//     session ends the search at once, as in libsignal.
+//
+// Records of Signal sessions are version 2 (signal_record.go); a store's
+// records of one protocol are refused by a Manager of the other with
+// ErrInvalidRecord. Config.Info, Config.Ratchet and the conformance key
+// source do not apply: libsignal's constants are fixed, and PQXDH draws
+// from crypto/rand.
 //
 // # Persistence and concurrency
 //
@@ -187,11 +231,17 @@
 //   - encrypt.go, decrypt.go, start.go: one type and file per operation
 //     (Encrypt, Decrypt with trial decryption and new responder
 //     sessions, StartSession);
+//   - signal_start.go, signal_encrypt.go, signal_decrypt.go: the same
+//     operations' Signal parts (StartSignalSession, PreKeySignalMessage
+//     wrapping and the 30-day limit, PQXDH responder sessions and the
+//     Kyber prekeys marked used);
 //   - identity.go: trusted identity keys and ResetIdentity; prekeys.go:
 //     Upkeep, signed prekey rotation, one-time prekey generation and
-//     pruning; safety.go: safety numbers;
+//     pruning; kyber_prekeys.go: Upkeep's Kyber prekeys and
+//     SignalBundle; safety.go: safety numbers;
 //   - message.go: the wire layout of messages (PROTOCOL.md section 6);
-//     record.go: the session record's layout and its parsing.
+//     record.go: the session record's layout and its parsing (version 1,
+//     profile v1); signal_record.go: version 2, Signal sessions.
 //
 // # Security notes
 //
@@ -215,5 +265,6 @@
 // secrets stay in memory between operations; they are wiped when
 // evicted, deleted or reset.
 //
-// Profile v1 is not wire-compatible with Signal.
+// Profile v1 is not wire-compatible with Signal; a Manager configured for
+// ratchet.Signal is, with the limits SIGNAL.md lists (minimum SPQR).
 package session

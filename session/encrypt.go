@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 
+	"github.com/ratchetkit/ratchetkit/ratchet"
 	"github.com/ratchetkit/ratchetkit/store"
 )
 
@@ -15,7 +16,10 @@ import (
 // Errors: ErrTooLarge (plaintext longer than Config.MaxMessageSize),
 // ErrNoSession, an *IdentityError (the session's peer key is no longer
 // the trusted one), ratchet.ErrCounterOverflow, ErrConflict, a context or
-// store error. On error nothing is saved.
+// store error. On error nothing is saved. Under ratchet.Signal the
+// messages are PreKeySignalMessages, then SignalMessages, and an
+// unanswered session older than MaxUnacknowledgedAge is refused with an
+// error wrapping ErrNoSession.
 func (m *Manager) Encrypt(ctx context.Context, addr store.Address, plaintext []byte) ([]byte, error) {
 	return m.AppendEncrypt(ctx, nil, addr, plaintext)
 }
@@ -40,9 +44,15 @@ func (e *encryption) attempt(s *addrState) ([]byte, error) {
 	if !s.found {
 		return nil, ErrNoSession
 	}
+	if err := e.m.checkRecord(s); err != nil {
+		return nil, err
+	}
 	cur := &s.rec.entries[s.rec.current]
 	if err := s.checkIdentity(e.m.trust, cur.peer[:]); err != nil {
 		return nil, err
+	}
+	if s.rec.proto == ratchet.Signal {
+		return e.signal(s, cur)
 	}
 	out := e.dst
 	if cur.role == roleInitiator && !cur.sess.HasReceived() {

@@ -12,7 +12,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ratchetkit/ratchetkit/internal/signalwire"
 	"github.com/ratchetkit/ratchetkit/keys"
+	"github.com/ratchetkit/ratchetkit/ratchet"
 	"github.com/ratchetkit/ratchetkit/store"
 	"github.com/ratchetkit/ratchetkit/store/memory"
 )
@@ -24,6 +26,10 @@ func FuzzRecord(f *testing.F) {
 	f.Add([]byte(g.Alice))
 	f.Add([]byte(g.Bob))
 	f.Add([]byte("rkss\x01\x00\x01"))
+	gs := loadGoldenSignal(f)
+	f.Add([]byte(gs.Alice))
+	f.Add([]byte(gs.Bob))
+	f.Add([]byte("rkss\x02\x00\x01"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := new(record)
 		if err := r.parse(b); err != nil {
@@ -158,19 +164,26 @@ func FuzzDecrypt(f *testing.F) {
 		m, st := d.restore(t)
 		addr := fuzzAddrs[int(data[0])%len(fuzzAddrs)]
 		pt, err := m.Decrypt(context.Background(), addr, data[1:])
-		if err != nil {
-			if pt != nil {
-				t.Fatal("plaintext returned with an error")
-			}
-			if digest(t, st) != clean {
-				t.Fatalf("failed Decrypt (%v) changed the store", err)
-			}
-			return
-		}
-		if digest(t, st) == clean {
-			t.Fatal("successful Decrypt saved nothing")
-		}
+		checkDecryptOutcome(t, st, clean, pt, err)
 	})
+}
+
+// checkDecryptOutcome checks a fuzzed Decrypt: a failure returns no
+// plaintext and leaves the store's digest clean, a success changes it.
+func checkDecryptOutcome(t *testing.T, st store.Store, clean [32]byte, pt []byte, err error) {
+	t.Helper()
+	if err != nil {
+		if pt != nil {
+			t.Fatal("plaintext returned with an error")
+		}
+		if digest(t, st) != clean {
+			t.Fatalf("failed Decrypt (%v) changed the store", err)
+		}
+		return
+	}
+	if digest(t, st) == clean {
+		t.Fatal("successful Decrypt saved nothing")
+	}
 }
 
 // decryptSeeds are valid messages and near misses: what FuzzDecrypt's
@@ -217,4 +230,34 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	write("FuzzDecrypt", decryptSeeds(d))
 	trunc := bytes.Clone(g.Bob[:len(g.Bob)/2])
 	write("FuzzRecord", [][]byte{g.Alice, g.Bob, trunc, append(bytes.Clone(g.Alice), 0)})
+}
+
+// FuzzSignalDecrypt: a Signal Manager holding Bob's golden version-2
+// record takes arbitrary messages from Alice: nothing panics, a failed
+// Decrypt changes nothing stored, a successful one saves.
+func FuzzSignalDecrypt(f *testing.F) {
+	g := loadGoldenSignal(f)
+	f.Add([]byte(g.Late))
+	pk, _, err := signalwire.ParsePreKeySignalMessage(g.Late)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(bytes.Clone(pk.Message))
+	f.Add([]byte{0x44, 0x0a})
+	f.Add([]byte{0x44, 0x08, 0x01})
+	ctx := context.Background()
+	alice := store.Address{Name: "alice", DeviceID: 1}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		st := memory.New()
+		if err := st.Update(ctx, func(tx store.Tx) error { return tx.Sessions().Save(ctx, alice, g.Bob) }); err != nil {
+			t.Fatal(err)
+		}
+		m, err := New(st, &Config{Protocol: ratchet.Signal})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clean := digest(t, st)
+		pt, err := m.Decrypt(ctx, alice, msg)
+		checkDecryptOutcome(t, st, clean, pt, err)
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/ratchetkit/ratchetkit/keys"
+	"github.com/ratchetkit/ratchetkit/ratchet"
 	"github.com/ratchetkit/ratchetkit/store"
 )
 
@@ -99,6 +100,9 @@ func (m *Manager) ResetIdentity(ctx context.Context) (*PreKeyUpload, error) {
 		if err := removeOneTimePreKeys(ctx, tx, opks, func(uint32) bool { return false }, nil); err != nil {
 			return err
 		}
+		if err := removeKyberPreKeys(ctx, tx); err != nil {
+			return err
+		}
 		list, err := tx.SignedPreKeys().List(ctx)
 		if err != nil {
 			return storeError("listing signed prekeys", err)
@@ -136,10 +140,17 @@ func (m *Manager) ResetIdentity(ctx context.Context) (*PreKeyUpload, error) {
 	if err != nil {
 		return nil, err
 	}
+	var kyberFresh []PublicKyberPreKey
+	if m.proto == ratchet.Signal {
+		if _, kyberFresh, err = m.kyberUpkeep(ctx); err != nil {
+			return nil, err
+		}
+	}
 	u, err := m.PreKeyUpload(ctx)
 	if err != nil {
 		return nil, err
 	}
 	u.Rotated, u.OneTimePreKeys = true, fresh
+	u.KyberRotated, u.KyberOneTimePreKeys = m.proto == ratchet.Signal, kyberFresh
 	return u, nil
 }

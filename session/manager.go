@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ratchetkit/ratchetkit/keys"
+	"github.com/ratchetkit/ratchetkit/ratchet"
 	"github.com/ratchetkit/ratchetkit/store"
 )
 
@@ -54,9 +55,16 @@ func New(st store.Store, cfg *Config) (*Manager, error) {
 
 // Init makes sure the store holds this device's identity: on first use it
 // generates an identity key pair and saves it with deviceID; afterwards
-// it checks that the stored device id is deviceID.
+// it checks that the stored device id is deviceID. Under ratchet.Signal
+// it refuses a store that keeps no Kyber prekeys (an error wrapping
+// store.ErrNoKyberPreKeys).
 func (m *Manager) Init(ctx context.Context, deviceID uint32) error {
 	return m.st.Update(ctx, func(tx store.Tx) error {
+		if m.proto == ratchet.Signal {
+			if _, err := store.KyberPreKeysOf(tx); err != nil {
+				return fmt.Errorf("session: Config.Protocol is ratchet.Signal: %w", err)
+			}
+		}
 		id, err := tx.Local().Load(ctx)
 		switch {
 		case err == nil:

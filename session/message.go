@@ -45,6 +45,8 @@ type message struct {
 	x3dh []byte
 	// inner is the ratchet message.
 	inner []byte
+	// counter is the ratchet message's N.
+	counter uint32
 }
 
 // parseMessage checks everything about msg that does not depend on any
@@ -94,6 +96,7 @@ func parseMessage(msg []byte) (message, error) {
 	if pn > maxCounter || n > maxCounter {
 		return m, errCounter
 	}
+	m.counter = n
 	return m, nil
 }
 

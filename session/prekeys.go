@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ratchetkit/ratchetkit/keys"
+	"github.com/ratchetkit/ratchetkit/ratchet"
 	"github.com/ratchetkit/ratchetkit/store"
 	"github.com/ratchetkit/ratchetkit/x3dh"
 )
@@ -33,6 +34,14 @@ type PreKeyUpload struct {
 	// OneTimePreKeys are new one-time prekeys, to add to those the server
 	// holds already.
 	OneTimePreKeys []PublicPreKey
+
+	// Signal protocol only (Config.Protocol ratchet.Signal), nil or false
+	// otherwise. KyberLastResort is the current last-resort Kyber prekey,
+	// new if KyberRotated; KyberOneTimePreKeys are new one-time Kyber
+	// prekeys, to add to those the server holds already.
+	KyberLastResort     *PublicKyberPreKey
+	KyberRotated        bool
+	KyberOneTimePreKeys []PublicKyberPreKey
 }
 
 // Bundle returns the bundle a server hands out for this device, with the
@@ -103,7 +112,10 @@ func (m *Manager) PreKeyStatus(ctx context.Context) (*PreKeyStatus, error) {
 // period has passed, and refills the one-time prekeys to
 // Config.OneTimePreKeys if fewer than Config.MinOneTimePreKeys are left.
 // It returns what to upload: the current signed prekey (new if Rotated)
-// and the new one-time prekeys, if any.
+// and the new one-time prekeys, if any. Under ratchet.Signal it does the
+// same for Kyber prekeys: a last-resort Kyber prekey, rotated and kept
+// for the grace period like the signed prekey, and a stock of one-time
+// Kyber prekeys refilled like the one-time EC prekeys.
 func (m *Manager) Upkeep(ctx context.Context) (*PreKeyUpload, error) {
 	m.upkeep.Lock()
 	defer m.upkeep.Unlock()
@@ -127,16 +139,25 @@ func (m *Manager) Upkeep(ctx context.Context) (*PreKeyUpload, error) {
 			return nil, err
 		}
 	}
+	var kyberRotated bool
+	var kyberFresh []PublicKyberPreKey
+	if m.proto == ratchet.Signal {
+		if kyberRotated, kyberFresh, err = m.kyberUpkeep(ctx); err != nil {
+			return nil, err
+		}
+	}
 	u, err := m.PreKeyUpload(ctx)
 	if err != nil {
 		return nil, err
 	}
 	u.Rotated, u.OneTimePreKeys = rotated, fresh
+	u.KyberRotated, u.KyberOneTimePreKeys = kyberRotated, kyberFresh
 	return u, nil
 }
 
 // PreKeyUpload returns the device's identity key and current signed
-// prekey, without one-time prekeys: what a server needs besides the
+// prekey (and, under ratchet.Signal, last-resort Kyber prekey), without
+// one-time prekeys: what a server needs besides the
 // one-time prekeys, for example after it lost its copy.
 func (m *Manager) PreKeyUpload(ctx context.Context) (*PreKeyUpload, error) {
 	u := new(PreKeyUpload)
@@ -160,7 +181,10 @@ func (m *Manager) PreKeyUpload(ctx context.Context) (*PreKeyUpload, error) {
 		}
 		u.SignedPreKeyID, u.SignedPreKey, u.SignedPreKeySignature = spk.ID(), spk.PublicKey(), spk.Signature()
 		spk.PrivateKey().Clear()
-		return nil
+		if m.proto == ratchet.Signal {
+			u.KyberLastResort, err = currentLastResort(ctx, tx)
+		}
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -84,17 +84,27 @@ type entry struct {
 	hdr    [x3dhHeaderSizeOPK]byte
 	hdrLen int
 	sess   *ratchet.Session
+	// sig is the header of a Signal session (version-2 records).
+	sig signalHeader
 }
 
 func (e *entry) header() []byte { return e.hdr[:e.hdrLen] }
 
-// baseKey returns the header's Encode(EK_A).
-func (e *entry) baseKey() []byte { return e.hdr[hdrEK : hdrEK+encodedKeySize] }
+// baseKey returns Encode(EK_A) of the session's key agreement.
+func (e *entry) baseKey() []byte {
+	if e.sess != nil && e.sess.Protocol() == ratchet.Signal {
+		return e.sig.baseKey[:]
+	}
+	return e.hdr[hdrEK : hdrEK+encodedKeySize]
+}
 
 // record is a parsed session record. Records are pooled: a parse reuses
 // the entries' Sessions (ratchet.Session.UnmarshalBinary), so loading a
 // record with few skipped keys allocates nothing.
 type record struct {
+	// proto is the protocol of every session in the record, and names its
+	// version: ratchet.ProfileV1 version 1, ratchet.Signal version 2.
+	proto   ratchet.Protocol
 	current int
 	n       int
 	entries [maxSessions]entry
@@ -106,7 +116,13 @@ func (r *record) parse(b []byte) error {
 	if len(b) < len(recordMagic)+3 || string(b[:len(recordMagic)]) != recordMagic {
 		return ErrInvalidRecord
 	}
-	if v := b[len(recordMagic)]; v != recordVersion1 {
+	parseEntry := (*entry).parse
+	switch v := b[len(recordMagic)]; v {
+	case recordVersion1:
+		r.proto = ratchet.ProfileV1
+	case recordVersion2:
+		r.proto, parseEntry = ratchet.Signal, (*entry).parseSignal
+	default:
 		return fmt.Errorf("%w: unknown version %d", ErrInvalidRecord, v)
 	}
 	current, count := int(b[len(recordMagic)+1]), int(b[len(recordMagic)+2])
@@ -117,7 +133,7 @@ func (r *record) parse(b []byte) error {
 	for i := range count {
 		e := &r.entries[i]
 		var err error
-		if b, err = e.parse(b); err != nil {
+		if b, err = parseEntry(e, b); err != nil {
 			r.n = 0
 			return err
 		}
@@ -173,7 +189,22 @@ func (e *entry) parse(b []byte) ([]byte, error) {
 	if e.role == roleResponder && string(h[hdrIK:hdrIK+encodedKeySize]) != string(e.peer[:]) {
 		return nil, fmt.Errorf("%w: responder's peer is not the header's IK_A", ErrInvalidRecord)
 	}
-	b = b[e.hdrLen:]
+	b, err := e.parseState(b[e.hdrLen:])
+	if err != nil {
+		return nil, err
+	}
+	if e.sess.Protocol() != ratchet.ProfileV1 {
+		return nil, fmt.Errorf("%w: a Signal state in a profile v1 record", ErrInvalidRecord)
+	}
+	return b, nil
+}
+
+// parseState reads the ratchet state that ends every entry, of either
+// version, from the front of b and returns the rest.
+func (e *entry) parseState(b []byte) ([]byte, error) {
+	if len(b) < 3 {
+		return nil, fmt.Errorf("%w: truncated", ErrInvalidRecord)
+	}
 	n := int(b[0])<<16 | int(b[1])<<8 | int(b[2])
 	b = b[3:]
 	if n == 0 || len(b) < n {
@@ -196,13 +227,24 @@ func (r *record) appendBinary(b []byte) ([]byte, error) {
 	if r.n < 1 || r.n > maxSessions || r.current >= r.n {
 		return nil, errors.New("session: internal error: bad record")
 	}
+	version := byte(recordVersion1)
+	if r.proto == ratchet.Signal {
+		version = recordVersion2
+	}
 	b = append(b, recordMagic...)
-	b = append(b, recordVersion1, byte(r.current), byte(r.n))
+	b = append(b, version, byte(r.current), byte(r.n))
 	for i := range r.n {
 		e := &r.entries[i]
-		b = append(b, e.role)
-		b = append(b, e.peer[:]...)
-		b = append(b, e.header()...)
+		if e.sess.Protocol() != r.proto {
+			return nil, errors.New("session: internal error: mixed protocols in a record")
+		}
+		if r.proto == ratchet.Signal {
+			b = e.appendSignal(b)
+		} else {
+			b = append(b, e.role)
+			b = append(b, e.peer[:]...)
+			b = append(b, e.header()...)
+		}
 		at := len(b)
 		b = append(b, 0, 0, 0)
 		var err error
@@ -245,11 +287,12 @@ func (r *record) trim(maxArchived int) {
 
 // drop removes entry i, wiping its session.
 func (r *record) drop(i int) {
-	dropped := r.entries[i].sess
+	dropped, ct := r.entries[i].sess, r.entries[i].sig.ct
 	dropped.Clear()
+	clear(ct)
 	copy(r.entries[i:r.n], r.entries[i+1:r.n])
 	r.n--
-	r.entries[r.n] = entry{sess: dropped}
+	r.entries[r.n] = entry{sess: dropped, sig: signalHeader{ct: ct[:0]}}
 	if r.current > i {
 		r.current--
 	}
@@ -273,6 +316,7 @@ func (r *record) wipe() {
 		if s := r.entries[i].sess; s != nil {
 			s.Clear()
 		}
+		clear(r.entries[i].sig.ct)
 	}
 	r.n, r.current = 0, 0
 }

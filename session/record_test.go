@@ -39,29 +39,43 @@ func loadGolden(t testing.TB) *golden {
 	t.Helper()
 	path := filepath.Join(goldenDir, "v1.json")
 	if *update {
-		// A released version's file is created once, never rewritten.
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		writeManifest(t, path, func() any {
 			f := makeFixture(t)
-			g := golden{
+			return &golden{
 				Description: "session record version 1: alice holds two initiator sessions (the older answered, the newer current); " +
 					"bob holds two responder sessions (the older current, with skipped keys); bob's decrypts late",
 				Alice: f.aliceRecord, Bob: f.bobRecord, Late: f.late, LatePlaintext: "two",
 			}
-			j, _ := json.MarshalIndent(&g, "", " ")
-			if err := os.WriteFile(path, append(j, '\n'), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+		})
 	}
+	var g golden
+	readManifest(t, path, &g)
+	return &g
+}
+
+// readManifest reads the JSON golden manifest at path into v.
+func readManifest(t testing.TB, path string, v any) {
+	t.Helper()
 	j, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var g golden
-	if err := json.Unmarshal(j, &g); err != nil {
+	if err := json.Unmarshal(j, v); err != nil {
 		t.Fatal(err)
 	}
-	return &g
+}
+
+// writeManifest creates the golden manifest at path from make's result,
+// once: a released version's file is never rewritten.
+func writeManifest(t testing.TB, path string, make func() any) {
+	t.Helper()
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	j, _ := json.MarshalIndent(make(), "", " ")
+	if err := os.WriteFile(path, append(j, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func parseRecord(b []byte) (*record, error) {
@@ -96,20 +110,29 @@ func TestGoldenRecord(t *testing.T) {
 	}
 
 	// Bob's stored record still reads Alice's late message.
+	readLate(t, nil, g.Bob, g.Late, g.LatePlaintext)
+}
+
+// readLate saves rec as Bob's record with Alice in a new memory store and
+// checks that a Manager with cfg decrypts late from Alice to want. It
+// returns the store and the Manager.
+func readLate(t *testing.T, cfg *Config, rec, late []byte, want string) (store.Store, *Manager) {
+	t.Helper()
 	ctx := context.Background()
 	st := memory.New()
-	m, err := New(st, nil)
+	m, err := New(st, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	alice := store.Address{Name: "alice", DeviceID: 1}
-	if err := st.Update(ctx, func(tx store.Tx) error { return tx.Sessions().Save(ctx, alice, g.Bob) }); err != nil {
+	if err := st.Update(ctx, func(tx store.Tx) error { return tx.Sessions().Save(ctx, alice, rec) }); err != nil {
 		t.Fatal(err)
 	}
-	pt, err := m.Decrypt(ctx, alice, g.Late)
-	if err != nil || string(pt) != g.LatePlaintext {
+	pt, err := m.Decrypt(ctx, alice, late)
+	if err != nil || string(pt) != want {
 		t.Fatalf("late message: %q, %v", pt, err)
 	}
+	return st, m
 }
 
 // TestRecordReproducible pins the writer: the fixture, made again, gives

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/ratchet"
 	"github.com/ratchetkit/ratchetkit/store"
 	"github.com/ratchetkit/ratchetkit/x3dh"
@@ -22,6 +23,9 @@ import (
 // success the session and, on first use, the peer's identity key are
 // saved in one transaction; on any error nothing is.
 func (m *Manager) StartSession(ctx context.Context, addr store.Address, b *x3dh.Bundle) error {
+	if m.proto != ratchet.ProfileV1 {
+		return fmt.Errorf("%w: StartSession on a Signal Manager (use StartSignalSession)", ErrWrongProtocol)
+	}
 	if b == nil || b.IdentityKey == nil {
 		return fmt.Errorf("%w: bundle without an identity key", x3dh.ErrMalformed)
 	}
@@ -36,28 +40,40 @@ type start struct {
 	bundle *x3dh.Bundle
 }
 
-func (st *start) attempt(s *addrState) ([]byte, error) {
-	m, b := st.m, st.bundle
-	var e entry
-	b.IdentityKey.AppendEncode(e.peer[:0])
+// beginStart is what both protocols' starts do before their key
+// agreement: it checks the record's protocol and the bundle's identity key
+// ik (an *IdentityError only for a bundle that verify accepts, so that
+// nobody is asked to approve a forged key), records ik as e's peer, and
+// loads the local identity, whose public key the write checks. The caller
+// clears the returned key pair.
+func (m *Manager) beginStart(s *addrState, e *entry, ik *keys.PublicKey, verify func() error) (*store.LocalIdentity, error) {
+	if err := m.checkRecord(s); err != nil {
+		return nil, err
+	}
+	ik.AppendEncode(e.peer[:0])
 	if err := s.checkIdentity(m.trust, e.peer[:]); err != nil {
-		if verr := b.Verify(); verr != nil {
+		if verr := verify(); verr != nil {
 			return nil, verr
 		}
 		return nil, err
 	}
-	var local *store.LocalIdentity
-	err := m.st.View(s.ctx, func(tx store.Tx) error {
-		var err error
-		local, err = loadLocal(s.ctx, tx)
-		return err
-	})
+	local, err := m.loadLocalIdentity(s)
+	if err != nil {
+		return nil, err
+	}
+	local.KeyPair.PublicKey().AppendEncode(s.local[:0])
+	s.checkLocal = true
+	return local, nil
+}
+
+func (st *start) attempt(s *addrState) ([]byte, error) {
+	m, b := st.m, st.bundle
+	var e entry
+	local, err := m.beginStart(s, &e, b.IdentityKey, b.Verify)
 	if err != nil {
 		return nil, err
 	}
 	in, err := x3dh.Initiate(local.KeyPair, b, &m.x3dh)
-	local.KeyPair.PublicKey().AppendEncode(s.local[:0])
-	s.checkLocal = true
 	local.KeyPair.Clear()
 	if err != nil {
 		return nil, err

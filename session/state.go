@@ -41,6 +41,12 @@ type addrState struct {
 	peer    [encodedKeySize]byte
 	consume bool
 	opkID   uint32
+	// markKyber asks the write to mark Kyber prekey kyberID used with
+	// signed prekey spkID and base key kyberBase (a new Signal responder
+	// session).
+	markKyber      bool
+	kyberID, spkID uint32
+	kyberBase      *keys.PublicKey
 	// local is Encode(this device's identity key) as a new session's
 	// X3DH used it, checked in the write when checkLocal is set, so that
 	// no session made under a key that ResetIdentity replaced meanwhile
@@ -86,6 +92,7 @@ func (s *addrState) discard() {
 	clear(s.out)
 	s.out = s.out[:0]
 	s.consume, s.dirty, s.checkLocal = false, false, false
+	s.markKyber, s.kyberBase = false, nil
 }
 
 // load reads the address's record and trusted identity key in one
@@ -152,7 +159,7 @@ func (s *addrState) commit(st store.Store) error {
 	if s.out, err = s.rec.appendBinary(s.out[:0]); err != nil {
 		return err
 	}
-	if sw, ok := st.(store.SessionSwapper); ok && s.found && s.hasTrusted && !s.consume && !s.checkLocal {
+	if sw, ok := st.(store.SessionSwapper); ok && s.found && s.hasTrusted && !s.consume && !s.checkLocal && !s.markKyber {
 		// A steady-state write: only the record changes.
 		done, err := sw.SwapSession(s.ctx, s.addr, s.orig, s.out, s.trustedKey)
 		switch {
@@ -168,6 +175,7 @@ func (s *addrState) commit(st store.Store) error {
 	clear(s.out)
 	s.out = s.out[:0]
 	s.found, s.consume, s.dirty, s.checkLocal = true, false, false, false
+	s.markKyber, s.kyberBase = false, nil
 	if !s.hasTrusted {
 		s.trusted, s.trustedKey, s.hasTrusted = s.peer, decodeKey(s.peer[:]), true
 	}
@@ -209,6 +217,11 @@ func (s *addrState) commitTx(tx store.Tx) error {
 				return errNoOPKCommit
 			}
 			return storeError("removing the one-time prekey", err)
+		}
+	}
+	if s.markKyber {
+		if err := s.markKyberUsed(tx); err != nil {
+			return err
 		}
 	}
 	if s.hasTrusted {
