@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -264,6 +265,8 @@ type loadRun struct {
 	lastRecv  time.Time
 	errs      []string
 	failed    int
+	stuck     []string // Sends that hit sendTimeout: who, and the error
+	firstFail string   // the first Send error that was not a timeout
 	slowest   time.Duration
 	slowWho   string // the slowest Send's client, its instance and outcome
 }
@@ -390,6 +393,13 @@ func runLoad(t *testing.T, s loadSetup, seed uint64) loadResult {
 					run.acked[sc.name+"/"+strconv.Itoa(m)] = peer.name
 				} else {
 					run.failed++
+					who := fmt.Sprintf("%s on instance %d, to %s, message %d: %v", sc.name, sc.home, peer.name, m, err)
+					switch {
+					case errors.Is(err, context.DeadlineExceeded):
+						run.stuck = append(run.stuck, who)
+					case run.firstFail == "":
+						run.firstFail = who
+					}
 				}
 				if took > run.slowest {
 					run.slowest = took
@@ -470,6 +480,15 @@ func runLoad(t *testing.T, s loadSetup, seed uint64) loadResult {
 	}
 	if len(run.errs) > 0 {
 		t.Logf("%d client events of note, the first: %s", len(run.errs), run.errs[0])
+	}
+	// A Send returns once the server has answered, on whichever
+	// connection: a send still waiting after sendTimeout is one whose
+	// answer was lost (see the client's settle).
+	if len(run.stuck) > 0 {
+		t.Errorf("%d sends got no answer within %v, the first: %s", len(run.stuck), sendTimeout, run.stuck[0])
+	}
+	if run.firstFail != "" {
+		t.Logf("the first failed send: %s", run.firstFail)
 	}
 	if len(run.acked) < total*9/10 {
 		t.Errorf("only %d of %d messages were acknowledged", len(run.acked), total)

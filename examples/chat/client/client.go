@@ -1215,15 +1215,9 @@ func (c *Client) sendOutbox(ctx context.Context, ws *websocket.Conn, replies <-c
 				verdict = &api.Error{Code: reply.Code, Message: reply.Message}
 				c.emit(Event{Kind: EventSendFailed, Peer: o.to, Err: verdict})
 			}
-			if err := deleteOutbox(ctx, c.chat, o.id); err != nil {
+			if err := c.settle(ctx, o.id, verdict); err != nil {
 				return err
 			}
-			c.wmu.Lock()
-			if w, ok := c.waiters[o.id]; ok {
-				w <- verdict
-				delete(c.waiters, o.id)
-			}
-			c.wmu.Unlock()
 		}
 		select {
 		case <-ctx.Done():
@@ -1232,6 +1226,33 @@ func (c *Client) sendOutbox(ctx context.Context, ws *websocket.Conn, replies <-c
 		}
 	}
 }
+
+// settle records the server's verdict on outbox envelope id: it leaves
+// the outbox, and a Send waiting for it returns. Once the verdict is in
+// hand, the connection it came on no longer matters, so neither step
+// depends on ctx. This matters when the connection drops just after the
+// server's answer (an instance killed between its reply and the next
+// frame): the SQLite driver, when a statement's context ends while it
+// runs, reports the context's error even if the statement completed, so
+// a delete under ctx could remove the envelope and still fail, and the
+// Send would then never hear the verdict, with nothing left in the
+// outbox to bring it on the next connection. The waiter hears the
+// verdict even if the delete fails: the server has decided, and the
+// envelope that stays is only sent (and stored) again.
+func (c *Client) settle(ctx context.Context, id int64, verdict error) error {
+	err := removeOutbox(context.WithoutCancel(ctx), c.chat, id)
+	c.wmu.Lock()
+	if w, ok := c.waiters[id]; ok {
+		w <- verdict
+		delete(c.waiters, id)
+	}
+	c.wmu.Unlock()
+	return err
+}
+
+// removeOutbox is deleteOutbox, replaced in tests by one that acts as the
+// SQLite driver does when a statement's context ends while it runs.
+var removeOutbox = deleteOutbox
 
 // writeTimeout bounds a write or ping on the relay connection.
 const writeTimeout = 5 * time.Second
