@@ -48,9 +48,10 @@ func CheckReply(r libsignaltest.Reply, pt []byte, ok *bool) error {
 }
 
 // Conversation runs seeded steps between goEnd and lsEnd: bursts of 1 to
-// 3 messages either way, deliveries reordered by up to 3 positions, a
-// tampered copy of about one delivery in rate refused before the original
-// decrypts, and a replay of about one in rate+2 refused. goState returns
+// 3 messages either way, deliveries reordered by up to 5 positions, about
+// one message in 2*rate lost (never delivered), a tampered copy of about
+// one delivery in rate refused before the original decrypts, and a replay
+// (a duplicate delivery) of about one in rate+2 refused. goState returns
 // the Go side's state and whether there is one yet; a refused message
 // must leave it unchanged. It fails the test on any other outcome and on
 // a conversation that tested little, and returns its counts.
@@ -90,9 +91,13 @@ func Conversation(t testing.TB, rng *mrand.Rand, goEnd, lsEnd End, steps, rate i
 		if len(q) == 0 {
 			continue
 		}
-		k := rng.IntN(min(len(q), 4))
+		k := rng.IntN(min(len(q), 6))
 		m := q[k]
 		queue[i] = append(q[:k], q[k+1:]...)
+		if rng.IntN(2*rate) == 0 {
+			stats["lost"]++
+			continue
+		}
 		if rng.IntN(rate) == 0 {
 			refused(step, i, Msg{m.Type, TamperInner(t, rng, m), m.Plaintext}, "tampered")
 		}
@@ -104,7 +109,7 @@ func Conversation(t testing.TB, rng *mrand.Rand, goEnd, lsEnd End, steps, rate i
 			refused(step, i, m, "replay")
 		}
 	}
-	if stats["delivered"] < steps/4 || stats["tampered refused"] == 0 || stats["replay refused"] == 0 {
+	if stats["delivered"] < steps/4 || stats["lost"] == 0 || stats["tampered refused"] == 0 || stats["replay refused"] == 0 {
 		t.Fatalf("a conversation that tests little: %v", stats)
 	}
 	return stats
