@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ratchetkit/ratchetkit/internal/libsignaltest"
+	"github.com/ratchetkit/ratchetkit/internal/signallive"
 	"github.com/ratchetkit/ratchetkit/internal/signalwire"
 	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/kyber"
@@ -19,25 +20,12 @@ import (
 // PreKeySignalMessage wrapping that the session layer will do is done here
 // by hand. They skip without Node unless RATCHETKIT_REQUIRE_LIBSIGNAL=1.
 
-type liveMsg struct {
-	typ  int
-	wire []byte
-	pt   []byte
-}
-
-// liveEnd is one side of a live conversation: send makes a message,
-// recv takes one and reports whether it decrypted to pt.
-type liveEnd struct {
-	canSend func() bool
-	send    func(pt []byte) liveMsg
-	recv    func(m liveMsg) error
-}
-
-// TestLiveSignalRatchet: seeded conversations of 250 steps between a Go
-// Session and libsignal, Go as initiator and as responder, with and
-// without a one-time prekey: bursts both ways, deliveries reordered by up
-// to 3 positions, tampered copies refused by both sides (Go's state
-// unchanged) before the original decrypts, and replays refused.
+// TestLiveSignalRatchet: seeded conversations of 250 steps
+// (signallive.Conversation) between a Go Session and libsignal, Go as
+// initiator and as responder, with and without a one-time prekey: bursts
+// both ways, deliveries reordered by up to 5 positions, lost messages,
+// tampered copies refused by both sides (Go's state unchanged) before the
+// original decrypts, and replays refused.
 func TestLiveSignalRatchet(t *testing.T) {
 	v := libsignaltest.Load(t)
 	for _, c := range []struct {
@@ -52,20 +40,26 @@ func TestLiveSignalRatchet(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := libsignaltest.Live(t, v.Sessions[c.session].Name)
-			var goEnd, lsEnd liveEnd
+			var goEnd, lsEnd signallive.End
 			var s *Session
 			if c.initiator {
 				s, goEnd, lsEnd = liveGoInitiator(t, p, &v.Sessions[c.session])
 			} else {
 				s, goEnd, lsEnd = liveGoResponder(t, p, c.session == 0)
 			}
-			stats := liveConversation(t, mrand.New(mrand.NewPCG(uint64(c.session), 7)), goEnd, lsEnd, 250, func() *Session { return s })
+			stats := signallive.Conversation(t, mrand.New(mrand.NewPCG(uint64(c.session), 7)), goEnd, lsEnd, 250, 8,
+				func() ([]byte, bool) {
+					if s.sig == nil { // the responder before its first message
+						return nil, false
+					}
+					return state(t, s), true
+				})
 			t.Logf("%v", stats)
 		})
 	}
 }
 
-func liveGoInitiator(t *testing.T, p *libsignaltest.Peer, ls *libsignaltest.Session) (*Session, liveEnd, liveEnd) {
+func liveGoInitiator(t *testing.T, p *libsignaltest.Peer, ls *libsignaltest.Session) (*Session, signallive.End, signallive.End) {
 	h := func(x string) []byte { return libsignaltest.Hex(t, x) }
 	b := &pqxdh.Bundle{
 		IdentityKey: must(keys.DecodePublicKey(h(ls.Bundle.IdentityKey))), SignedPreKeyID: ls.Bundle.SignedPreKeyID,
@@ -80,46 +74,46 @@ func liveGoInitiator(t *testing.T, p *libsignaltest.Peer, ls *libsignaltest.Sess
 	in := must(pqxdh.Initiate(ik, b))
 	s := must(NewSignalInitiator(&in.Keys, ik.PublicKey(), b.IdentityKey, b.SignedPreKey, nil))
 	hdr := in.Header
-	goEnd := liveEnd{
-		canSend: func() bool { return true },
-		send: func(pt []byte) liveMsg {
+	goEnd := signallive.End{
+		CanSend: func() bool { return true },
+		Send: func(pt []byte) signallive.Msg {
 			wire := mustEncrypt(t, s, string(pt))
 			if s.HasReceived() {
-				return liveMsg{signalwire.TypeWhisper, wire, pt}
+				return signallive.Msg{Type: signalwire.TypeWhisper, Wire: wire, Plaintext: pt}
 			}
 			pk := signalwire.PreKeySignalMessage{
 				HasPreKeyID: hdr.HasOneTimePreKey, PreKeyID: hdr.OneTimePreKeyID, BaseKey: hdr.BaseKey,
 				IdentityKey: ik.PublicKey(), RegistrationID: 4242, SignedPreKeyID: hdr.SignedPreKeyID,
 				KyberPreKeyID: hdr.KyberPreKeyID, KyberCiphertext: hdr.KyberCiphertext, Message: wire,
 			}
-			return liveMsg{signalwire.TypePreKey, must(pk.Append(nil)), pt}
+			return signallive.Msg{Type: signalwire.TypePreKey, Wire: must(pk.Append(nil)), Plaintext: pt}
 		},
-		recv: func(m liveMsg) error {
-			got, err := s.Decrypt(unwrap(t, m.typ, m.wire))
-			if err == nil && !bytes.Equal(got, m.pt) {
+		Recv: func(m signallive.Msg) error {
+			got, err := s.Decrypt(unwrap(t, m.Type, m.Wire))
+			if err == nil && !bytes.Equal(got, m.Plaintext) {
 				t.Fatal("wrong plaintext from libsignal")
 			}
 			return err
 		},
 	}
 	lsHasSession := false
-	lsEnd := liveEnd{
-		canSend: func() bool { return lsHasSession },
-		send: func(pt []byte) liveMsg {
+	lsEnd := signallive.End{
+		CanSend: func() bool { return lsHasSession },
+		Send: func(pt []byte) signallive.Msg {
 			r := p.Call(map[string]any{"op": "encrypt", "to": "go-alice", "plaintext": hex.EncodeToString(pt)})
 			if !r.OK {
 				t.Fatalf("libsignal encrypt: %s", r.Error)
 			}
-			return liveMsg{r.Type, libsignaltest.Hex(t, r.Wire), pt}
+			return signallive.Msg{Type: r.Type, Wire: libsignaltest.Hex(t, r.Wire), Plaintext: pt}
 		},
-		recv: func(m liveMsg) error {
-			return liveReply(p.Call(map[string]any{"op": "decrypt", "from": "go-alice", "type": m.typ, "wire": hex.EncodeToString(m.wire)}), m.pt, &lsHasSession)
+		Recv: func(m signallive.Msg) error {
+			return signallive.CheckReply(p.Call(map[string]any{"op": "decrypt", "from": "go-alice", "type": m.Type, "wire": hex.EncodeToString(m.Wire)}), m.Plaintext, &lsHasSession)
 		},
 	}
 	return s, goEnd, lsEnd
 }
 
-func liveGoResponder(t *testing.T, p *libsignaltest.Peer, withOPK bool) (*Session, liveEnd, liveEnd) {
+func liveGoResponder(t *testing.T, p *libsignaltest.Peer, withOPK bool) (*Session, signallive.End, signallive.End) {
 	ik, _ := keys.GenerateIdentityKeyPair()
 	spk := must(keys.GenerateSignedPreKey(ik, 21))
 	kpk := must(kyber.GeneratePreKey(ik, 22, false))
@@ -141,14 +135,14 @@ func liveGoResponder(t *testing.T, p *libsignaltest.Peer, withOPK bool) (*Sessio
 	}
 	s := new(Session) // replaced by the first PreKeySignalMessage
 	started := false
-	goEnd := liveEnd{
-		canSend: func() bool { return started && s.HasReceived() },
-		send: func(pt []byte) liveMsg {
-			return liveMsg{signalwire.TypeWhisper, mustEncrypt(t, s, string(pt)), pt}
+	goEnd := signallive.End{
+		CanSend: func() bool { return started && s.HasReceived() },
+		Send: func(pt []byte) signallive.Msg {
+			return signallive.Msg{Type: signalwire.TypeWhisper, Wire: mustEncrypt(t, s, string(pt)), Plaintext: pt}
 		},
-		recv: func(m liveMsg) error {
-			wire := m.wire
-			if m.typ == signalwire.TypePreKey {
+		Recv: func(m signallive.Msg) error {
+			wire := m.Wire
+			if m.Type == signalwire.TypePreKey {
 				pk, _, err := signalwire.ParsePreKeySignalMessage(wire)
 				if err != nil {
 					return err
@@ -174,122 +168,27 @@ func liveGoResponder(t *testing.T, p *libsignaltest.Peer, withOPK bool) (*Sessio
 				return fmt.Errorf("a SignalMessage before any session")
 			}
 			got, err := s.Decrypt(wire)
-			if err == nil && !bytes.Equal(got, m.pt) {
+			if err == nil && !bytes.Equal(got, m.Plaintext) {
 				t.Fatal("wrong plaintext from libsignal")
 			}
 			return err
 		},
 	}
-	lsEnd := liveEnd{
-		canSend: func() bool { return true },
-		send: func(pt []byte) liveMsg {
+	lsEnd := signallive.End{
+		CanSend: func() bool { return true },
+		Send: func(pt []byte) signallive.Msg {
 			r := p.Call(map[string]any{"op": "encrypt", "as": "alice", "to": "go-bob", "plaintext": hex.EncodeToString(pt)})
 			if !r.OK {
 				t.Fatalf("libsignal encrypt: %s", r.Error)
 			}
-			return liveMsg{r.Type, libsignaltest.Hex(t, r.Wire), pt}
+			return signallive.Msg{Type: r.Type, Wire: libsignaltest.Hex(t, r.Wire), Plaintext: pt}
 		},
-		recv: func(m liveMsg) error {
+		Recv: func(m signallive.Msg) error {
 			var ok bool
-			return liveReply(p.Call(map[string]any{"op": "decrypt", "as": "alice", "from": "go-bob", "type": m.typ, "wire": hex.EncodeToString(m.wire)}), m.pt, &ok)
+			return signallive.CheckReply(p.Call(map[string]any{"op": "decrypt", "as": "alice", "from": "go-bob", "type": m.Type, "wire": hex.EncodeToString(m.Wire)}), m.Plaintext, &ok)
 		},
 	}
 	return s, goEnd, lsEnd
-}
-
-func liveReply(r libsignaltest.Reply, pt []byte, ok *bool) error {
-	if !r.OK {
-		return fmt.Errorf("libsignal: %s", r.Error)
-	}
-	if r.Plaintext != hex.EncodeToString(pt) {
-		return fmt.Errorf("libsignal decrypted another plaintext")
-	}
-	*ok = true
-	return nil
-}
-
-// liveConversation runs the seeded steps; session returns Go's current
-// Session, whose state a refused message must leave unchanged.
-func liveConversation(t *testing.T, rng *mrand.Rand, goEnd, lsEnd liveEnd, steps int, session func() *Session) map[string]int {
-	ends := [2]liveEnd{goEnd, lsEnd}
-	var queue [2][]liveMsg // queue[i]: messages to end i
-	stats := map[string]int{}
-	for step := range steps {
-		i := rng.IntN(2)
-		if rng.IntN(2) == 0 {
-			if !ends[i].canSend() {
-				continue
-			}
-			for range 1 + rng.IntN(3) {
-				pt := []byte(fmt.Sprintf("step %d from %d: %s", step, i, bytes.Repeat([]byte{'x'}, rng.IntN(40))))
-				queue[1-i] = append(queue[1-i], ends[i].send(pt))
-				stats[fmt.Sprint("sent by ", []string{"go", "libsignal"}[i])]++
-			}
-			continue
-		}
-		q := queue[i]
-		if len(q) == 0 {
-			continue
-		}
-		k := rng.IntN(min(len(q), 4))
-		m := q[k]
-		queue[i] = append(q[:k], q[k+1:]...)
-		var before []byte
-		if i == 0 && session().sig != nil {
-			before = state(t, session())
-		}
-		if rng.IntN(8) == 0 && (i == 1 || before != nil) {
-			bad := tamperInner(t, rng, m)
-			if err := ends[i].recv(liveMsg{m.typ, bad, m.pt}); err == nil {
-				t.Fatalf("step %d: end %d accepted a tampered message", step, i)
-			}
-			if before != nil && !bytes.Equal(before, state(t, session())) {
-				t.Fatalf("step %d: a tampered message changed Go's state", step)
-			}
-			stats["tampered refused"]++
-		}
-		if err := ends[i].recv(m); err != nil {
-			t.Fatalf("step %d: end %d refused a message: %v", step, i, err)
-		}
-		stats["delivered"]++
-		if rng.IntN(10) == 0 {
-			if i == 0 {
-				before = state(t, session())
-			}
-			if err := ends[i].recv(m); err == nil {
-				t.Fatalf("step %d: end %d accepted a replay", step, i)
-			}
-			if i == 0 && !bytes.Equal(before, state(t, session())) {
-				t.Fatalf("step %d: a replay changed Go's state", step)
-			}
-			stats["replay refused"]++
-		}
-	}
-	if stats["delivered"] < steps/4 || stats["tampered refused"] == 0 || stats["replay refused"] == 0 {
-		t.Fatalf("a conversation that tests little: %v", stats)
-	}
-	return stats
-}
-
-// tamperInner flips one bit near the end of the SignalMessage in m (inside
-// a PreKeySignalMessage, its message field: the outer fields are not
-// authenticated, and both libsignal and a session whose base key matches
-// ignore them after the first).
-func tamperInner(t *testing.T, rng *mrand.Rand, m liveMsg) []byte {
-	flip := func(b []byte) []byte {
-		b = bytes.Clone(b)
-		b[len(b)-1-rng.IntN(min(40, len(b)-1))] ^= byte(1 << rng.IntN(8))
-		return b
-	}
-	if m.typ != signalwire.TypePreKey {
-		return flip(m.wire)
-	}
-	pk, _, err := signalwire.ParsePreKeySignalMessage(m.wire)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk.Message = flip(pk.Message)
-	return must(pk.Append(nil))
 }
 
 // TestLiveSignalJump: libsignal takes a Go Session's message after 24 999
@@ -305,15 +204,15 @@ func TestLiveSignalJump(t *testing.T) {
 		t.Run(fmt.Sprint(skipped), func(t *testing.T) {
 			p := libsignaltest.Live(t, v.Sessions[1].Name)
 			s, goEnd, lsEnd := liveGoInitiator(t, p, &v.Sessions[1])
-			if err := lsEnd.recv(goEnd.send([]byte("hello"))); err != nil {
+			if err := lsEnd.Recv(goEnd.Send([]byte("hello"))); err != nil {
 				t.Fatal(err)
 			}
-			if err := goEnd.recv(lsEnd.send([]byte("hi"))); err != nil {
+			if err := goEnd.Recv(lsEnd.Send([]byte("hi"))); err != nil {
 				t.Fatal(err)
 			}
 			ms := held(t, s, skipped+1)
-			last := liveMsg{signalwire.TypeWhisper, ms[skipped], []byte(fmt.Sprint("m", skipped))}
-			err := lsEnd.recv(last)
+			last := signallive.Msg{Type: signalwire.TypeWhisper, Wire: ms[skipped], Plaintext: []byte(fmt.Sprint("m", skipped))}
+			err := lsEnd.Recv(last)
 			if skipped == 25000 {
 				if err == nil {
 					t.Fatal("libsignal took a message after 25 000 skipped")
@@ -324,7 +223,7 @@ func TestLiveSignalJump(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, ok := range map[int]bool{skipped - 2000: true, skipped - 2001: false} {
-				err := lsEnd.recv(liveMsg{signalwire.TypeWhisper, ms[i], []byte(fmt.Sprint("m", i))})
+				err := lsEnd.Recv(signallive.Msg{Type: signalwire.TypeWhisper, Wire: ms[i], Plaintext: []byte(fmt.Sprint("m", i))})
 				if (err == nil) != ok {
 					t.Errorf("skipped message %d back: %v", skipped-i, err)
 				}
