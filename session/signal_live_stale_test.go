@@ -28,7 +28,6 @@ import (
 // (see below), and its next message, on the new session, makes
 // libsignal switch back.
 func TestLiveSignalStaleNewBundle(t *testing.T) {
-	const day = 24 * time.Hour
 	liveCases(t, func(t *testing.T, goStale, withOPK bool, seed uint64) {
 		v := libsignaltest.Load(t)
 		p := libsignaltest.Live(t, v.Sessions[0].Name)
