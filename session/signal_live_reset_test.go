@@ -89,7 +89,8 @@ func TestLiveSignalReset(t *testing.T) {
 //     R's next PreKeySignalMessage makes the new session current at P
 //     again. After an approved identity change P refuses the held message
 //     (the old key is no longer trusted): Go skips the session, libsignal
-//     reports an untrusted identity after decrypting, saving nothing.
+//     reports an untrusted identity after decrypting (and, by its source,
+//     returns before it saves the record).
 func liveReset(t *testing.T, rng *mrand.Rand, g *goParty, l *lsParty, kind string, withOPK bool) map[string]int {
 	t.Helper()
 	stats := map[string]int{"resets": 1}
