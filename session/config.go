@@ -87,7 +87,9 @@ type Config struct {
 	// and suite must be zero: libsignal's are fixed.
 	Ratchet ratchet.Config
 	// MaxArchived is how many sessions per address are kept besides the
-	// current one; the oldest-created go first. Zero means
+	// current one; under profile v1 the oldest-created go first, under
+	// ratchet.Signal the one that stopped being current longest ago, as
+	// in libsignal. Zero means
 	// DefaultMaxArchived (40, the most), negative means none.
 	MaxArchived int
 	// Trust is the identity trust policy; the zero value is

@@ -23,8 +23,9 @@ import (
 // one-time prekey removed and, on first use, the identity key recorded,
 // all in one transaction. A ratchet message is tried on the current
 // session, then on the archived ones that can take it (see below),
-// newest first; the one that decrypts it becomes current. If none does,
-// the error is the current session's.
+// newest-created first (under ratchet.Signal, the one that stopped being
+// current most recently first, libsignal's order); the one that decrypts
+// it becomes current. If none does, the error is the current session's.
 //
 // An archived session is tried only if the message's ratchet key is one
 // it receives under, or if it has sent under its current ratchet key, so
@@ -132,8 +133,8 @@ func (d *decryption) attempt(s *addrState) ([]byte, error) {
 }
 
 // tryAll decrypts a ratchet message with the current session, then with
-// the archived ones that can take it (see mayTry), newest first, and
-// makes the one that succeeds current. Sessions whose peer key is not
+// the archived ones that can take it (see mayTry), in the record's order
+// (see record.makeCurrent), and makes the one that succeeds current. Sessions whose peer key is not
 // trusted are not tried.
 func (d *decryption) tryAll(s *addrState) ([]byte, error) {
 	r := &s.rec
@@ -153,7 +154,7 @@ func (d *decryption) tryAll(s *addrState) ([]byte, error) {
 			d.tried++
 			var out []byte
 			if out, err = e.sess.AppendDecrypt(d.dst, msg); err == nil {
-				r.current = i
+				r.makeCurrent(i)
 				return out, nil
 			}
 			// libsignal reports a used or dropped message key at once,
@@ -197,7 +198,7 @@ func (d *decryption) continueSession(s *addrState, use int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.rec.current = use
+	s.rec.makeCurrent(use)
 	return out, nil
 }
 

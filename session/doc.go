@@ -69,8 +69,10 @@
 //     refuses the same triple again, so a replayed PreKeySignalMessage
 //     whose session is gone fails (ErrUnknownPreKey, or an error wrapping
 //     store.ErrReusedBaseKey) and saves nothing. SignalMessages are tried
-//     on the current session, then on the archived ones (up to 40), and
-//     the one that decrypts becomes current; ratchet.ErrDuplicate from any
+//     on the current session, then on the archived ones (up to 40, the
+//     one that stopped being current most recently first; a new session
+//     beyond 40 drops the one archived longest), and the one that
+//     decrypts becomes current; ratchet.ErrDuplicate from any
 //     session ends the search at once, as in libsignal.
 //
 // Records of Signal sessions are version 2 (signal_record.go); a store's

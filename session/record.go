@@ -260,10 +260,16 @@ func (r *record) appendBinary(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// add makes e's session the newest and current one, then drops the
-// oldest-created sessions other than the current one beyond
-// maxArchived + 1. e.sess now belongs to r.
+// add makes e's session the newest and current one, then drops sessions
+// other than the current one beyond maxArchived + 1: under profile v1 the
+// oldest-created (PROTOCOL.md section 7), under Signal the one that
+// stopped being current longest ago (see makeCurrent). e.sess now
+// belongs to r.
 func (r *record) add(e *entry, maxArchived int) {
+	if r.proto == ratchet.Signal {
+		r.toFront(r.current)
+		r.current = 0
+	}
 	if r.n == maxSessions {
 		r.drop(r.n - 1)
 	}
@@ -275,8 +281,65 @@ func (r *record) add(e *entry, maxArchived int) {
 	r.trim(maxArchived)
 }
 
-// trim drops the oldest-created sessions, never the current one, until at
-// most maxArchived + 1 remain.
+// makeCurrent makes entry i the current one. The order of a record's
+// entries means, and this keeps:
+//
+// Under profile v1 the entries are in creation order, newest first, and
+// the current one is any of them: PROTOCOL.md section 7 tries the others
+// newest-created first and drops the oldest-created.
+//
+// Under Signal the entries other than the current one are the archive in
+// libsignal's order (SessionRecord's previous_sessions): the one that
+// stopped being current most recently first. A state stops being current
+// when a new session or an archived state takes its place; it then goes
+// to the front of the archive, and a promoted state leaves it. The cap
+// drops the last one, and archived states are tried in this order. Go
+// writes the current entry first (makeCurrent, add), so a record Go
+// changed reads as libsignal's record: current_session, then
+// previous_sessions. The layout is unchanged, so the version is too.
+//
+// Version-2 records written before this order carry creation order,
+// newest first, with the current entry anywhere. They parse unchanged and
+// are read by the same rule: the entries other than the current one, in
+// list order, are the archive. That is exactly libsignal's order when no
+// archived state of the record was ever promoted (every state stopped
+// being current when the next one was created); after a promotion, the
+// record never held when each state stopped being current, and creation
+// order is the closest order it has. Either way no state is lost or
+// changed: at most the first eviction picks another archived state than
+// libsignal would have, and the first change of current, or the next
+// session, rewrites the record in the new order.
+func (r *record) makeCurrent(i int) {
+	if r.proto != ratchet.Signal {
+		r.current = i
+		return
+	}
+	c := r.current
+	r.toFront(c) // the archive's order is unchanged
+	if i != c {
+		if i < c {
+			i++
+		}
+		r.toFront(i)
+	}
+	r.current = 0
+}
+
+// toFront moves entry i to the front, the ones before it one place back.
+func (r *record) toFront(i int) {
+	e := r.entries[i]
+	copy(r.entries[1:i+1], r.entries[:i])
+	r.entries[0] = e
+	if r.current < i {
+		r.current++
+	} else if r.current == i {
+		r.current = 0
+	}
+}
+
+// trim drops sessions from the end of the record, never the current one,
+// until at most maxArchived + 1 remain: under profile v1 the
+// oldest-created, under Signal the ones longest archived.
 func (r *record) trim(maxArchived int) {
 	for i := r.n - 1; r.n > maxArchived+1 && i >= 0; i-- {
 		if i != r.current {

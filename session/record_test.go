@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/ratchetkit/ratchetkit/internal/testutil"
@@ -302,4 +303,97 @@ func TestRecordSecretsStayOut(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSignalRecordArchiveOrder: a Signal record keeps libsignal's
+// archive order, the state that stopped being current most recently
+// first. A promoted state leaves the archive and the one it replaces goes
+// to its front; the cap drops the state archived longest, so a promoted
+// oldest session survives the next one (the old rule, oldest created
+// first, dropped it). A record in creation order with the current entry
+// elsewhere (as Go wrote them before) is read by the same rule.
+func TestSignalRecordArchiveOrder(t *testing.T) {
+	g := loadGoldenSignal(t)
+	base, err := parseRecord(g.Bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sessions are told apart by their base key.
+	mk := func(i int) *entry {
+		e := base.entries[0]
+		e.sig.baseKey[1], e.sig.baseKey[2] = byte(i), byte(i>>8)
+		e.sess, _ = ratchet.ParseSession(must(t)(base.entries[0].sess.MarshalBinary()))
+		return &e
+	}
+	id := func(e *entry) int { return int(e.sig.baseKey[1]) | int(e.sig.baseKey[2])<<8 }
+	order := func(r *record) []int {
+		ids := []int{id(&r.entries[r.current])}
+		for i := range r.n {
+			if i != r.current {
+				ids = append(ids, id(&r.entries[i]))
+			}
+		}
+		return ids
+	}
+	seq := func(first int, rest ...int) []int { return append([]int{first}, rest...) }
+	down := func(from, to int) []int { // from, from-1, ..., to
+		var s []int
+		for i := from; i >= to; i-- {
+			s = append(s, i)
+		}
+		return s
+	}
+	check := func(r *record, what string, want []int) {
+		t.Helper()
+		if got := order(r); !slices.Equal(got, want) {
+			t.Fatalf("%s: current then archive %v, want %v", what, got, want)
+		}
+		out, err := r.appendBinary(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := parseRecord(out)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if got := order(back); !slices.Equal(got, want) || back.current != 0 {
+			t.Fatalf("%s: parsed back as %v, current %d", what, got, back.current)
+		}
+	}
+
+	r := &record{proto: ratchet.Signal}
+	for i := range maxSessions {
+		r.add(mk(i), DefaultMaxArchived)
+	}
+	check(r, "41 sessions", down(40, 0))
+	r.makeCurrent(r.n - 1) // the oldest decrypts a message
+	check(r, "the oldest promoted", seq(0, down(40, 1)...))
+	r.add(mk(41), DefaultMaxArchived)
+	check(r, "a new session", seq(41, append([]int{0}, down(40, 2)...)...))
+	r.makeCurrent(5) // session 37, fifth in the archive
+	check(r, "an archived state promoted", seq(37, append([]int{41, 0}, append(down(40, 38), down(36, 2)...)...)...))
+	r.makeCurrent(0)
+	check(r, "the current decrypts", seq(37, append([]int{41, 0}, append(down(40, 38), down(36, 2)...)...)...))
+	r.add(mk(42), 3)
+	check(r, "MaxArchived 3", []int{42, 37, 41, 0})
+
+	// A record Go wrote in creation order, newest first, the current one
+	// in the middle: the others are its archive, in list order.
+	oldRecord := func(current int) *record {
+		r := &record{proto: ratchet.Signal}
+		for i := range 5 {
+			r.add(mk(i), DefaultMaxArchived)
+		}
+		r.current = current // [4 3 2 1 0]
+		return r
+	}
+	old := oldRecord(2)
+	if order(old)[0] != 2 || !slices.Equal(order(old), []int{2, 4, 3, 1, 0}) {
+		t.Fatalf("an old record reads as %v", order(old))
+	}
+	old.makeCurrent(4)
+	check(old, "an old record, the oldest promoted", []int{0, 2, 4, 3, 1})
+	old = oldRecord(3)
+	old.add(mk(5), 3)
+	check(old, "an old record takes a new session", []int{5, 1, 4, 3})
 }

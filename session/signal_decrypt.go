@@ -103,7 +103,7 @@ func (d *decryption) signalPreKey(s *addrState) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.rec.current = use
+		s.rec.makeCurrent(use)
 		return out, nil
 	}
 	return d.signalRespond(s, base)

@@ -18,7 +18,7 @@ import (
 //	    uint8  version = 2;
 //	    uint8  current;            /* index of the current session, < count */
 //	    uint8  count;              /* 1..41 */
-//	    SignalEntry sessions[count];    /* newest created first */
+//	    SignalEntry sessions[count];    /* current first, then the archive */
 //	} SessionRecord;
 //
 //	struct {
@@ -44,6 +44,11 @@ import (
 //	    };
 //	    opaque ratchet_state<1..2^24-1>;   /* a Signal ratchet.Session */
 //	} SignalEntry;
+//
+// The archive is in libsignal's order, the state that stopped being
+// current most recently first (record.go, makeCurrent, says why records
+// written in creation order with the current entry elsewhere read
+// correctly by the same rule).
 //
 // An initiator's entry is pending exactly while its session has received
 // nothing: it holds what the PreKeySignalMessages it sends repeat, and
