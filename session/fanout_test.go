@@ -632,14 +632,9 @@ func TestFanoutRandom(t *testing.T) {
 					queue = append(queue, pending{sender, s, pt})
 					started = started || s.Started
 				}
-				// Under Signal, two devices that start sessions with each
-				// other before either reads the other's first message
-				// end up unable to read each other's replies (the SPQR
-				// check of the current session refuses the other
-				// session's message as a duplicate, which ends the
-				// search): a session-layer issue of its own, kept out of
-				// this test by delivering every new session's first
-				// message at once.
+				// Under Signal, crossed starts fail (see
+				// TestFanoutCrossedStarts): kept out of this test by
+				// delivering every new session's first message at once.
 				if started && p == ratchet.Signal {
 					flush()
 				}
@@ -689,5 +684,34 @@ func TestFanoutConcurrent(t *testing.T) {
 		for i, rep := range reps {
 			n.deliver(a1, rep, pts[i])
 		}
+	})
+}
+
+// TestFanoutCrossedStarts: two devices new to each other fan out at once,
+// each starting a session with the other, before either message arrives;
+// then both sessions' messages, and the replies, are read.
+func TestFanoutCrossedStarts(t *testing.T) {
+	forEachProtocol(t, func(t *testing.T, p ratchet.Protocol) {
+		if p == ratchet.Signal {
+			// The reply on the session that is archived at its receiver
+			// is refused by the current session: its SPQR state says
+			// the message's key index is used, which ratchet/signal.go
+			// reports as ErrDuplicate, and ErrDuplicate ends the trial
+			// of sessions. libsignal 0.103 maps every SPQR error but
+			// StateDecode to InvalidMessage (triple_ratchet.rs,
+			// session_cipher_legacy.rs), so the trial goes on to the
+			// archived session. A fix for package ratchet, reported with
+			// this test.
+			t.Skip("known issue: ratchet maps SPQR's key-used error to ErrDuplicate")
+		}
+		n := newFoNet(t, p)
+		a := n.add("a", 1, nil)
+		b := n.add("b", 1, nil)
+		ab := n.fanout(a, "a0", "b")
+		ba := n.fanout(b, "b0", "a")
+		n.deliver(a, ab, "a0")
+		n.deliver(b, ba, "b0")
+		n.deliver(b, n.fanout(b, "b1", "a"), "b1")
+		n.deliver(a, n.fanout(a, "a1", "b"), "a1")
 	})
 }
