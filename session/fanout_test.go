@@ -153,7 +153,7 @@ func (n *foNet) fanout(d *foDevice, pt string, to ...string) *session.FanoutRepo
 	for _, name := range to {
 		lists = append(lists, n.list(name))
 	}
-	rep, err := d.m.EncryptToDevices(context.Background(), d.addr.Name, lists, []byte(pt), n.fetch)
+	rep, err := d.m.EncryptToDevices(context.Background(), d.addr, lists, []byte(pt), n.fetch)
 	if err != nil {
 		n.t.Fatalf("%v: EncryptToDevices: %v", d.addr, err)
 	}
@@ -377,7 +377,7 @@ func TestFanoutFailures(t *testing.T) {
 			}
 			return b, err
 		}
-		rep, err = a1.m.EncryptToDevices(ctx, "alice", []session.DeviceList{n.list("bob")}, []byte("again"), fetch)
+		rep, err = a1.m.EncryptToDevices(ctx, a1.addr, []session.DeviceList{n.list("bob")}, []byte("again"), fetch)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -415,7 +415,7 @@ func TestFanoutFailures(t *testing.T) {
 
 		// No fetcher: only devices with sessions are reached.
 		n.add("bob", 6, nil)
-		rep, err = a1.m.EncryptToDevices(ctx, "", []session.DeviceList{n.list("bob")}, []byte("no fetcher"), nil)
+		rep, err = a1.m.EncryptToDevices(ctx, store.Address{}, []session.DeviceList{n.list("bob")}, []byte("no fetcher"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -489,24 +489,25 @@ func TestFanoutArguments(t *testing.T) {
 	n.add("bob", 1, nil)
 	n.add("bob", 2, nil)
 	ctx := t.Context()
-	if _, err := a1.m.EncryptToDevices(ctx, "alice", nil, make([]byte, session.DefaultMaxMessageSize+1), n.fetch); !errors.Is(err, session.ErrTooLarge) {
+	if _, err := a1.m.EncryptToDevices(ctx, a1.addr, nil, make([]byte, session.DefaultMaxMessageSize+1), n.fetch); !errors.Is(err, session.ErrTooLarge) {
 		t.Fatalf("too large: %v", err)
 	}
 	m, err := session.New(memory.New(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.EncryptToDevices(ctx, "x", []session.DeviceList{n.list("bob")}, nil, n.fetch); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("before Init: %v", err)
+	rep, err := m.EncryptToDevices(ctx, store.Address{Name: "x", DeviceID: 1}, []session.DeviceList{n.list("bob")}, nil, n.fetch)
+	if err != nil || len(rep.Failed) != 2 || !errors.Is(rep.Failed[0].Err, store.ErrNotFound) {
+		t.Fatalf("before Init: %v, %+v", err, rep)
 	}
 	done, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := a1.m.EncryptToDevices(done, "alice", []session.DeviceList{n.list("bob")}, nil, n.fetch); !errors.Is(err, context.Canceled) {
+	if _, err := a1.m.EncryptToDevices(done, a1.addr, []session.DeviceList{n.list("bob")}, nil, n.fetch); !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled: %v", err)
 	}
 	// Listed twice, in two lists and in disorder: one message each.
 	lists := []session.DeviceList{{Name: "bob", Devices: []uint32{2, 1, 2}}, {Name: "bob", Devices: []uint32{1}}, {Name: "alice", Devices: []uint32{1}}}
-	rep, err := a1.m.EncryptToDevices(ctx, "alice", lists, []byte("once"), n.fetch)
+	rep, err = a1.m.EncryptToDevices(ctx, a1.addr, lists, []byte("once"), n.fetch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -519,7 +520,7 @@ func TestFanoutArguments(t *testing.T) {
 	// no bundle here (the test server's lists have it, its bundle
 	// fetch is refused).
 	n.fail[a1.addr] = errNoDevice
-	rep, err = a1.m.EncryptToDevices(ctx, "", []session.DeviceList{n.list("alice")}, []byte("self"), n.fetch)
+	rep, err = a1.m.EncryptToDevices(ctx, store.Address{}, []session.DeviceList{n.list("alice")}, []byte("self"), n.fetch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -663,7 +664,7 @@ func TestFanoutConcurrent(t *testing.T) {
 			wg.Go(func() {
 				for r := range rounds {
 					pt := fmt.Sprintf("w%d r%d", w, r)
-					rep, err := a1.m.EncryptToDevices(context.Background(), "alice", []session.DeviceList{n.list("bob"), n.list("alice")}, []byte(pt), n.fetch)
+					rep, err := a1.m.EncryptToDevices(context.Background(), a1.addr, []session.DeviceList{n.list("bob"), n.list("alice")}, []byte(pt), n.fetch)
 					if err != nil || len(rep.Failed) != 0 || len(rep.Sent) != 5 {
 						t.Errorf("%s: %v, %+v", pt, err, rep)
 						return
