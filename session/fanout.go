@@ -142,7 +142,10 @@ func (m *Manager) EncryptToDevices(ctx context.Context, self store.Address, to [
 		return nil, err
 	}
 	rep := new(FanoutReport)
-	seen := map[store.Address]bool{self: true}
+	seen := map[store.Address]bool{}
+	if self != (store.Address{}) {
+		seen[self] = true
+	}
 	n := 0
 	for _, l := range to {
 		n += len(l.Devices)
