@@ -44,8 +44,9 @@ type DeviceList struct {
 }
 
 // FanoutReport is what EncryptToDevices did, device by device. Each
-// device the call was given is in Sent or in Failed, once; Stale lists
-// the devices it was not given but has sessions with. Addresses are in
+// device the call was given, but the sending device itself, is in Sent or
+// in Failed, once; Stale lists the devices of the lists' names that it
+// was not given but has sessions with. Addresses are in
 // the order of the lists given, device ids in increasing order.
 type FanoutReport struct {
 	Sent   []FanoutMessage
