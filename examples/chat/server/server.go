@@ -19,6 +19,41 @@
 // signing a server challenge with the identity key, would tie the name to
 // the key and make a lost key a lost name, for no gain in a demo.
 //
+// # Devices
+//
+// An account has up to MaxDevices devices (api.MaxDevices, 6). Each has
+// its own token, identity key, signed and one-time prekeys, and queue;
+// envelopes are addressed to one device, and the limits on prekey
+// handouts and queue space apply per device, the send rate per account.
+// The first device is the one that registered the name. Another joins
+// with a link code: an existing device asks for one (POST
+// /v1/devices/link), the user types it into the new device, and the new
+// device registers with it (POST /v1/devices). A code is 128 random bits,
+// stored as a hash, good once and for ten minutes, and asking for a new
+// one voids the last, so that a code seen over a shoulder or left in a
+// terminal's scrollback is soon worthless.
+//
+// Why approval by an existing device rather than the account's
+// credentials (a password, or the first device's token copied over): a
+// token is a long-lived secret that would then live on two machines and
+// could never be told apart or revoked separately; a link code is a
+// short-lived, single-use one, needs a device the user already holds, and
+// gives the new device a token of its own. What it does not do is prove
+// anything to the user's contacts: each device has its own identity key,
+// and the server hands out the device list. So the server (or whoever
+// controls it, or holds a stolen link code in its ten minutes) can add a
+// device that contacts will encrypt to; contacts learn its identity key
+// on first use, as they learn any device's, and a careful user compares
+// safety numbers per device. Signal closes this gap by sharing one
+// identity key among a user's devices, given to a new device over a
+// provisioning channel the link code would protect; a certificate by an
+// existing device's identity key over the new one's would close it too.
+// This example does neither (see the chat package documentation).
+//
+// The server knows nothing of groups: a group message is an envelope,
+// sent once per member device, and counts against the sender's send rate
+// and the recipients' queue limits like any other (see package client).
+//
 // # What this server does not protect
 //
 //   - Who the keys belong to. The server, or anyone who controls it, can hand
@@ -224,12 +259,14 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/base32"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -336,6 +373,12 @@ type Config struct {
 	// to PostgreSQL of one instance, besides its listener (default 16).
 	RereadInterval time.Duration
 	MaxDBConns     int
+	// MaxDevices bounds the devices of one account (default and at most
+	// api.MaxDevices). LinkRate and LinkBurst limit the link codes one
+	// account asks for (default 1 per minute, burst 5).
+	MaxDevices int
+	LinkRate   float64
+	LinkBurst  int
 }
 
 // setDefaults puts the default of each unset limit in place and checks the
@@ -366,6 +409,12 @@ func (cfg *Config) setDefaults() error {
 	setDefault(&cfg.CheckpointInterval, time.Second)
 	setDefault(&cfg.RereadInterval, 5*time.Second)
 	setDefault(&cfg.MaxDBConns, 16)
+	setDefault(&cfg.MaxDevices, api.MaxDevices)
+	setDefault(&cfg.LinkRate, 1.0/60)
+	setDefault(&cfg.LinkBurst, 5)
+	if cfg.MaxDevices > api.MaxDevices {
+		return fmt.Errorf("server: MaxDevices above %d", api.MaxDevices)
+	}
 	if cfg.SenderShare < 0 || cfg.SenderShare > 1 {
 		return errors.New("server: SenderShare is not between 0 and 1")
 	}
@@ -399,6 +448,8 @@ type Server struct {
 	prekeys  rateLimiter
 	registry rateLimiter
 	sends    rateLimiter
+	lists    rateLimiter
+	links    rateLimiter
 	ipConns  *counter
 	busy     *counter // requests in progress per user
 	hub      hub
@@ -453,6 +504,8 @@ func New(cfg Config) (*Server, error) {
 	s.registry = s.st.limiter("register", cfg.RegisterRate, cfg.RegisterBurst)
 	s.sends = s.st.limiter("sends", cfg.SendRate, cfg.SendBurst)
 	s.prekeys = s.st.limiter("prekeys", cfg.PreKeyRate, cfg.PreKeyBurst)
+	s.lists = s.st.limiter("devices", 2*cfg.BundleRate, 2*cfg.BundleBurst)
+	s.links = s.st.limiter("links", cfg.LinkRate, cfg.LinkBurst)
 	s.ipConns = newCounter(cfg.MaxConnsPerIP)
 	s.busy = newCounter(cfg.MaxConnsPerUser)
 	if err := s.st.loadInvites(ctx, cfg.InviteCodes); err != nil {
@@ -557,6 +610,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, certFile, keyFile s
 // WebSocket handshake need a few hundred bytes, not net/http's default
 // megabyte.
 const maxHeaderBytes = 16 << 10
+
+// newLinkCode returns a link code: 128 random bits in 26 characters of
+// base32, lower case, easy to type on a new device.
+func newLinkCode() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
 
 func newToken() string {
 	var b [32]byte
