@@ -673,40 +673,12 @@ func (c *Client) enqueue(ctx context.Context, envs []envelope, wait bool) ([]int
 	return ids, done, nil
 }
 
-// encryptTo encrypts pt for one device, starting a session from its
-// bundle if there is none. Called with keysMu held.
-func (c *Client) encryptTo(ctx context.Context, a store.Address, pt []byte) ([]byte, error) {
-	has, err := c.mgr.HasSession(ctx, a)
-	if err != nil {
-		return nil, err
-	}
-	if !has {
-		if err := c.startSession(ctx, a); err != nil {
-			return nil, err
-		}
-	}
-	body, err := c.mgr.Encrypt(ctx, a, pt)
-	if errors.Is(err, session.ErrUntrustedIdentity) {
-		// The current session is with a key no longer trusted (the user
-		// approved a new one): start over from a fresh bundle, which must
-		// carry the approved key.
-		if err = c.startSession(ctx, a); err == nil {
-			body, err = c.mgr.Encrypt(ctx, a, pt)
-		}
-	}
-	return body, err
-}
-
 // startSession fetches the bundle of device a and starts a session from
 // it. Called with keysMu held.
 func (c *Client) startSession(ctx context.Context, a store.Address) error {
-	b, err := c.api.bundle(ctx, a.Name, a.DeviceID)
+	xb, err := c.fetchBundle(ctx, a)
 	if err != nil {
-		return fmt.Errorf("client: fetching %s's keys: %w", deviceName(a), err)
-	}
-	xb, err := b.X3DH()
-	if err != nil {
-		return fmt.Errorf("client: %s's bundle: %w", deviceName(a), err)
+		return err
 	}
 	err = c.mgr.StartSession(ctx, a, xb)
 	if ie, ok := errors.AsType[*session.IdentityError](err); ok {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -10,7 +11,9 @@ import (
 	"time"
 
 	"github.com/ratchetkit/ratchetkit/examples/chat/api"
+	"github.com/ratchetkit/ratchetkit/session"
 	"github.com/ratchetkit/ratchetkit/store"
+	"github.com/ratchetkit/ratchetkit/x3dh"
 )
 
 // # Devices
@@ -200,40 +203,90 @@ type envelope struct {
 // sync is not nil, sync for this account's other devices, starting
 // sessions where needed. Called with sendMu and keysMu held.
 func (c *Client) fanout(ctx context.Context, peer string, pt, sync []byte) ([]envelope, error) {
-	var envs []envelope
-	targets := []struct {
-		name string
-		pt   []byte
-	}{{peer, pt}}
-	if sync != nil && peer != c.name {
-		targets = append(targets, struct {
-			name string
-			pt   []byte
-		}{c.name, sync})
+	devs, err := c.lists.get(ctx, c.api, peer)
+	if err != nil {
+		return nil, err
 	}
-	for _, t := range targets {
-		devs, err := c.lists.get(ctx, c.api, t.name)
+	envs, err := c.encryptToDevices(ctx, []session.DeviceList{{Name: peer, Devices: devs}}, pt)
+	if err != nil || sync == nil || peer == c.name {
+		return envs, err
+	}
+	own, err := c.lists.get(ctx, c.api, c.name)
+	if err != nil {
+		return nil, err
+	}
+	more, err := c.encryptToDevices(ctx, []session.DeviceList{{Name: c.name, Devices: own}}, sync)
+	return append(envs, more...), err
+}
+
+// encryptToDevices encrypts pt for the devices of lists, but this one,
+// with session.Manager.EncryptToDevices, which starts sessions from the
+// bundles that fetchBundle gets. What it reports as failed is handled
+// device by device: a device the server no longer has (its bundle fetch
+// says unknown_device) is skipped and its user's list refetched next
+// time; a session with a key the user no longer trusts (the user
+// approved a new one) is started again from a fresh bundle, which must
+// carry the approved key; a changed identity key fails the whole send
+// with an *IdentityChangedError, as any other failure does, so that a
+// message never reaches some devices of a peer and silently not others.
+// Called with keysMu held.
+func (c *Client) encryptToDevices(ctx context.Context, lists []session.DeviceList, pt []byte) ([]envelope, error) {
+	withOPK := map[store.Address]bool{}
+	fetch := func(ctx context.Context, a store.Address) (session.Bundle, error) {
+		xb, err := c.fetchBundle(ctx, a)
 		if err != nil {
-			return nil, err
+			return session.Bundle{}, err
 		}
-		for _, d := range devs {
-			a := devAddr(t.name, d)
-			if t.name == c.name && d == c.device {
-				continue
+		withOPK[a] = xb.OneTimePreKey != nil
+		return session.Bundle{X3DH: xb}, nil
+	}
+	rep, err := c.mgr.EncryptToDevices(ctx, c.name, lists, pt, fetch)
+	if err != nil {
+		return nil, err
+	}
+	var envs []envelope
+	for _, m := range rep.Sent {
+		if m.Started {
+			c.emit(Event{Kind: EventSessionStarted, Peer: m.Address.Name, Device: m.Address.DeviceID, OneTimePreKey: withOPK[m.Address]})
+		}
+		envs = append(envs, envelope{m.Address, m.Message})
+	}
+	for _, f := range rep.Failed {
+		a := f.Address
+		ie, isIdentity := errors.AsType[*session.IdentityError](f.Err)
+		switch {
+		case isCode(f.Err, api.CodeUnknownDevice):
+			c.lists.forget(a.Name)
+		case isIdentity:
+			c.setPending(a, ie.Received)
+			return nil, &IdentityChangedError{Peer: a.Name, Device: a.DeviceID, Safety: c.safetyWith(ctx, a.Name, ie.Received)}
+		case errors.Is(f.Err, session.ErrUntrustedIdentity):
+			if err := c.startSession(ctx, a); err != nil {
+				return nil, err
 			}
-			body, err := c.encryptTo(ctx, a, t.pt)
-			if isCode(err, api.CodeUnknownDevice) {
-				// The list was stale: the device is gone.
-				c.lists.forget(t.name)
-				continue
-			}
+			body, err := c.mgr.Encrypt(ctx, a, pt)
 			if err != nil {
 				return nil, err
 			}
 			envs = append(envs, envelope{a, body})
+		default:
+			return nil, fmt.Errorf("client: encrypting for %s: %w", deviceName(a), f.Err)
 		}
 	}
 	return envs, nil
+}
+
+// fetchBundle fetches and decodes the bundle of device a.
+func (c *Client) fetchBundle(ctx context.Context, a store.Address) (*x3dh.Bundle, error) {
+	b, err := c.api.bundle(ctx, a.Name, a.DeviceID)
+	if err != nil {
+		return nil, fmt.Errorf("client: fetching %s's keys: %w", deviceName(a), err)
+	}
+	xb, err := b.X3DH()
+	if err != nil {
+		return nil, fmt.Errorf("client: %s's bundle: %w", deviceName(a), err)
+	}
+	return xb, nil
 }
 
 // deviceName is how events and errors name one device of a user.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ratchetkit/ratchetkit/examples/chat/api"
 	"github.com/ratchetkit/ratchetkit/senderkey"
+	"github.com/ratchetkit/ratchetkit/session"
 	"github.com/ratchetkit/ratchetkit/store"
 )
 
@@ -341,32 +342,43 @@ func (c *Client) encryptGroup(ctx context.Context, name, text string) ([]int64, 
 	if err != nil {
 		return nil, nil, err
 	}
-	distPt := (&content{Group: &g.groupState, Dist: dist}).bytes()
-	var first, msgs []envelope
+	var need []session.DeviceList
+	for _, m := range g.Members {
+		devs, err := c.lists.get(ctx, c.api, m)
+		if err != nil {
+			return nil, nil, err
+		}
+		l := session.DeviceList{Name: m}
+		for _, d := range devs {
+			if a := devAddr(m, d); a != self && !shared[a] {
+				l.Devices = append(l.Devices, d)
+			}
+		}
+		if len(l.Devices) > 0 {
+			need = append(need, l)
+		}
+	}
+	// The distribution message goes first, pairwise, to the devices that
+	// lack it; then the group message to every device that could be
+	// given it, those that just were included.
+	first, err := c.encryptToDevices(ctx, need, (&content{Group: &g.groupState, Dist: dist}).bytes())
+	if err != nil {
+		return nil, nil, err
+	}
+	var msgs []envelope
 	var newly []store.Address
+	for _, e := range first {
+		newly = append(newly, e.to)
+	}
 	for _, m := range g.Members {
 		devs, err := c.lists.get(ctx, c.api, m)
 		if err != nil {
 			return nil, nil, err
 		}
 		for _, d := range devs {
-			a := devAddr(m, d)
-			if a == self {
-				continue
+			if a := devAddr(m, d); a != self && (shared[a] || slices.Contains(newly, a)) {
+				msgs = append(msgs, envelope{a, msg})
 			}
-			if !shared[a] {
-				body, err := c.encryptTo(ctx, a, distPt)
-				if isCode(err, api.CodeUnknownDevice) {
-					c.lists.forget(m)
-					continue
-				}
-				if err != nil {
-					return nil, nil, err
-				}
-				first = append(first, envelope{a, body})
-				newly = append(newly, a)
-			}
-			msgs = append(msgs, envelope{a, msg})
 		}
 	}
 	ids, done, err := c.enqueue(ctx, append(first, msgs...), true)
