@@ -30,6 +30,68 @@
 // outbox loses that message (the peer's ratchet skips over it), and one
 // between decrypting and reporting loses it from the user's view.
 //
+// # Devices
+//
+// An account may have several devices (up to api.MaxDevices), each with
+// its own directory, identity key, prekeys and sessions: a message to a
+// user is encrypted for every one of the user's devices, and a copy for
+// each of the sender's own other devices, so that all of them show the
+// conversation. The server gives the device lists; the client keeps each
+// for Config.DeviceListTTL and adds a device it hears from. A device that
+// joins later gets what is sent from then on, never what was sent before:
+// no one encrypted that for it.
+//
+// A new device joins an account with a link code that one of the
+// account's devices asked the server for (LinkCode, then Config.Link on
+// the new device): approval by a device the user already holds, one use,
+// ten minutes. Package server says what that protects and what it does
+// not: the device list is the server's word, and each device has its own
+// identity key, trusted on first use like any other (DeviceSafetyNumber).
+//
+// # Groups
+//
+// A group message is encrypted once, with Sender Keys (package
+// senderkey), and the one ciphertext goes to every member device as an
+// envelope, the sender's own other devices included. What the members
+// need to read it travels over the pairwise sessions, as contents (see
+// content.go): the group's state (its id, name, version and member
+// names) and each sending device's distribution message, the chain key
+// and signing key of its sender chain for the group.
+//
+// The server stores nothing about groups. The sender gives the recipient
+// devices envelope by envelope, so the server learns who receives what
+// from whom, as for pairwise messages, but holds no membership: the
+// member list is the clients' own, and each group envelope counts against
+// the sender's send rate and the recipients' queue limits like any
+// other, which is what bounds what a large group costs the server. The
+// client bounds groups to MaxGroupMembers members and keeps at most
+// MaxGroups groups.
+//
+// Distribution is lazy: before each group message, the sender sends its
+// distribution message, pairwise, to every member device that does not
+// have its current chain yet (table sk_shared), then the message to all.
+// A member added later, or a device a member adds later, thus gets each
+// sender's chain at the sender's next message, at that message's
+// iteration: it can read from then on, never what was sent before.
+//
+// Who may change a group: any member. A state is accepted from a device
+// of a member of the state the client has (or, for a group it does not
+// know, of a member of the new state), and only if its version is higher;
+// two members changing a group at once may leave members with different
+// lists until the next change. A state without the client's user in it
+// means the user was removed.
+//
+// Removing a member rotates the sender keys: the member who removes, and
+// every other member when the new state reaches it, drops its own sender
+// chain for the group and forgets who had it, so that its next message
+// starts a new chain, distributed to the remaining member devices only.
+// The removed member keeps the old chains and can still read what was
+// sent on them, but nothing sent after the senders learned of the
+// removal. What Sender Keys do not give: post-compromise security within
+// a chain (whoever learns a chain key reads the rest of that chain until
+// its sender rotates), and a member's device cannot be removed alone,
+// only the member.
+//
 // # Identity keys
 //
 // The client trusts a peer's identity key on first use and records it. A
@@ -73,7 +135,15 @@
 //     never throttled; one that is throttled has its real messages
 //     dropped too until its allowance grows back, which is the price of
 //     not decrypting them. Sustained, a hostile contact buys at most
-//     FailedDecryptRate trial decryptions a second.
+//     FailedDecryptRate trial decryptions a second. Group messages that
+//     fail, and malformed contents or group states, spend the same
+//     allowance.
+//   - Groups. A contact can put the user in groups: at most MaxGroups are
+//     kept (more are refused with an EventError), each of at most
+//     MaxGroupMembers valid names, and a change is taken only from a
+//     member. A group message costs one signature check and one chain
+//     walk of at most senderkey.MaxForwardJump steps, which the failure
+//     allowance rations like trial decryptions.
 package client
 
 import (

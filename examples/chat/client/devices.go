@@ -16,17 +16,6 @@ import (
 	"github.com/ratchetkit/ratchetkit/x3dh"
 )
 
-// # Devices
-//
-// An account may have several devices (up to api.MaxDevices), each with
-// its own directory, identity key, prekeys and sessions: a message to a
-// user is encrypted for every one of the user's devices, and a copy for
-// each of the sender's own other devices, so that all of them show the
-// conversation. The server gives the device lists; the client keeps each
-// for Config.DeviceListTTL and adds a device it hears from. A device that
-// joins later gets what is sent from then on, never what was sent before:
-// no one encrypted that for it.
-
 // deviceLists caches users' device lists.
 type deviceLists struct {
 	ttl time.Duration

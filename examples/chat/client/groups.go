@@ -14,50 +14,6 @@ import (
 	"github.com/ratchetkit/ratchetkit/store"
 )
 
-// # Groups
-//
-// A group message is encrypted once, with Sender Keys (package
-// senderkey), and the one ciphertext goes to every member device as an
-// envelope, the sender's own other devices included. What the members
-// need to read it travels over the pairwise sessions, as contents (see
-// content.go): the group's state (its id, name, version and member
-// names) and each sending device's distribution message, the chain key
-// and signing key of its sender chain for the group.
-//
-// The server stores nothing about groups. The sender gives the recipient
-// devices envelope by envelope, so the server learns who receives what
-// from whom, as for pairwise messages, but holds no membership: the
-// member list is the clients' own, and each group envelope counts against
-// the sender's send rate and the recipients' queue limits like any
-// other, which is what bounds what a large group costs the server. The
-// client bounds groups to MaxGroupMembers members and keeps at most
-// MaxGroups groups.
-//
-// Distribution is lazy: before each group message, the sender sends its
-// distribution message, pairwise, to every member device that does not
-// have its current chain yet (table sk_shared), then the message to all.
-// A member added later, or a device a member adds later, thus gets each
-// sender's chain at the sender's next message, at that message's
-// iteration: it can read from then on, never what was sent before.
-//
-// Who may change a group: any member. A state is accepted from a device
-// of a member of the state the client has (or, for a group it does not
-// know, of a member of the new state), and only if its version is higher;
-// two members changing a group at once may leave members with different
-// lists until the next change. A state without the client's user in it
-// means the user was removed.
-//
-// Removing a member rotates the sender keys: the member who removes, and
-// every other member when the new state reaches it, drops its own sender
-// chain for the group and forgets who had it, so that its next message
-// starts a new chain, distributed to the remaining member devices only.
-// The removed member keeps the old chains and can still read what was
-// sent on them, but nothing sent after the senders learned of the
-// removal. What Sender Keys do not give: post-compromise security within
-// a chain (whoever learns a chain key reads the rest of that chain until
-// its sender rotates), and a member's device cannot be removed alone,
-// only the member.
-
 // MaxGroupMembers bounds the members of a group, the client's own user
 // included; MaxGroups bounds the groups a client keeps.
 const (

@@ -13,13 +13,17 @@ import (
 // The client keeps two SQLite files in its directory:
 //
 //   - keys.db, the ratchetkit store (package store/sqlstore): the identity
-//     key pair, prekeys, peers' identity keys and sessions. Resetting the
+//     key pair, prekeys, peers' identity keys and sessions, and the sender
+//     keys of groups (its SenderKeys area: this device's own chains and
+//     the members' chains it received). Resetting the
 //     identity deletes this file and starts a new one, which is the surest
 //     way to leave nothing of the old identity behind.
 //   - chat.db, the application's own state, below: the account (server,
-//     name, token), the outbox of encrypted envelopes not yet stored by the
-//     server, envelopes held back until the user approves a changed
-//     identity key, and the highest server sequence number processed.
+//     name, device id, token), the outbox of encrypted envelopes not yet
+//     stored by the server, envelopes held back until the user approves a
+//     changed identity key, the highest server sequence number processed,
+//     and the groups: their states and which member devices have this
+//     device's current sender key.
 //
 // Neither file is encrypted: keys.db holds private keys and ratchet states,
 // so a real client would encrypt it at rest (with a key from the operating
