@@ -114,7 +114,7 @@ func TestGroupHostileContact(t *testing.T) {
 		big.Members = append(big.Members, fmt.Sprintf("m%d", i))
 	}
 	for what, bad := range map[string]groupState{
-		"too many members": big,
+		"too many members":  big,
 		"a repeated member": {ID: team.ID, Name: "team", Version: 100, Members: []string{"alice", "alice"}},
 		"a bad name":        {ID: team.ID, Name: "Team!", Version: 100, Members: []string{"alice"}},
 		"a short id":        {ID: team.ID[:8], Name: "team", Version: 100, Members: []string{"alice"}},
