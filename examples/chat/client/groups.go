@@ -230,6 +230,19 @@ func (c *Client) rotate(ctx context.Context, id senderkey.DistributionID) error 
 	return err
 }
 
+// loadRecord returns the sender-key record of a for group id, or an empty
+// one if there is none.
+func loadRecord(ctx context.Context, sk store.SenderKeys, a store.Address, id senderkey.DistributionID) (*senderkey.Record, error) {
+	b, err := sk.Load(ctx, a, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return new(senderkey.Record), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return senderkey.ParseRecord(b)
+}
+
 // SendGroup sends text to the group called name: its distribution
 // message first, pairwise, to each member device that lacks this
 // device's current chain, then the one group message to every member
@@ -266,15 +279,8 @@ func (c *Client) encryptGroup(ctx context.Context, name, text string) ([]int64, 
 		if err != nil {
 			return err
 		}
-		rec = new(senderkey.Record)
-		switch b, err := sk.Load(ctx, self, g.id); {
-		case errors.Is(err, store.ErrNotFound):
-		case err != nil:
+		if rec, err = loadRecord(ctx, sk, self, g.id); err != nil {
 			return err
-		default:
-			if rec, err = senderkey.ParseRecord(b); err != nil {
-				return err
-			}
 		}
 		dm, err := rec.DistributionMessage(g.id)
 		if err != nil {
@@ -447,15 +453,9 @@ func (c *Client) onGroup(ctx context.Context, fromDev device, ct *content) {
 			return err
 		}
 		a := devAddr(from, fromDev.id)
-		rec := new(senderkey.Record)
-		switch b, err := sk.Load(ctx, a, id); {
-		case errors.Is(err, store.ErrNotFound):
-		case err != nil:
+		rec, err := loadRecord(ctx, sk, a, id)
+		if err != nil {
 			return err
-		default:
-			if rec, err = senderkey.ParseRecord(b); err != nil {
-				return err
-			}
 		}
 		defer rec.Clear()
 		rec.Process(dm)

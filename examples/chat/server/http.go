@@ -244,23 +244,34 @@ var keyTaken = &apiError{http.StatusConflict, api.CodeKeyTaken, "this identity k
 // badInvite refuses a registration without a usable invite code.
 var badInvite = &apiError{http.StatusForbidden, api.CodeInvite, "registration on this server needs an invite code that has not been used"}
 
+// admit runs the first checks of a registration, of an account or a
+// device, in this order: the limit per client address, so that a flood
+// costs no decoding; the body into req; the name, which decoding stores
+// in *name. It reports whether to go on, having answered if not.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, req any, name *string) bool {
+	if ok, wait := s.registry.allow(r.Context(), s.clientKey(r)); !ok {
+		s.rateLimited(w, r, wait)
+		return false
+	}
+	if e := decode(w, r, req); e != nil {
+		s.failErr(w, r, e)
+		return false
+	}
+	if !api.ValidName(*name) {
+		s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest,
+			fmt.Sprintf("a name is 1 to %d characters of a-z, 0-9, '-' and '_'", api.MaxNameLen))
+		return false
+	}
+	return true
+}
+
 // handleRegister claims a name. The rate limit comes first, then the
 // invite code if the server needs one, so that a flood costs no signature
 // checks; the keys are verified before anything is stored, and name, keys
 // and the use of the code are stored in one transaction.
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
-	if ok, wait := s.registry.allow(r.Context(), s.clientKey(r)); !ok {
-		s.rateLimited(w, r, wait)
-		return
-	}
 	var req api.RegisterRequest
-	if e := decode(w, r, &req); e != nil {
-		s.failErr(w, r, e)
-		return
-	}
-	if !api.ValidName(req.Name) {
-		s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest,
-			fmt.Sprintf("a name is 1 to %d characters of a-z, 0-9, '-' and '_'", api.MaxNameLen))
+	if !s.admit(w, r, &req, &req.Name) {
 		return
 	}
 	switch ok, err := s.st.inviteUsable(r.Context(), req.Invite); {
@@ -530,18 +541,8 @@ var badLink = &apiError{http.StatusForbidden, api.CodeLink, "a new device needs 
 // costly as an account), then the link code, then the keys; code, device
 // and keys are checked and stored in one transaction.
 func (s *Server) handleAddDevice(w http.ResponseWriter, r *http.Request) {
-	if ok, wait := s.registry.allow(r.Context(), s.clientKey(r)); !ok {
-		s.rateLimited(w, r, wait)
-		return
-	}
 	var req api.DeviceRequest
-	if e := decode(w, r, &req); e != nil {
-		s.failErr(w, r, e)
-		return
-	}
-	if !api.ValidName(req.Name) {
-		s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest,
-			fmt.Sprintf("a name is 1 to %d characters of a-z, 0-9, '-' and '_'", api.MaxNameLen))
+	if !s.admit(w, r, &req, &req.Name) {
 		return
 	}
 	if req.LinkCode == "" || len(req.LinkCode) > api.MaxLinkCodeLen {

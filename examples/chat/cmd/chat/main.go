@@ -367,7 +367,11 @@ func (u *ui) groupCommand(ctx context.Context, args []string) {
 func (u *ui) sendGroup(ctx context.Context, group, text string) {
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	err := u.c.SendGroup(sctx, group, text)
+	u.sent(u.c.SendGroup(sctx, group, text))
+}
+
+// sent reports what went wrong with a send, if anything.
+func (u *ui) sent(err error) {
 	if ie, ok := errors.AsType[*client.IdentityChangedError](err); ok {
 		u.warnIdentity(ie.Peer, ie.Safety)
 		return
@@ -395,18 +399,7 @@ func (u *ui) send(ctx context.Context, text string) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	err := u.c.Send(sctx, u.peer, text)
-	if ie, ok := errors.AsType[*client.IdentityChangedError](err); ok {
-		u.warnIdentity(ie.Peer, ie.Safety)
-		return
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		u.printf("(Queued; it goes out when the server is reachable.)")
-		return
-	}
-	if err != nil {
-		u.printf("!! %v", err)
-	}
+	u.sent(u.c.Send(sctx, u.peer, text))
 }
 
 func isPowerOfTen(n int) bool {

@@ -80,16 +80,24 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// The terminal client registers, sends what is typed, prints what arrives
-// with control characters escaped, and shows the safety number.
-func TestTerminal(t *testing.T) {
+// newServer runs a quiet server on loopback until the test ends.
+func newServer(t *testing.T) *httptest.Server {
 	srv, err := server.New(server.Config{DBPath: filepath.Join(t.TempDir(), "s.db"), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv.Handler())
-	defer srv.Close()
-	defer hs.Close()
+	t.Cleanup(func() {
+		hs.Close()
+		srv.Close()
+	})
+	return hs
+}
+
+// The terminal client registers, sends what is typed, prints what arrives
+// with control characters escaped, and shows the safety number.
+func TestTerminal(t *testing.T) {
+	hs := newServer(t)
 
 	var mu sync.Mutex
 	var got []string
@@ -155,13 +163,7 @@ func TestTerminal(t *testing.T) {
 // code a second device joins with), /devices, and group messages printed
 // with their group.
 func TestTerminalGroupsAndDevices(t *testing.T) {
-	srv, err := server.New(server.Config{DBPath: filepath.Join(t.TempDir(), "s.db"), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	defer srv.Close()
-	defer hs.Close()
+	hs := newServer(t)
 
 	var mu sync.Mutex
 	var bobEvents []client.Event
