@@ -204,3 +204,19 @@ func TestMigrateOneDeviceDatabase(t *testing.T) {
 		t.Fatalf("device after the migration: %+v", d2)
 	}
 }
+
+// Guessing link codes costs registrations: a device registration, valid
+// or not, spends the client address's registration allowance, and a link
+// code costs the account one of its LinkBurst.
+func TestDeviceRegistrationLimits(t *testing.T) { eachBackend(t, testDeviceRegistrationLimits) }
+
+func testDeviceRegistrationLimits(t *testing.T, be backend) {
+	ts := newServer(t, be, server.Config{RegisterBurst: 3, LinkBurst: 2})
+	alice := ts.register(t, "alice", 0)
+	ts.wantError(t, "POST", "/v1/devices", "", deviceRequest(t, "alice", strings.Repeat("b", 26), 0), http.StatusForbidden, api.CodeLink)
+	ts.wantError(t, "POST", "/v1/devices", "", deviceRequest(t, "alice", strings.Repeat("c", 26), 0), http.StatusForbidden, api.CodeLink)
+	code := ts.link(t, alice.token)
+	ts.wantError(t, "POST", "/v1/devices", "", deviceRequest(t, "alice", code, 0), http.StatusTooManyRequests, api.CodeRateLimited)
+	ts.link(t, alice.token)
+	ts.wantError(t, "POST", "/v1/devices/link", alice.token, nil, http.StatusTooManyRequests, api.CodeRateLimited)
+}
