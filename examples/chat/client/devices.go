@@ -21,6 +21,10 @@ type deviceLists struct {
 	ttl time.Duration
 	mu  sync.Mutex
 	m   map[string]deviceList
+	// fresh names a user whose list is fetched anew every time until
+	// freshUntil: the account itself, after it gave out a link code.
+	fresh      string
+	freshUntil time.Time
 }
 
 type deviceList struct {
@@ -42,8 +46,9 @@ func (l *deviceLists) init(ttl time.Duration) {
 func (l *deviceLists) get(ctx context.Context, s *serverAPI, name string) ([]uint32, error) {
 	l.mu.Lock()
 	e, ok := l.m[name]
+	always := name == l.fresh && time.Now().Before(l.freshUntil)
 	l.mu.Unlock()
-	if ok && time.Since(e.fetched) < l.ttl {
+	if ok && !always && time.Since(e.fetched) < l.ttl {
 		return e.ids, nil
 	}
 	ids, err := s.devices(ctx, name)
@@ -69,6 +74,14 @@ func (l *deviceLists) saw(name string, dev uint32) {
 		slices.Sort(e.ids)
 		l.m[name] = e
 	}
+}
+
+// freshFor makes name's list be fetched anew on every use for d: a
+// device is about to join, and the others should write to it at once.
+func (l *deviceLists) freshFor(name string, d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fresh, l.freshUntil = name, time.Now().Add(d)
 }
 
 // forget drops name's list, after the server refused a device of it.
@@ -116,12 +129,15 @@ func (c *Client) Device() uint32 { return c.device }
 
 // LinkCode asks the server for a code with which one new device can join
 // this account, once, within ten minutes (api.LinkTTL): give it to the
-// new device as Config.Link. Asking again voids the previous code.
+// new device as Config.Link. Asking again voids the previous code. For
+// as long as the code is good, this device asks for the account's device
+// list before every message, so that the new device gets the next one.
 func (c *Client) LinkCode(ctx context.Context) (string, error) {
 	l, err := c.api.link(ctx)
 	if err != nil {
 		return "", fmt.Errorf("client: asking for a link code: %w", err)
 	}
+	c.lists.freshFor(c.name, api.LinkTTL*time.Second)
 	return l.Code, nil
 }
 

@@ -195,6 +195,10 @@ func (u *ui) event(ev client.Event) {
 	case client.EventError:
 		u.printf("!! %v", ev.Err)
 	case client.EventSessionStarted:
+		if ev.Peer == u.c.Name() {
+			// The device list is the server's word: say so when it grows.
+			u.printf("!! Your account has a device %d this one had not written to before. If you did not add it (/device add), someone who controls the server or had your link code did: it reads what you send from now on.", ev.Device)
+		}
 		if !ev.OneTimePreKey {
 			u.printf("(The server had no one-time prekey left for %s: this session starts from the signed prekey alone.)", ev.Peer)
 		}

@@ -226,6 +226,11 @@ func TestTerminalGroupsAndDevices(t *testing.T) {
 	}
 	typeLine("/devices")
 	waitFor(t, "the device list", func() bool { return strings.Contains(out.String(), "alice has devices [1 2].") })
+	// The next message goes to the new device too, and the terminal says
+	// so: a device added behind the user's back would show the same way.
+	typeLine("/to bob")
+	typeLine("now on two devices")
+	waitFor(t, "the new-device warning", func() bool { return strings.Contains(out.String(), "!! Your account has a device 2") })
 	typeLine("/groups")
 	waitFor(t, "the group list", func() bool { return strings.Contains(out.String(), "team: alice, bob") })
 	typeLine("/quit")
