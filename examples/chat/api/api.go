@@ -18,7 +18,8 @@
 //	GET  /v1/users/{name}/bundle (auth) → Bundle                   device 1's; takes one one-time prekey
 //	GET  /v1/users/{name}/devices (auth) → Devices                 the user's device ids
 //	GET  /v1/users/{name}/devices/{id}/bundle (auth) → Bundle      one device's; takes one one-time prekey
-//	POST /v1/devices/link  (auth)  → 201 LinkResponse              a code that admits one more device
+//	POST /v1/devices/link  (auth)  LinkRequest → 201 LinkResponse  a code that admits one more device
+//	POST /v1/devices/provision     ProvisionRequest → Provision    what the new device fetches with it
 //	POST /v1/devices               DeviceRequest → 201 RegisterResponse  a device joins with a link code
 //	GET  /v1/ws            (auth)  WebSocket upgrade, then Frames
 //	GET  /healthz                  → 200 Health, or 503 Health      for load balancers
@@ -44,12 +45,16 @@
 // # Devices
 //
 // An account has up to MaxDevices devices, numbered from 1 (the one that
-// registered the account). Each device has its own token, identity key,
-// prekeys and queue: an envelope is addressed to one device, and a client
+// registered the account). Each device has its own token, prekeys and
+// queue, and the account's identity key: an envelope is addressed to one device, and a client
 // sends a message to every device of its recipient, and a copy to its own
 // other devices. A new device joins with a link code that an existing
-// device of the account asked for (POST /v1/devices/link): one use, valid
-// for LinkTTL seconds; package server says what that protects. The server
+// device of the account registered (POST /v1/devices/link): one use,
+// valid for LinkTTL seconds. The code the server sees is a hash of the
+// secret the user carries to the new device, so the server cannot open the
+// provisioning message stored with it, which gives the new device the
+// account's identity key; packages server and client say what that
+// protects. The server
 // knows nothing of groups: a group message is an envelope like any other,
 // sent to each member device.
 // Envelopes stay queued until acknowledged, so a message may be delivered
@@ -87,8 +92,10 @@ const (
 	MaxDevices = 6
 	// LinkTTL is how long a link code admits a new device, in seconds.
 	LinkTTL = 600
-	// MaxLinkCodeLen bounds a link code in a request.
-	MaxLinkCodeLen = 64
+	// LinkCodeLen is the length of a link code: 64 hexadecimal digits.
+	LinkCodeLen = 64
+	// MaxProvisionSize bounds a provisioning message.
+	MaxProvisionSize = 1024
 )
 
 // Error codes of ErrorResponse and FrameError.
@@ -163,12 +170,33 @@ type RegisterResponse struct {
 	Device         uint32 `json:"device,omitempty"`
 }
 
-// LinkResponse is a link code: given to a new device (out of band, by the
-// user), it lets that device join the account once within LinkTTL
-// seconds. Asking for a new code voids the previous one.
+// LinkRequest registers a link code: with it, one new device can join the
+// account once within LinkTTL seconds and fetch Provision, a message of
+// at most MaxProvisionSize bytes for it (the server cannot read it).
+// Registering a new code voids the previous one. Code is what the new
+// device will present, LinkCodeLen characters: package client makes it
+// a hash of the secret the user types, so that the secret never reaches
+// the server.
+type LinkRequest struct {
+	Code      string `json:"code"`
+	Provision []byte `json:"provision"`
+}
+
+// LinkResponse says until when the link code is good.
 type LinkResponse struct {
-	Code    string `json:"code"`
-	Expires int64  `json:"expires"` // Unix time
+	Expires int64 `json:"expires"` // Unix time
+}
+
+// ProvisionRequest fetches the provisioning message of Name's live link
+// code LinkCode, without using the code up.
+type ProvisionRequest struct {
+	Name     string `json:"name"`
+	LinkCode string `json:"link_code"`
+}
+
+// Provision is a link code's provisioning message.
+type Provision struct {
+	Provision []byte `json:"provision"`
 }
 
 // DeviceRequest adds a device to Name's account with a link code and

@@ -33,7 +33,8 @@
 // # Devices
 //
 // An account may have several devices (up to api.MaxDevices), each with
-// its own directory, identity key, prekeys and sessions: a message to a
+// its own directory, prekeys and sessions, and the account's identity key
+// (see below): a message to a
 // user is encrypted for every one of the user's devices, and a copy for
 // each of the sender's own other devices, so that all of them show the
 // conversation. The server gives the device lists; the client keeps each
@@ -42,11 +43,19 @@
 // no one encrypted that for it.
 //
 // A new device joins an account with a link code that one of the
-// account's devices asked the server for (LinkCode, then Config.Link on
-// the new device): approval by a device the user already holds, one use,
-// ten minutes. Package server says what that protects and what it does
-// not: the device list is the server's word, and each device has its own
-// identity key, trusted on first use like any other (DeviceSafetyNumber).
+// account's devices makes (LinkCode, then Config.Link on the new device):
+// approval by a device the user already holds, one use, ten minutes. The
+// code carries the account's identity key to the new device, inside a
+// provisioning message the server relays and cannot open, so all devices
+// of a user share one identity key and one safety number. The device list
+// is the server's word; what keeps it honest is that every device of a
+// user must have the user's key: a fan-out refuses a bundle with another
+// key (EventDeviceRejected), and a device this client has no key for is
+// pinned to its account's key before its first message, so that one with
+// another key is held as an identity change. The first device of a user
+// is trusted on first use, as a peer always was. ResetIdentity replaces
+// the key of this device alone: the account's other devices are then
+// refused by contacts until they are linked again.
 //
 // # Groups
 //
@@ -240,6 +249,10 @@ type Config struct {
 
 	// now is the limiter's clock; nil means time.Now. Tests set it.
 	now func() time.Time
+	// joinFresh makes a device join with an identity key of its own
+	// instead of the account's, and Link taken as the server's code, as
+	// a device the server added would: tests set it.
+	joinFresh bool
 }
 
 // EventKind says what an Event reports.
@@ -289,6 +302,11 @@ const (
 	// user among them, or not if Peer removed the user), Text says what
 	// changed.
 	EventGroup
+	// EventDeviceRejected: the server lists device Device of Peer, but
+	// its identity key is not the one of Peer's other devices (Err):
+	// nothing is sent to it, and its messages are held as an identity
+	// change. Someone who controls the server may have added it.
+	EventDeviceRejected
 )
 
 // The reasons an EventDropped gives.
@@ -351,12 +369,17 @@ type Client struct {
 	// evMu serializes OnEvent calls.
 	evMu sync.Mutex
 
-	wake     chan struct{} // the outbox has new envelopes
-	wmu      sync.Mutex
-	waiters  map[int64]chan error // Send calls waiting for the server
-	lastSeq  int64                // guarded by procMu
-	pending  map[store.Address]*keys.PublicKey
-	pendMu   sync.Mutex
+	wake    chan struct{} // the outbox has new envelopes
+	wmu     sync.Mutex
+	waiters map[int64]chan error // Send calls waiting for the server
+	lastSeq int64                // guarded by procMu
+	pending map[store.Address]*keys.PublicKey
+	pendMu  sync.Mutex
+	// joinKey is the account's identity key pair while a device joins.
+	joinKey *keys.IdentityKeyPair
+	// pinned records the devices whose identity key has been checked
+	// against their account's (see pin). Guarded by procMu.
+	pinned   map[store.Address]bool
 	lists    deviceLists
 	failures *limiter        // guarded by procMu
 	drops    map[dropKey]int // guarded by procMu
@@ -398,6 +421,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		wake:     make(chan struct{}, 1),
 		waiters:  make(map[int64]chan error),
 		pending:  make(map[store.Address]*keys.PublicKey),
+		pinned:   make(map[store.Address]bool),
 		drops:    make(map[dropKey]int),
 		awaiting: make(map[string]bool),
 	}
@@ -417,6 +441,10 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		c.device = acct.device
 	case errors.Is(err, errNoAccount) && cfg.Link != "":
 		c.device = 0 // until the server says which
+		if err := c.provisioned(ctx); err != nil {
+			c.chat.Close()
+			return nil, err
+		}
 	case errors.Is(err, errNoAccount):
 		c.device = deviceID
 	default:
@@ -473,6 +501,16 @@ func (c *Client) openKeys(ctx context.Context) error {
 		OneTimePreKeys:    c.cfg.PreKeyBatch,
 		MinOneTimePreKeys: c.cfg.MinPreKeys,
 	})
+	if err == nil && c.joinKey != nil {
+		// A joining device takes the account's identity key, given by
+		// the device that made the link code.
+		err = st.Update(ctx, func(tx store.Tx) error {
+			if _, err := tx.Local().Load(ctx); !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			return tx.Local().Save(ctx, &store.LocalIdentity{KeyPair: c.joinKey, DeviceID: c.device})
+		})
+	}
 	if err == nil {
 		err = mgr.Init(ctx, c.device)
 	}
@@ -621,8 +659,9 @@ func devAddr(name string, dev uint32) store.Address { return store.Address{Name:
 
 // SafetyNumber returns the safety number of the conversation with peer's
 // first device, to compare with the peer's out of band: equal numbers mean
-// each side has the other's real identity key. Each device has its own
-// identity key: DeviceSafetyNumber gives another device's.
+// each side has the other's real identity key. The devices of a user share
+// one key, so one number covers them; DeviceSafetyNumber gives another
+// device's.
 func (c *Client) SafetyNumber(ctx context.Context, peer string) (string, error) {
 	return c.DeviceSafetyNumber(ctx, peer, deviceID)
 }
@@ -1026,6 +1065,9 @@ func (c *Client) decrypt(ctx context.Context, seq int64, fromDev device, body []
 		return c.decryptGroup(ctx, fromDev, body)
 	}
 	a := devAddr(from, fromDev.id)
+	if err := c.pin(ctx, a); err != nil {
+		return errTransient{err}
+	}
 	pt, err := c.mgr.Decrypt(ctx, a, body)
 	var ct *content
 	if err == nil {

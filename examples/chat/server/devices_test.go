@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,15 +16,19 @@ import (
 	"github.com/ratchetkit/ratchetkit/examples/chat/server"
 )
 
-// link asks for a link code with the token of an existing device.
+// link registers a fresh link code, with the provisioning message
+// "provision:" and the code, with the token of an existing device.
 func (ts *testServer) link(t *testing.T, token string) string {
 	t.Helper()
+	var b [32]byte
+	rand.Read(b[:])
+	code := hex.EncodeToString(b[:])
 	var l api.LinkResponse
-	ts.mustDo(t, "POST", "/v1/devices/link", token, nil, http.StatusCreated, &l)
-	if len(l.Code) < 26 || l.Expires < time.Now().Unix()+api.LinkTTL-60 {
+	ts.mustDo(t, "POST", "/v1/devices/link", token, api.LinkRequest{Code: code, Provision: []byte("provision:" + code)}, http.StatusCreated, &l)
+	if l.Expires < time.Now().Unix()+api.LinkTTL-60 {
 		t.Fatalf("link code %+v", l)
 	}
-	return l.Code
+	return code
 }
 
 // deviceRequest is a device registration for name with code and fresh keys.
@@ -48,21 +54,39 @@ func (ts *testServer) devices(t *testing.T, token, name string) []uint32 {
 func TestDevices(t *testing.T) { eachBackend(t, testDevices) }
 
 func testDevices(t *testing.T, be backend) {
-	ts := newServer(t, be, server.Config{MaxDevices: 3})
+	ts := newServer(t, be, server.Config{MaxDevices: 3, RegisterBurst: 100, LinkBurst: 100})
 	alice := ts.register(t, "alice", 2)
 	bob := ts.register(t, "bob", 0)
 
 	ts.wantError(t, "POST", "/v1/devices/link", "", nil, http.StatusUnauthorized, api.CodeUnauthorized)
+	for _, bad := range []api.LinkRequest{
+		{Code: strings.Repeat("a", 63), Provision: []byte("x")},
+		{Code: strings.Repeat("A", 64), Provision: []byte("x")},
+		{Code: strings.Repeat("a", 64)},
+	} {
+		ts.wantError(t, "POST", "/v1/devices/link", alice.token, bad, http.StatusBadRequest, api.CodeBadRequest)
+	}
+	ts.wantError(t, "POST", "/v1/devices/link", alice.token,
+		api.LinkRequest{Code: strings.Repeat("a", 64), Provision: make([]byte, api.MaxProvisionSize+1)}, http.StatusRequestEntityTooLarge, api.CodeTooLarge)
 	ts.wantError(t, "POST", "/v1/devices", "", deviceRequest(t, "alice", "", 1), http.StatusForbidden, api.CodeLink)
 	ts.wantError(t, "POST", "/v1/devices", "", deviceRequest(t, "alice", strings.Repeat("a", 26), 1), http.StatusForbidden, api.CodeLink)
 	code := ts.link(t, alice.token)
 	// Bob's link code is for Bob's account, not Alice's.
 	bobCode := ts.link(t, bob.token)
 	ts.wantError(t, "POST", "/v1/devices", "", deviceRequest(t, "alice", bobCode, 1), http.StatusForbidden, api.CodeLink)
-	// Alice's identity key cannot be a second device's.
+	// The new device fetches the provisioning message of alice's code,
+	// not of bob's; it does not use the code up.
+	var p api.Provision
+	ts.mustDo(t, "POST", "/v1/devices/provision", "", api.ProvisionRequest{Name: "alice", LinkCode: code}, http.StatusOK, &p)
+	if string(p.Provision) != "provision:"+code {
+		t.Fatalf("provisioning message %q", p.Provision)
+	}
+	ts.wantError(t, "POST", "/v1/devices/provision", "", api.ProvisionRequest{Name: "alice", LinkCode: bobCode}, http.StatusForbidden, api.CodeLink)
+	ts.wantError(t, "POST", "/v1/devices/provision", "", api.ProvisionRequest{Name: "bob", LinkCode: code}, http.StatusForbidden, api.CodeLink)
+	// Bob's identity key cannot be a device of alice's.
 	dup := deviceRequest(t, "alice", code, 0)
-	dup.IdentityKey = alice.ik.PublicKey().Encode()
-	dup.SignedPreKey = api.NewSignedPreKey(alice.spk)
+	dup.IdentityKey = bob.ik.PublicKey().Encode()
+	dup.SignedPreKey = api.NewSignedPreKey(bob.spk)
 	ts.wantError(t, "POST", "/v1/devices", "", dup, http.StatusConflict, api.CodeKeyTaken)
 
 	var d2 api.RegisterResponse
@@ -89,7 +113,7 @@ func testDevices(t *testing.T, be backend) {
 	}
 	var b api.Bundle
 	ts.mustDo(t, "GET", "/v1/users/alice/devices/2/bundle", bob.token, nil, http.StatusOK, &b)
-	if b.Name != "alice" || b.Device != 2 || b.OneTimePreKey == nil || slices.Equal(b.IdentityKey, alice.ik.PublicKey().Encode()) {
+	if b.Name != "alice" || b.Device != 2 || b.OneTimePreKey == nil {
 		t.Fatalf("device 2's bundle: %+v", b)
 	}
 	if b1 := ts.bundle(t, bob.token, "alice"); b1.Device != 1 || !slices.Equal(b1.IdentityKey, alice.ik.PublicKey().Encode()) {
@@ -126,12 +150,17 @@ func testDevices(t *testing.T, be backend) {
 	}
 
 	// MaxDevices is 3: the third joins, then no code is given out.
+	// A device may have the account's identity key (clients share it).
+	same := deviceRequest(t, "alice", newer, 0)
+	same.IdentityKey = alice.ik.PublicKey().Encode()
+	same.SignedPreKey = api.NewSignedPreKey(alice.spk)
 	var d3 api.RegisterResponse
-	ts.mustDo(t, "POST", "/v1/devices", "", deviceRequest(t, "alice", newer, 0), http.StatusCreated, &d3)
+	ts.mustDo(t, "POST", "/v1/devices", "", same, http.StatusCreated, &d3)
 	if d3.Device != 3 {
 		t.Fatalf("third device: %+v", d3)
 	}
-	ts.wantError(t, "POST", "/v1/devices/link", alice.token, nil, http.StatusConflict, api.CodeTooManyDevices)
+	ts.wantError(t, "POST", "/v1/devices/link", alice.token, api.LinkRequest{Code: strings.Repeat("a", 64), Provision: []byte("p")},
+		http.StatusConflict, api.CodeTooManyDevices)
 }
 
 // A database made by the first schema (one device per user) is migrated:
@@ -218,5 +247,6 @@ func testDeviceRegistrationLimits(t *testing.T, be backend) {
 	code := ts.link(t, alice.token)
 	ts.wantError(t, "POST", "/v1/devices", "", deviceRequest(t, "alice", code, 0), http.StatusTooManyRequests, api.CodeRateLimited)
 	ts.link(t, alice.token)
-	ts.wantError(t, "POST", "/v1/devices/link", alice.token, nil, http.StatusTooManyRequests, api.CodeRateLimited)
+	ts.wantError(t, "POST", "/v1/devices/link", alice.token, api.LinkRequest{Code: strings.Repeat("a", 64), Provision: []byte("p")},
+		http.StatusTooManyRequests, api.CodeRateLimited)
 }

@@ -33,6 +33,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/users/{name}/devices/{device}/bundle", s.authed(s.handleBundle))
 	s.mux.HandleFunc("POST /v1/devices/link", s.authed(s.handleLink))
 	s.mux.HandleFunc("POST /v1/devices", s.handleAddDevice)
+	s.mux.HandleFunc("POST /v1/devices/provision", s.handleProvision)
 	s.mux.HandleFunc("GET /v1/ws", s.authed(s.handleWS))
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -501,13 +502,31 @@ func (s *Server) handleDevices(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.Devices{Name: name, Devices: ids})
 }
 
-// handleLink gives an existing device a link code for a new one: 128
-// random bits, kept as a hash, good for one device within api.LinkTTL
-// seconds. A new code voids the account's previous one, so an account has
-// at most one live code. Codes are rate limited per account.
+// handleLink registers an existing device's link code for a new one:
+// kept as a hash, good for one device within api.LinkTTL seconds, with
+// its provisioning message. A new code voids the account's previous one,
+// so an account has at most one live code. Codes are rate limited per
+// account.
 func (s *Server) handleLink(w http.ResponseWriter, r *http.Request) {
 	if ok, wait := s.links.allow(r.Context(), user(r)); !ok {
 		s.rateLimited(w, r, wait)
+		return
+	}
+	var req api.LinkRequest
+	if e := decode(w, r, &req); e != nil {
+		s.failErr(w, r, e)
+		return
+	}
+	if !validLinkCode(req.Code) {
+		s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("a link code is %d hexadecimal digits", api.LinkCodeLen))
+		return
+	}
+	if len(req.Provision) == 0 {
+		s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "no provisioning message")
+		return
+	}
+	if len(req.Provision) > api.MaxProvisionSize {
+		s.fail(w, r, http.StatusRequestEntityTooLarge, api.CodeTooLarge, fmt.Sprintf("a provisioning message is 1 to %d bytes", api.MaxProvisionSize))
 		return
 	}
 	n, err := s.st.devices(r.Context(), user(r))
@@ -519,14 +538,52 @@ func (s *Server) handleLink(w http.ResponseWriter, r *http.Request) {
 		s.failErr(w, r, tooManyDevices(s.cfg.MaxDevices))
 		return
 	}
-	code := newLinkCode()
 	expires := s.now().Unix() + api.LinkTTL
-	if err := s.st.createLink(r.Context(), user(r), code, expires); err != nil {
+	if err := s.st.createLink(r.Context(), user(r), req.Code, req.Provision, expires); err != nil {
 		s.internal(w, r, err)
 		return
 	}
 	s.log.Info("link code issued", "user", user(r), "device", authDevice(r).id)
-	writeJSON(w, http.StatusCreated, api.LinkResponse{Code: code, Expires: expires})
+	writeJSON(w, http.StatusCreated, api.LinkResponse{Expires: expires})
+}
+
+// validLinkCode reports whether code has the form of a link code: a
+// lower-case hexadecimal hash, which is also what makes looking it up by
+// its own hash safe.
+func validLinkCode(code string) bool {
+	if len(code) != api.LinkCodeLen {
+		return false
+	}
+	for i := 0; i < len(code); i++ {
+		if c := code[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// handleProvision gives a new device the provisioning message of its link
+// code. It is a guess at a code like a registration is, and spends the
+// same allowance of the client's address.
+func (s *Server) handleProvision(w http.ResponseWriter, r *http.Request) {
+	var req api.ProvisionRequest
+	if !s.admit(w, r, &req, &req.Name) {
+		return
+	}
+	if !validLinkCode(req.LinkCode) {
+		s.failErr(w, r, badLink)
+		return
+	}
+	p, err := s.st.provision(r.Context(), req.Name, req.LinkCode)
+	switch {
+	case errors.Is(err, errBadLink):
+		s.failErr(w, r, badLink)
+		return
+	case err != nil:
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Provision{Provision: p})
 }
 
 func tooManyDevices(n int) *apiError {
@@ -545,7 +602,7 @@ func (s *Server) handleAddDevice(w http.ResponseWriter, r *http.Request) {
 	if !s.admit(w, r, &req, &req.Name) {
 		return
 	}
-	if req.LinkCode == "" || len(req.LinkCode) > api.MaxLinkCodeLen {
+	if !validLinkCode(req.LinkCode) {
 		s.failErr(w, r, badLink)
 		return
 	}

@@ -22,33 +22,37 @@
 // # Devices
 //
 // An account has up to MaxDevices devices (api.MaxDevices, 6). Each has
-// its own token, identity key, signed and one-time prekeys, and queue;
-// envelopes are addressed to one device, and the limits on prekey
-// handouts and queue space apply per device, the send rate per account.
-// The first device is the one that registered the name. Another joins
-// with a link code: an existing device asks for one (POST
-// /v1/devices/link), the user types it into the new device, and the new
-// device registers with it (POST /v1/devices). A code is 128 random bits,
-// stored as a hash, good once and for ten minutes, and asking for a new
-// one voids the last, so that a code seen over a shoulder or left in a
-// terminal's scrollback is soon worthless.
+// its own token, signed and one-time prekeys, and queue, and all of them
+// the account's one identity key; envelopes are addressed to one device,
+// and the limits on prekey handouts and queue space apply per device, the
+// send rate per account. The first device is the one that registered the
+// name. Another joins with a link code: an existing device registers one
+// (POST /v1/devices/link) with a provisioning message, the user types the
+// code into the new device, which fetches the message (POST
+// /v1/devices/provision) and registers (POST /v1/devices). The code the
+// server stores, as a hash, is itself a hash of the 128-bit secret the
+// user carries, good once and for ten minutes (a new one voids the last);
+// the provisioning message is the account's identity private key,
+// encrypted under a key derived from that secret (package client). So the
+// server can let a device in, but cannot give it the identity key.
 //
-// Why approval by an existing device rather than the account's
+// Why approval by an existing device, rather than the account's
 // credentials (a password, or the first device's token copied over): a
-// token is a long-lived secret that would then live on two machines and
-// could never be told apart or revoked separately; a link code is a
-// short-lived, single-use one, needs a device the user already holds, and
-// gives the new device a token of its own. What it does not do is prove
-// anything to the user's contacts: each device has its own identity key,
-// and the server hands out the device list. So the server (or whoever
-// controls it, or holds a stolen link code in its ten minutes) can add a
-// device that contacts will encrypt to; contacts learn its identity key
-// on first use, as they learn any device's, and a careful user compares
-// safety numbers per device. Signal closes this gap by sharing one
-// identity key among a user's devices, given to a new device over a
-// provisioning channel the link code would protect; a certificate by an
-// existing device's identity key over the new one's would close it too.
-// This example does neither (see the chat package documentation).
+// token is a long-lived secret that would then live on two machines, and
+// could never be told apart or revoked separately, and neither a password
+// nor a token can carry the identity key, which the server must not see.
+// A link code is short-lived and single-use, needs a device the user
+// already holds, gives the new device a token of its own, and carries
+// the identity key past the server. That is what makes the server's
+// device list harmless: a device the server (or whoever controls it)
+// adds on its own has another identity key, and clients refuse it (they
+// pin every device of a user to the key of the user's devices they
+// already trust), so that nobody encrypts to it and its messages are held
+// as an identity change. What the code does not protect against is being
+// seen: whoever reads it within its ten minutes can join the account as
+// the user would, and read what is sent to it from then on. This is
+// Signal's design too (one identity key per account, handed to a linked
+// device over a channel the server cannot read).
 //
 // The server knows nothing of groups: a group message is an envelope,
 // sent once per member device, and counts against the sender's send rate
@@ -221,10 +225,10 @@
 //
 // # What a stolen database shows
 //
-// The database holds, per user: the name, the SHA-256 hash of the token
-// (useless to log in with, the token being 256 random bits), the public
-// identity key, signed prekey and signature, the registration time, and the
-// public one-time prekeys not yet handed out (their count and ids show
+// The database holds, per user: the name, and per device the SHA-256
+// hash of the device's token (useless to log in with, the token being 256
+// random bits), the public identity key, signed prekey and signature, the
+// registration time, and the public one-time prekeys not yet handed out (their count and ids show
 // roughly how many sessions others have started with the user). For each
 // envelope still queued it holds sender, recipient, time, size and the
 // ciphertext; it holds nothing of envelopes already delivered: deleted rows
@@ -232,7 +236,11 @@
 // deletes (see CheckpointInterval), and the files are readable by their
 // owner only. SQLite's sequence counter shows how many envelopes the server
 // has relayed in all. With invite codes, it holds each code's hash and the
-// name that used it.
+// name that used it. For a link code not yet used or expired, it holds
+// the code's hash, the account, the expiry and the provisioning message:
+// the account's identity private key, encrypted under a key the server
+// never had (a hash of the code the server sees is no help: the code is
+// itself a hash of a 128-bit secret).
 //
 // A PostgreSQL database holds the same tables, and two more: rate_limits,
 // whose keys are user names and client address prefixes with the time of
@@ -259,14 +267,12 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/base32"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -610,14 +616,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, certFile, keyFile s
 // WebSocket handshake need a few hundred bytes, not net/http's default
 // megabyte.
 const maxHeaderBytes = 16 << 10
-
-// newLinkCode returns a link code: 128 random bits in 26 characters of
-// base32, lower case, easy to type on a new device.
-func newLinkCode() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
-}
 
 func newToken() string {
 	var b [32]byte

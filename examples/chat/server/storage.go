@@ -38,7 +38,8 @@ type storage interface {
 	deviceExists(ctx context.Context, d device) (bool, error)
 	devices(ctx context.Context, name string) ([]uint32, error)
 	register(ctx context.Context, name, token, invite string, ks *keySet) error
-	createLink(ctx context.Context, name, code string, expires int64) error
+	createLink(ctx context.Context, name, code string, provision []byte, expires int64) error
+	provision(ctx context.Context, name, code string) ([]byte, error)
 	addDevice(ctx context.Context, name, token, code string, ks *keySet) (uint32, error)
 	replaceKeys(ctx context.Context, d device, ks *keySet) error
 	identityKey(ctx context.Context, d device) ([]byte, error)
@@ -208,7 +209,7 @@ func uniqueViolation(err error) error {
 	if !errors.As(err, &pe) || pe.Code != "23505" {
 		return err
 	}
-	if pe.ConstraintName == "devices_identity_key_key" {
+	if pe.ConstraintName == "identity_keys_pkey" {
 		return errKeyTaken
 	}
 	return errNameTaken
@@ -299,14 +300,14 @@ func (c *sqlCore) register(ctx context.Context, name, token, invite string, ks *
 		if n > 0 {
 			return errNameTaken
 		}
-		if err := c.checkIdentityFree(ctx, tx, device{name, 1}, ks.identityKey); err != nil {
-			return err
-		}
 		if err := c.useInvite(ctx, tx, name, invite); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, c.q(`INSERT INTO users (name, created) VALUES (?, ?)`), name, c.now().Unix()); err != nil {
 			return uniqueViolation(err)
+		}
+		if err := c.checkIdentityFree(ctx, tx, device{name, 1}, ks.identityKey); err != nil {
+			return err
 		}
 		return c.insertDevice(ctx, tx, device{name, 1}, token, ks)
 	})
@@ -323,16 +324,30 @@ func (c *sqlCore) insertDevice(ctx context.Context, tx *sql.Tx, d device, token 
 }
 
 // createLink makes code the one link code of name's account, valid until
-// expires: any earlier code of the account is void.
-func (c *sqlCore) createLink(ctx context.Context, name, code string, expires int64) error {
+// expires, with the provisioning message a new device fetches with it:
+// any earlier code of the account is void.
+func (c *sqlCore) createLink(ctx context.Context, name, code string, provision []byte, expires int64) error {
 	return c.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, c.q(`DELETE FROM device_links WHERE "user" = ? OR expires < ?`), name, c.now().Unix()); err != nil {
 			return err
 		}
 		c.deleted()
-		_, err := tx.ExecContext(ctx, c.q(`INSERT INTO device_links (code_hash, "user", expires) VALUES (?, ?, ?)`), hashToken(code), name, expires)
+		_, err := tx.ExecContext(ctx, c.q(`INSERT INTO device_links (code_hash, "user", expires, provision) VALUES (?, ?, ?, ?)`),
+			hashToken(code), name, expires, provision)
 		return err
 	})
+}
+
+// provision returns the provisioning message of name's link code code, if
+// it is live, or errBadLink. It does not use the code up.
+func (c *sqlCore) provision(ctx context.Context, name, code string) ([]byte, error) {
+	var p []byte
+	err := c.db.QueryRowContext(ctx, c.q(`SELECT provision FROM device_links WHERE code_hash = ? AND "user" = ? AND expires >= ?`),
+		hashToken(code), name, c.now().Unix()).Scan(&p)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errBadLink
+	}
+	return p, err
 }
 
 // addDevice adds a device to name's account if code is the account's
@@ -397,21 +412,26 @@ func (c *sqlCore) replaceKeys(ctx context.Context, d device, ks *keySet) error {
 	})
 }
 
-// checkIdentityFree fails with errKeyTaken if a device other than d has
-// identity key ik. Two devices with one identity key are an unknown
-// key-share: whoever registered "alice2" with alice's public keys (all of
-// them public, so copying needs no secret) has contacts run X3DH with
-// alice's keys, and alice receives, and may believe, messages meant for
-// "alice2". The same holds for a second device of one name, and for a
-// device of another name. The unique index on identity_key enforces the
-// same rule; this check turns it into an error the handlers can name.
+// checkIdentityFree claims identity key ik for d's user, in tx, or fails
+// with errKeyTaken if another user has it. Two names with one identity
+// key are an unknown key-share: whoever registered "alice2" with alice's
+// public keys (all of them public, so copying needs no secret) has
+// contacts run X3DH with alice's keys, and alice receives, and may
+// believe, messages meant for "alice2". The devices of one user share
+// their identity key (see package client), so the rule is per user, kept
+// in identity_keys: its primary key makes the claim one step on
+// PostgreSQL too, where a concurrent claim waits for the first to commit
+// and then sees it. A key once claimed stays its user's, after a reset
+// too.
 func (c *sqlCore) checkIdentityFree(ctx context.Context, tx *sql.Tx, d device, ik []byte) error {
-	var n int
-	if err := tx.QueryRowContext(ctx, c.q(`SELECT count(*) FROM devices WHERE identity_key = ? AND NOT ("user" = ? AND id = ?)`),
-		ik, d.user, int64(d.id)).Scan(&n); err != nil {
+	if _, err := tx.ExecContext(ctx, c.q(`INSERT INTO identity_keys (key, "user") VALUES (?, ?) ON CONFLICT (key) DO NOTHING`), ik, d.user); err != nil {
 		return err
 	}
-	if n > 0 {
+	var owner string
+	if err := tx.QueryRowContext(ctx, c.q(`SELECT "user" FROM identity_keys WHERE key = ?`), ik).Scan(&owner); err != nil {
+		return err
+	}
+	if owner != d.user {
 		return errKeyTaken
 	}
 	return nil

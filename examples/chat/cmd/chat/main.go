@@ -176,6 +176,8 @@ func (u *ui) event(ev client.Event) {
 		default:
 			u.printf("[%s] %s", ev.Peer, sanitize(ev.Text))
 		}
+	case client.EventDeviceRejected:
+		u.printf("!! The server lists a device %d of %s whose identity key is not %s's: nothing goes to it, and its messages are held. Someone who controls the server may have added it.", ev.Device, ev.Peer, ev.Peer)
 	case client.EventGroup:
 		u.printf("(%s: %s, by %s; members: %s.)", ev.Group, ev.Text, ev.Peer, strings.Join(ev.Members, ", "))
 	case client.EventIdentityChanged:
@@ -197,7 +199,7 @@ func (u *ui) event(ev client.Event) {
 	case client.EventSessionStarted:
 		if ev.Peer == u.c.Name() {
 			// The device list is the server's word: say so when it grows.
-			u.printf("!! Your account has a device %d this one had not written to before. If you did not add it (/device add), someone who controls the server or had your link code did: it reads what you send from now on.", ev.Device)
+			u.printf("!! Your account has a device %d this one had not written to before. If you did not add it (/device add), someone who had your link code did: it reads what you send from now on.", ev.Device)
 		}
 		if !ev.OneTimePreKey {
 			u.printf("(The server had no one-time prekey left for %s: this session starts from the signed prekey alone.)", ev.Peer)
@@ -285,7 +287,7 @@ func (u *ui) command(ctx context.Context, line string, lines <-chan string) bool
 			u.printf("!! %v", err)
 			return false
 		}
-		u.printf("On the new device, within 10 minutes, run:\n    chat -name %s -link %s\nThe code works once. Anyone who has it can add a device that reads your messages from then on: keep it to yourself.", u.c.Name(), code)
+		u.printf("On the new device, within 10 minutes, run:\n    chat -name %s -link %s\nThe code works once and gives the new device your identity key. Anyone who has it can add a device that reads your messages from then on: keep it to yourself.", u.c.Name(), code)
 	case "/devices":
 		who := u.c.Name()
 		if arg != "" {

@@ -5,7 +5,7 @@ CREATE TABLE devices (
 	"user"       TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
 	id           BIGINT NOT NULL,
 	token_hash   BYTEA NOT NULL UNIQUE,
-	identity_key BYTEA NOT NULL UNIQUE,
+	identity_key BYTEA NOT NULL,
 	spk_id       BIGINT NOT NULL,
 	spk          BYTEA NOT NULL,
 	spk_sig      BYTEA NOT NULL,
@@ -23,10 +23,20 @@ ALTER TABLE queue ADD COLUMN device BIGINT NOT NULL DEFAULT 1;
 ALTER TABLE queue ADD COLUMN sender_device BIGINT NOT NULL DEFAULT 1;
 DROP INDEX queue_by_recipient;
 CREATE INDEX queue_by_device ON queue (recipient, device, seq);
+-- The devices of one user share an identity key, which no other user may
+-- have: identity_keys says whose each key is (see checkIdentityFree).
+CREATE TABLE identity_keys (
+	key    BYTEA PRIMARY KEY,
+	"user" TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE
+);
+INSERT INTO identity_keys (key, "user") SELECT identity_key, "user" FROM devices;
 -- Link codes: the SHA-256 hash of a code that lets one more device join
--- user's account until expires (Unix time).
+-- user's account until expires (Unix time), and the provisioning message
+-- the new device fetches with it (the account's identity key, encrypted
+-- under a key the server does not have).
 CREATE TABLE device_links (
 	code_hash BYTEA PRIMARY KEY,
 	"user"    TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
-	expires   BIGINT NOT NULL
+	expires   BIGINT NOT NULL,
+	provision BYTEA NOT NULL
 );

@@ -16,7 +16,7 @@ CREATE TABLE devices (
 	user         TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
 	id           INTEGER NOT NULL,
 	token_hash   BLOB NOT NULL UNIQUE,
-	identity_key BLOB NOT NULL UNIQUE,
+	identity_key BLOB NOT NULL,
 	spk_id       INTEGER NOT NULL,
 	spk          BLOB NOT NULL,
 	spk_sig      BLOB NOT NULL,
@@ -40,12 +40,22 @@ ALTER TABLE queue ADD COLUMN device INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE queue ADD COLUMN sender_device INTEGER NOT NULL DEFAULT 1;
 DROP INDEX queue_by_recipient;
 CREATE INDEX queue_by_device ON queue (recipient, device, seq);
+-- The devices of one user share an identity key, which no other user may
+-- have: identity_keys says whose each key is (see checkIdentityFree).
+CREATE TABLE identity_keys (
+	key    BLOB PRIMARY KEY,
+	user   TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE
+);
+INSERT INTO identity_keys (key, user) SELECT identity_key, user FROM devices;
 -- Link codes: the SHA-256 hash of a code that lets one more device join
--- user's account until expires (Unix time).
+-- user's account until expires (Unix time), and the provisioning message
+-- the new device fetches with it (the account's identity key, encrypted
+-- under a key the server does not have).
 CREATE TABLE device_links (
 	code_hash BLOB PRIMARY KEY,
 	user      TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
-	expires   INTEGER NOT NULL
+	expires   INTEGER NOT NULL,
+	provision BLOB NOT NULL
 );
 DROP TABLE users;
 ALTER TABLE users_v2 RENAME TO users;
