@@ -121,6 +121,15 @@
 //     account filled a queue in 4 s (51 MB on disk) and every other sender
 //     was refused; now the 86th is refused with api.CodeShareFull and
 //     others' envelopes are stored.
+//   - Devices. MaxDevices per account (6); link codes LinkRate/LinkBurst
+//     per account (5 at once, then 1 a minute), one live at a time; a
+//     provisioning fetch and a device registration each spend the client
+//     address's registration allowance, so that guessing link codes (256
+//     bits as the server sees them, 128 as the user types them) costs
+//     what registering accounts does. Device lists are limited per
+//     fetching account at twice the bundle allowance. Groups cost the
+//     server nothing of their own: a group message is one envelope per
+//     member device, each counted by the send rate and queue limits.
 //   - Connections. Serve sets ReadTimeout (a request's headers and body,
 //     and each WebSocket frame from its first byte on), WriteTimeout and
 //     IdleTimeout, and caps open connections per client address
