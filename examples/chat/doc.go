@@ -36,7 +36,8 @@
 // the senders' new chains; adds a device late, which gets the messages
 // sent from then on and none from before; and checks that every
 // plaintext arrived exactly once on each device meant to show it and on
-// no other, and that the server's files and logs hold none. The server abuse test plays the attacks of a
+// no other, and that the server's files and logs hold none (on SQLite;
+// on PostgreSQL, its tables). The server abuse test plays the attacks of a
 // hostile user on the server (queue floods, prekey draining from many
 // accounts, a copied identity key, slow clients, and what deleted
 // envelopes leave on disk) while legitimate users talk, and checks each

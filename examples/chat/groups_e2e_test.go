@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ratchetkit/ratchetkit/examples/chat/client"
+	"github.com/ratchetkit/ratchetkit/examples/chat/internal/chattest"
 	"github.com/ratchetkit/ratchetkit/examples/chat/server"
 	"github.com/ratchetkit/ratchetkit/senderkey"
 )
@@ -55,8 +56,8 @@ type gworld struct {
 	sent []string
 }
 
-func newGWorld(t *testing.T) *gworld {
-	w := &gworld{t: t, dbPath: filepath.Join(t.TempDir(), "server.db"), logs: &logBuffer{}, want: map[string]map[string]bool{}}
+func newGWorld(t *testing.T, dbPath string) *gworld {
+	w := &gworld{t: t, dbPath: dbPath, logs: &logBuffer{}, want: map[string]map[string]bool{}}
 	lw := &world{logs: w.logs}
 	srv, err := server.New(server.Config{DBPath: w.dbPath, Logger: lw.debugLogger(), BundleBurst: 1000, BundleRate: 100})
 	if err != nil {
@@ -252,12 +253,9 @@ func (d *gdev) undecryptable() []client.Event {
 // groupBodies returns the Sender Key envelopes queued for one device.
 func (w *gworld) groupBodies(recipient string, device int) (bodies [][]byte, senders [][2]any) {
 	w.t.Helper()
-	db, err := sql.Open("sqlite", "file:"+w.dbPath+"?mode=ro&_pragma=busy_timeout(5000)")
-	if err != nil {
-		w.t.Fatal(err)
-	}
+	db := w.openDB()
 	defer db.Close()
-	rows, err := db.Query(`SELECT sender, sender_device, body FROM queue WHERE recipient = ? AND device = ? ORDER BY seq`, recipient, device)
+	rows, err := db.Query(`SELECT sender, sender_device, body FROM queue WHERE recipient = $1 AND device = $2 ORDER BY seq`, recipient, device)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -281,21 +279,91 @@ func (w *gworld) groupBodies(recipient string, device int) (bodies [][]byte, sen
 // for: it queues bodies for recipient's device 1 as if sent by senders.
 func (w *gworld) forward(recipient string, bodies [][]byte, senders [][2]any) {
 	w.t.Helper()
-	db, err := sql.Open("sqlite", "file:"+w.dbPath+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		w.t.Fatal(err)
-	}
+	db := w.openDB()
 	defer db.Close()
 	for i, b := range bodies {
-		if _, err := db.Exec(`INSERT INTO queue (recipient, device, sender, sender_device, body, created) VALUES (?, 1, ?, ?, ?, 0)`,
+		if _, err := db.Exec(`INSERT INTO queue (recipient, device, sender, sender_device, body, created) VALUES ($1, 1, $2, $3, $4, 0)`,
 			recipient, senders[i][0], senders[i][1], b); err != nil {
 			w.t.Fatal(err)
 		}
 	}
 }
 
+// openDB opens the server's database for writing, as a hostile operator
+// would.
+func (w *gworld) openDB() *sql.DB {
+	w.t.Helper()
+	driver, dsn := "sqlite", "file:"+w.dbPath+"?_pragma=busy_timeout(5000)"
+	if w.postgres() {
+		driver, dsn = "pgx", w.dbPath
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return db
+}
+
+func (w *gworld) postgres() bool { return strings.HasPrefix(w.dbPath, "postgres") }
+
+// serverFiles returns what the server keeps: its SQLite files, or every
+// row of every table of its PostgreSQL schema, as text (bytea in hex).
+func (w *gworld) serverFiles() [][]byte {
+	w.t.Helper()
+	if !w.postgres() {
+		var files [][]byte
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			b, err := os.ReadFile(w.dbPath + suffix)
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				w.t.Fatal(err)
+			}
+			files = append(files, b)
+		}
+		return files
+	}
+	db := w.openDB()
+	defer db.Close()
+	rows, err := db.Query(`SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			w.t.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	rows.Close()
+	var all []byte
+	for _, tbl := range tables {
+		rows, err := db.Query(`SELECT t::text FROM ` + tbl + ` t`)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		for rows.Next() {
+			var row string
+			if err := rows.Scan(&row); err != nil {
+				w.t.Fatal(err)
+			}
+			all = append(all, row...)
+		}
+		rows.Close()
+	}
+	if !bytes.Contains(all, []byte("alice")) {
+		w.t.Fatal("the dump of the server's tables has no user names: is it read?")
+	}
+	return [][]byte{all}
+}
+
 func TestEndToEndGroups(t *testing.T) {
-	w := newGWorld(t)
+	t.Run("sqlite", func(t *testing.T) { testEndToEndGroups(t, filepath.Join(t.TempDir(), "server.db")) })
+	t.Run("postgres", func(t *testing.T) { testEndToEndGroups(t, chattest.PostgresDB(t)) })
+}
+
+func testEndToEndGroups(t *testing.T, dbPath string) {
+	w := newGWorld(t, dbPath)
 	a1 := w.device("alice", nil)
 	a2 := w.device("alice", a1)
 	b1 := w.device("bob", nil)
@@ -436,14 +504,7 @@ func TestEndToEndGroups(t *testing.T) {
 		d.c = nil
 	}
 	w.srv.Close()
-	var files [][]byte
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		b, err := os.ReadFile(w.dbPath + suffix)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			t.Fatal(err)
-		}
-		files = append(files, b)
-	}
+	files := w.serverFiles()
 	logs := w.logs.Bytes()
 	if !bytes.Contains(logs, []byte(`"msg":"queued"`)) {
 		t.Fatal("the server's debug log has no relay events: is it captured?")
