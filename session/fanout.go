@@ -44,8 +44,9 @@ type DeviceList struct {
 }
 
 // FanoutReport is what EncryptToDevices did, device by device. Each
-// device the call was given is in Sent or in Failed, once; Stale lists
-// the devices it was not given but has sessions with. Addresses are in
+// device the call was given, but the sending device itself, is in Sent or
+// in Failed, once; Stale lists the devices of the lists' names that it
+// was not given but has sessions with. Addresses are in
 // the order of the lists given, device ids in increasing order.
 type FanoutReport struct {
 	Sent   []FanoutMessage
@@ -93,12 +94,14 @@ var ErrBundleFetch = errors.New("session: no session with the device, and fetchi
 
 var errBundleProtocol = fmt.Errorf("%w: the fetcher returned no bundle of the Manager's protocol", ErrBundleFetch)
 
-// EncryptToDevices encrypts plaintext for every device in to, except this
-// device itself: the device with the Manager's own device id in the list
-// whose Name is self, the sending user's own name. So a message to a user
-// goes to the server's lists of the recipient's devices and of the
-// sender's (to keep the sender's other devices in step), in one call.
-// self may be empty if no list is the sender's own.
+// EncryptToDevices encrypts plaintext for every device in to, except
+// self, the sending device's own address (its name and the device id the
+// Manager was initialized with). So a message to a user goes, in one
+// call, to the server's list of the recipient's devices and to the
+// server's list of the sender's own, which keeps the sender's other
+// devices in step. self is not checked against the store (that would
+// cost an identity key derivation per call); a zero self leaves nothing
+// out.
 //
 // For each device it encrypts with the current session, as Encrypt does.
 // A device it has no session with (a new device), or whose Signal session
@@ -120,49 +123,63 @@ var errBundleProtocol = fmt.Errorf("%w: the fetcher returned no bundle of the Ma
 // address's lock as Encrypt is: calls for other addresses, and other
 // fan-outs, interleave with it, and a concurrent fan-out to the same
 // devices sends its messages before or after this one's, device by
-// device. Each message is saved before EncryptToDevices returns it.
+// device. Each message is saved before EncryptToDevices returns it. The
+// messages share one allocation; each has its length as capacity, so
+// that appending to one copies it rather than overwriting the next.
 //
 // The error is for what stops the whole call before any device:
-// ErrTooLarge, the local identity missing (call Init), a store error
-// listing the stored devices, or ctx done. A context that ends during
-// the call fails the remaining devices with its error.
-func (m *Manager) EncryptToDevices(ctx context.Context, self string, to []DeviceList, plaintext []byte, fetch BundleFetcher) (*FanoutReport, error) {
+// ErrTooLarge, a store error listing the stored devices, or ctx done. A
+// context that ends during the call fails the remaining devices with its
+// error.
+func (m *Manager) EncryptToDevices(ctx context.Context, self store.Address, to []DeviceList, plaintext []byte, fetch BundleFetcher) (*FanoutReport, error) {
 	if len(plaintext) > m.maxMessage {
 		return nil, errTooLargeOut
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	_, ownID, err := m.LocalIdentity(ctx)
+	stored, err := m.storedDevices(ctx, to)
 	if err != nil {
 		return nil, err
 	}
 	rep := new(FanoutReport)
-	seen := make(map[store.Address]bool)
+	seen := map[store.Address]bool{}
+	if self != (store.Address{}) {
+		seen[self] = true
+	}
+	n := 0
 	for _, l := range to {
-		stored, err := m.Devices(ctx, l.Name)
-		if err != nil {
-			return nil, err
-		}
+		n += len(l.Devices)
+	}
+	// One buffer for the messages: a steady message is the plaintext and
+	// less than fanoutOverhead bytes; a longer one (a prekey message)
+	// gets an allocation of its own.
+	buf := make([]byte, 0, n*(len(plaintext)+fanoutOverhead))
+	for i, l := range to {
 		devs := slices.Clone(l.Devices)
 		slices.Sort(devs)
 		devs = slices.Compact(devs)
 		for _, id := range devs {
 			addr := store.Address{Name: l.Name, DeviceID: id}
-			if (l.Name == self && id == ownID) || seen[addr] {
+			if seen[addr] {
 				continue
 			}
 			seen[addr] = true
-			msg, started, err := m.encryptToDevice(ctx, addr, plaintext, fetch)
+			dst := buf[len(buf):]
+			msg, started, err := m.encryptToDevice(ctx, dst, addr, plaintext, fetch)
 			if err != nil {
 				rep.Failed = append(rep.Failed, FanoutFailure{Address: addr, Err: err})
 				continue
 			}
+			if cap(msg) == cap(dst) { // in buf
+				buf = buf[:len(buf)+len(msg)]
+			}
+			msg = msg[:len(msg):len(msg)]
 			rep.Sent = append(rep.Sent, FanoutMessage{Address: addr, Message: msg, Type: m.messageType(msg), Started: started})
 		}
-		for _, id := range stored {
+		for _, id := range stored[i] {
 			addr := store.Address{Name: l.Name, DeviceID: id}
-			if _, listed := slices.BinarySearch(devs, id); listed || (l.Name == self && id == ownID) || seen[addr] {
+			if _, listed := slices.BinarySearch(devs, id); listed || seen[addr] {
 				continue
 			}
 			seen[addr] = true
@@ -172,11 +189,33 @@ func (m *Manager) EncryptToDevices(ctx context.Context, self string, to []Device
 	return rep, nil
 }
 
+// fanoutOverhead bounds what a steady message adds to its plaintext: 57
+// bytes under profile v1 (header and tag); under Signal the version byte,
+// the protobuf fields, up to 16 bytes of CBC padding, the MAC and SPQR's
+// payload, which stays below 200 bytes in the steady state.
+const fanoutOverhead = 256
+
+// storedDevices reads, in one read-only transaction, the devices of each
+// list's name that have sessions.
+func (m *Manager) storedDevices(ctx context.Context, to []DeviceList) ([][]uint32, error) {
+	stored := make([][]uint32, len(to))
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		for i, l := range to {
+			var err error
+			if stored[i], err = tx.Sessions().Devices(ctx, l.Name); err != nil {
+				return storeError("listing devices", err)
+			}
+		}
+		return nil
+	})
+	return stored, err
+}
+
 // encryptToDevice is one device of a fan-out: Encrypt, and if there is no
 // session to encrypt with, a session started from a fetched bundle and
 // Encrypt again. started reports a new session.
-func (m *Manager) encryptToDevice(ctx context.Context, addr store.Address, plaintext []byte, fetch BundleFetcher) (msg []byte, started bool, err error) {
-	msg, err = m.Encrypt(ctx, addr, plaintext)
+func (m *Manager) encryptToDevice(ctx context.Context, dst []byte, addr store.Address, plaintext []byte, fetch BundleFetcher) (msg []byte, started bool, err error) {
+	msg, err = m.AppendEncrypt(ctx, dst, addr, plaintext)
 	if !errors.Is(err, ErrNoSession) {
 		return msg, false, err
 	}
@@ -198,7 +237,7 @@ func (m *Manager) encryptToDevice(ctx context.Context, addr store.Address, plain
 	if err != nil {
 		return nil, false, err
 	}
-	msg, err = m.Encrypt(ctx, addr, plaintext)
+	msg, err = m.AppendEncrypt(ctx, dst, addr, plaintext)
 	if err != nil {
 		return nil, false, err
 	}

@@ -88,7 +88,7 @@ func ExampleManager_EncryptToDevices() {
 	srv.register("bob", 2)
 
 	to := []session.DeviceList{srv.list("bob"), srv.list("alice")}
-	rep, err := phone.EncryptToDevices(ctx, "alice", to, []byte("lunch?"), srv.fetch)
+	rep, err := phone.EncryptToDevices(ctx, store.Address{Name: "alice", DeviceID: 1}, to, []byte("lunch?"), srv.fetch)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func ExampleManager_EncryptToDevices() {
 	fmt.Printf("bob's second device reads %q\n", got[store.Address{Name: "bob", DeviceID: 2}])
 
 	delete(srv.devices, store.Address{Name: "bob", DeviceID: 2})
-	rep, err = phone.EncryptToDevices(ctx, "alice", []session.DeviceList{srv.list("bob")}, []byte("at noon"), srv.fetch)
+	rep, err = phone.EncryptToDevices(ctx, store.Address{Name: "alice", DeviceID: 1}, []session.DeviceList{srv.list("bob")}, []byte("at noon"), srv.fetch)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func Example_groups() {
 				to = append(to, srv.list(n))
 			}
 		}
-		rep, err := srv.devices[addr(sender)].EncryptToDevices(ctx, sender, to, dm.Bytes(), srv.fetch)
+		rep, err := srv.devices[addr(sender)].EncryptToDevices(ctx, addr(sender), to, dm.Bytes(), srv.fetch)
 		if err != nil || len(rep.Failed) > 0 {
 			log.Fatal(err, rep.Failed)
 		}

@@ -2,6 +2,7 @@ package session_test
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	mathrand "math/rand/v2"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ratchetkit/ratchetkit/internal/libsignaltest"
+	"github.com/ratchetkit/ratchetkit/internal/signallive"
 	"github.com/ratchetkit/ratchetkit/pqxdh"
 	"github.com/ratchetkit/ratchetkit/ratchet"
 	"github.com/ratchetkit/ratchetkit/session"
@@ -153,7 +156,7 @@ func (n *foNet) fanout(d *foDevice, pt string, to ...string) *session.FanoutRepo
 	for _, name := range to {
 		lists = append(lists, n.list(name))
 	}
-	rep, err := d.m.EncryptToDevices(context.Background(), d.addr.Name, lists, []byte(pt), n.fetch)
+	rep, err := d.m.EncryptToDevices(context.Background(), d.addr, lists, []byte(pt), n.fetch)
 	if err != nil {
 		n.t.Fatalf("%v: EncryptToDevices: %v", d.addr, err)
 	}
@@ -377,7 +380,7 @@ func TestFanoutFailures(t *testing.T) {
 			}
 			return b, err
 		}
-		rep, err = a1.m.EncryptToDevices(ctx, "alice", []session.DeviceList{n.list("bob")}, []byte("again"), fetch)
+		rep, err = a1.m.EncryptToDevices(ctx, a1.addr, []session.DeviceList{n.list("bob")}, []byte("again"), fetch)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -415,7 +418,7 @@ func TestFanoutFailures(t *testing.T) {
 
 		// No fetcher: only devices with sessions are reached.
 		n.add("bob", 6, nil)
-		rep, err = a1.m.EncryptToDevices(ctx, "", []session.DeviceList{n.list("bob")}, []byte("no fetcher"), nil)
+		rep, err = a1.m.EncryptToDevices(ctx, store.Address{}, []session.DeviceList{n.list("bob")}, []byte("no fetcher"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -489,24 +492,25 @@ func TestFanoutArguments(t *testing.T) {
 	n.add("bob", 1, nil)
 	n.add("bob", 2, nil)
 	ctx := t.Context()
-	if _, err := a1.m.EncryptToDevices(ctx, "alice", nil, make([]byte, session.DefaultMaxMessageSize+1), n.fetch); !errors.Is(err, session.ErrTooLarge) {
+	if _, err := a1.m.EncryptToDevices(ctx, a1.addr, nil, make([]byte, session.DefaultMaxMessageSize+1), n.fetch); !errors.Is(err, session.ErrTooLarge) {
 		t.Fatalf("too large: %v", err)
 	}
 	m, err := session.New(memory.New(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.EncryptToDevices(ctx, "x", []session.DeviceList{n.list("bob")}, nil, n.fetch); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("before Init: %v", err)
+	rep, err := m.EncryptToDevices(ctx, store.Address{Name: "x", DeviceID: 1}, []session.DeviceList{n.list("bob")}, nil, n.fetch)
+	if err != nil || len(rep.Failed) != 2 || !errors.Is(rep.Failed[0].Err, store.ErrNotFound) {
+		t.Fatalf("before Init: %v, %+v", err, rep)
 	}
 	done, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := a1.m.EncryptToDevices(done, "alice", []session.DeviceList{n.list("bob")}, nil, n.fetch); !errors.Is(err, context.Canceled) {
+	if _, err := a1.m.EncryptToDevices(done, a1.addr, []session.DeviceList{n.list("bob")}, nil, n.fetch); !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled: %v", err)
 	}
 	// Listed twice, in two lists and in disorder: one message each.
 	lists := []session.DeviceList{{Name: "bob", Devices: []uint32{2, 1, 2}}, {Name: "bob", Devices: []uint32{1}}, {Name: "alice", Devices: []uint32{1}}}
-	rep, err := a1.m.EncryptToDevices(ctx, "alice", lists, []byte("once"), n.fetch)
+	rep, err = a1.m.EncryptToDevices(ctx, a1.addr, lists, []byte("once"), n.fetch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -519,7 +523,7 @@ func TestFanoutArguments(t *testing.T) {
 	// no bundle here (the test server's lists have it, its bundle
 	// fetch is refused).
 	n.fail[a1.addr] = errNoDevice
-	rep, err = a1.m.EncryptToDevices(ctx, "", []session.DeviceList{n.list("alice")}, []byte("self"), n.fetch)
+	rep, err = a1.m.EncryptToDevices(ctx, store.Address{}, []session.DeviceList{n.list("alice")}, []byte("self"), n.fetch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -663,7 +667,7 @@ func TestFanoutConcurrent(t *testing.T) {
 			wg.Go(func() {
 				for r := range rounds {
 					pt := fmt.Sprintf("w%d r%d", w, r)
-					rep, err := a1.m.EncryptToDevices(context.Background(), "alice", []session.DeviceList{n.list("bob"), n.list("alice")}, []byte(pt), n.fetch)
+					rep, err := a1.m.EncryptToDevices(context.Background(), a1.addr, []session.DeviceList{n.list("bob"), n.list("alice")}, []byte(pt), n.fetch)
 					if err != nil || len(rep.Failed) != 0 || len(rep.Sent) != 5 {
 						t.Errorf("%s: %v, %+v", pt, err, rep)
 						return
@@ -714,4 +718,69 @@ func TestFanoutCrossedStarts(t *testing.T) {
 		n.deliver(b, n.fanout(b, "b1", "a"), "b1")
 		n.deliver(a, n.fanout(a, "a1", "b"), "a1")
 	})
+}
+
+// TestLiveFanout: a Go Signal Manager fans out to a user with two
+// libsignal devices and a Go one, starting every session from a fetched
+// bundle; libsignal reads its PreKeySignalMessages and answers, and the
+// next fan-out's messages to it are SignalMessages that it reads too.
+func TestLiveFanout(t *testing.T) {
+	v := libsignaltest.Load(t)
+	n := newFoNet(t, ratchet.Signal)
+	sender := n.add("go-alice", 1, nil)
+	goBob := n.add("bob", 3, nil)
+	peers := map[store.Address]*libsignaltest.Peer{}
+	bundles := map[store.Address]*pqxdh.Bundle{}
+	for i := range 2 {
+		p := libsignaltest.Live(t, v.Sessions[i].Name)
+		// liveGoInitiator converts the vectors' bundle; its own Go device
+		// is not used here, and libsignal has seen nothing of it.
+		d, _, _, _ := liveGoInitiator(t, p, &v.Sessions[i], nil)
+		a := store.Address{Name: "bob", DeviceID: uint32(i + 1)}
+		peers[a], bundles[a] = p, d.bundle
+		n.devs[a] = nil // listed by the server, read by libsignal
+	}
+	fetch := func(ctx context.Context, a store.Address) (session.Bundle, error) {
+		if b := bundles[a]; b != nil {
+			return session.Bundle{PQXDH: b}, nil
+		}
+		return n.fetch(ctx, a)
+	}
+	ctx := t.Context()
+	for round, want := range []int{session.SignalTypePreKey, session.SignalTypeWhisper} {
+		pt := fmt.Sprintf("fan-out %d", round)
+		rep, err := sender.m.EncryptToDevices(ctx, sender.addr, []session.DeviceList{n.list("bob")}, []byte(pt), fetch)
+		if err != nil || len(rep.Failed) != 0 || len(rep.Sent) != 3 {
+			t.Fatalf("round %d: %v, %+v", round, err, rep)
+		}
+		for _, s := range rep.Sent {
+			if s.Started != (round == 0) {
+				t.Fatalf("round %d, %v: started %v", round, s.Address, s.Started)
+			}
+			if s.Address == goBob.addr {
+				got, err := goBob.m.Decrypt(ctx, sender.addr, s.Message)
+				if err != nil || string(got) != pt {
+					t.Fatalf("Go device: %q, %v", got, err)
+				}
+				continue
+			}
+			if s.Type != want {
+				t.Fatalf("round %d, %v: type %d, want %d", round, s.Address, s.Type, want)
+			}
+			p := peers[s.Address]
+			var ok bool
+			if err := signallive.CheckReply(p.Call(map[string]any{"op": "decrypt", "from": "go-alice", "type": s.Type, "wire": hex.EncodeToString(s.Message)}), []byte(pt), &ok); err != nil || !ok {
+				t.Fatalf("libsignal %v: %v", s.Address, err)
+			}
+			if round == 0 {
+				r := p.Call(map[string]any{"op": "encrypt", "to": "go-alice", "plaintext": hex.EncodeToString([]byte("ack"))})
+				if !r.OK {
+					t.Fatalf("libsignal encrypt: %s", r.Error)
+				}
+				if got, err := sender.m.Decrypt(ctx, s.Address, libsignaltest.Hex(t, r.Wire)); err != nil || string(got) != "ack" {
+					t.Fatalf("libsignal's answer: %q, %v", got, err)
+				}
+			}
+		}
+	}
 }

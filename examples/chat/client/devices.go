@@ -456,7 +456,7 @@ func (c *Client) encryptToDevices(ctx context.Context, lists []session.DeviceLis
 		withOPK[a] = xb.OneTimePreKey != nil
 		return session.Bundle{X3DH: xb}, nil
 	}
-	rep, err := c.mgr.EncryptToDevices(ctx, c.name, lists, pt, fetch)
+	rep, err := c.mgr.EncryptToDevices(ctx, devAddr(c.name, c.device), lists, pt, fetch)
 	if err != nil {
 		return nil, err
 	}
