@@ -94,6 +94,23 @@ func newServer(t *testing.T) *httptest.Server {
 	return hs
 }
 
+// startTerminal runs the terminal client of name on the server at url,
+// and returns what types a line into it, its output, and where run's
+// result comes.
+func startTerminal(t *testing.T, url, name string) (typeLine func(string), out *syncBuffer, done chan error) {
+	in, typed := io.Pipe()
+	out = &syncBuffer{}
+	done = make(chan error, 1)
+	go func() {
+		done <- run(context.Background(), []string{"-name", name, "-server", url, "-dir", t.TempDir()}, in, out)
+	}()
+	return func(s string) {
+		if _, err := io.WriteString(typed, s+"\n"); err != nil {
+			t.Fatal(err)
+		}
+	}, out, done
+}
+
 // The terminal client registers, sends what is typed, prints what arrives
 // with control characters escaped, and shows the safety number.
 func TestTerminal(t *testing.T) {
@@ -119,17 +136,7 @@ func TestTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	in, typed := io.Pipe()
-	out := &syncBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(context.Background(), []string{"-name", "alice", "-server", hs.URL, "-dir", t.TempDir()}, in, out)
-	}()
-	typeLine := func(s string) {
-		if _, err := io.WriteString(typed, s+"\n"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	typeLine, out, done := startTerminal(t, hs.URL, "alice")
 	typeLine("hello?")
 	waitFor(t, "the no-peer hint", func() bool { return strings.Contains(out.String(), "/to NAME") })
 	typeLine("/to bob")
@@ -191,17 +198,7 @@ func TestTerminalGroupsAndDevices(t *testing.T) {
 		}
 	}
 
-	in, typed := io.Pipe()
-	out := &syncBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(context.Background(), []string{"-name", "alice", "-server", hs.URL, "-dir", t.TempDir()}, in, out)
-	}()
-	typeLine := func(s string) {
-		if _, err := io.WriteString(typed, s+"\n"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	typeLine, out, done := startTerminal(t, hs.URL, "alice")
 	typeLine("/group create team bob")
 	waitFor(t, "the group to be made", func() bool { return strings.Contains(out.String(), "Done: group team create") })
 	waitFor(t, "bob to hear of the group", bobSaw(client.EventGroup, "team", ""))
