@@ -368,6 +368,9 @@ func (c *Client) join(ctx context.Context) error {
 	if err != nil {
 		c.closeKeys()
 		c.removeKeys()
+		if c.joinKey != nil {
+			c.joinKey.Clear()
+		}
 		return fmt.Errorf("client: joining %q's account: %w", c.name, err)
 	}
 	err = c.st.Update(ctx, func(tx store.Tx) error {
@@ -382,6 +385,11 @@ func (c *Client) join(ctx context.Context) error {
 		return err
 	}
 	c.device = resp.Device
+	if c.joinKey != nil {
+		// The store has it now; this copy is not needed.
+		c.joinKey.Clear()
+		c.joinKey = nil
+	}
 	c.closeKeys()
 	if err := c.openKeys(ctx); err != nil {
 		return err
