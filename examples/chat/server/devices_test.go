@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -166,20 +165,29 @@ func testDevices(t *testing.T, be backend) {
 // A database made by the first schema (one device per user) is migrated:
 // the user's token, keys, one-time prekeys and queued envelopes belong to
 // device 1 afterwards.
-func TestMigrateOneDeviceDatabase(t *testing.T) {
-	dbPath := filepath.Join(t.TempDir(), "old.db")
-	schema, err := os.ReadFile("migrations/sqlite/0001_init.sql")
+func TestMigrateOneDeviceDatabase(t *testing.T) { eachBackend(t, testMigrateOneDeviceDatabase) }
+
+func testMigrateOneDeviceDatabase(t *testing.T, be backend) {
+	dbPath := be.newDB(t)
+	dialect, driver, dsn := "sqlite", "sqlite", "file:"+dbPath
+	if be.name == "postgres" {
+		dialect, driver, dsn = "postgres", "pgx", dbPath
+	}
+	schema, err := os.ReadFile("migrations/" + dialect + "/0001_init.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("sqlite", "file:"+dbPath)
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ik, spk, opks := newKeys(t, 7, 1)
 	token := "an-old-token-of-alice-0123456789"
-	for _, q := range []string{string(schema),
-		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY); INSERT INTO schema_migrations VALUES (1)`} {
+	for _, q := range append(strings.Split(string(schema), ";\n"),
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY)`, `INSERT INTO schema_migrations VALUES (1)`) {
+		if strings.TrimSpace(q) == "" {
+			continue
+		}
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
 		}
@@ -192,12 +200,12 @@ func TestMigrateOneDeviceDatabase(t *testing.T) {
 			k = bik.PublicKey().Encode()
 			h = sha256Sum(token + "b")
 		}
-		if _, err := db.Exec(`INSERT INTO users (name, token_hash, identity_key, spk_id, spk, spk_sig, created) VALUES (?, ?, ?, ?, ?, ?, 1)`,
+		if _, err := db.Exec(`INSERT INTO users (name, token_hash, identity_key, spk_id, spk, spk_sig, created) VALUES ($1, $2, $3, $4, $5, $6, 1)`,
 			name, h, k, spk.ID(), spk.PublicKey().Encode(), spk.Signature()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.Exec(`INSERT INTO prekeys (user, id, key) VALUES ('alice', 7, ?)`, opks[0].PublicKey().Encode()); err != nil {
+	if _, err := db.Exec(`INSERT INTO prekeys ("user", id, key) VALUES ('alice', 7, $1)`, opks[0].PublicKey().Encode()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Exec(`INSERT INTO queue (recipient, sender, body, created) VALUES ('alice', 'bob', 'queued before', 1)`); err != nil {
