@@ -34,7 +34,8 @@
 // ciphertexts sent afterwards to the removed member's client (as a
 // hostile server could) and checks that they fail to decrypt for want of
 // the senders' new chains; adds a device late, which gets the messages
-// sent from then on and none from before; and checks that every
+// sent from then on and none from before; adds the removed member back,
+// who reads what is sent from then on; and checks that every
 // plaintext arrived exactly once on each device meant to show it and on
 // no other, and that the server's files and logs hold none (on SQLite;
 // on PostgreSQL, its tables). The server abuse test plays the attacks of a

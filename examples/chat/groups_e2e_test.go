@@ -223,15 +223,15 @@ func (w *gworld) settle(devs ...*gdev) {
 	}
 }
 
-// groupEvent waits for an EventGroup on d about group whose member list
-// is members.
+// groupEvent waits until the latest EventGroup on d about group says its
+// member list is members.
 func (d *gdev) groupEvent(group string, members ...string) {
 	d.w.t.Helper()
 	slices.Sort(members)
 	d.waitFor(fmt.Sprintf("group %s with %v", group, members), func() bool {
-		for _, e := range d.events {
-			if e.Kind == client.EventGroup && e.Group == group && slices.Equal(slices.Sorted(slices.Values(e.Members)), members) {
-				return true
+		for _, e := range slices.Backward(d.events) {
+			if e.Kind == client.EventGroup && e.Group == group {
+				return slices.Equal(slices.Sorted(slices.Values(e.Members)), members)
 			}
 		}
 		return false
@@ -469,6 +469,19 @@ func testEndToEndGroups(t *testing.T, dbPath string) {
 	b2.sendGroup("team", "group 11 from bob's new device", a1, a2, b1)
 	b1.sendGroup("team", "group 12 from bob's first device", a1, a2, b2)
 	w.settle(a1, a2, b1, b2)
+
+	// Carol is added back: she reads what is sent from now on, on the
+	// chains everyone distributes to her at their next message.
+	if err := b2.c.AddMember(context.Background(), "team", "carol"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*gdev{a1, a2, b1, c1} {
+		d.groupEvent("team", "alice", "bob", "carol")
+	}
+	a2.sendGroup("team", "group 13 from alice's phone, carol back", a1, b1, b2, c1)
+	c1.sendGroup("team", "group 14 from carol, back", a1, a2, b1, b2)
+	b2.sendGroup("team", "group 15 from bob's new device, carol back", a1, a2, b1, c1)
+	w.settle(a1, a2, b1, b2, c1)
 
 	// Everything arrived exactly once, where it should and nowhere else.
 	for _, d := range w.devs {
