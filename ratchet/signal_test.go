@@ -557,7 +557,8 @@ func TestSignalCounterLimits(t *testing.T) {
 // TestSignalSPQRKinds: a new Signal pair runs full SPQR, whose braid
 // leaves epoch 1 within 60 round trips and whose state is pq_kind 2; the
 // test-only minimal pair sends None messages of epoch 1 only, and its
-// state is pq_kind 1. Both round-trip through their states.
+// state is pq_kind 1. Both re-marshal to themselves when parsed, and a
+// loaded minimal state moves to full SPQR with its first message.
 func TestSignalSPQRKinds(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -584,8 +585,15 @@ func TestSignalSPQRKinds(t *testing.T) {
 				if kind := b[len(b)-s.sig.pq.MarshaledSize()-4]; kind != c.kind {
 					t.Fatalf("pq_kind %d", kind)
 				}
-				if p, err := ParseSession(b); err != nil || !bytes.Equal(state(t, p), b) {
+				p, err := ParseSession(b)
+				if err != nil || !bytes.Equal(state(t, p), b) {
 					t.Fatalf("state does not round-trip: %v", err)
+				}
+				// A parsed minimal state moves to full SPQR with its first
+				// message; then its state is pq_kind 2.
+				mustEncrypt(t, p, "after loading")
+				if pqKind(p.sig.pq) != pqKindFull {
+					t.Fatal("a loaded state did not move to full SPQR")
 				}
 			}
 			full := c.kind == pqKindFull
