@@ -6,6 +6,7 @@ import (
 	mrand "math/rand/v2"
 	"testing"
 
+	"github.com/ratchetkit/ratchetkit/internal/signallive"
 	"github.com/ratchetkit/ratchetkit/internal/signalwire"
 	"github.com/ratchetkit/ratchetkit/internal/spqr"
 	"github.com/ratchetkit/ratchetkit/keys"
@@ -130,5 +131,66 @@ func sameExceptSPQR(t tb, got, want []byte) {
 		!g.RatchetKey.Equal(w.RatchetKey) || g.Counter != w.Counter || g.PreviousCounter != w.PreviousCounter ||
 		!bytes.Equal(g.Ciphertext, w.Ciphertext) {
 		t.Fatalf("message differs beyond its SPQR payload:\n got %x\nwant %x", got, want)
+	}
+}
+
+// TestParseSPQR: signallive.ParseSPQR, the live tests' own parser of the
+// SPQR payload, agrees with spqr.ParseMessage on every message of a
+// conversation that crosses epochs, and both refuse payloads that are not
+// strict V1 messages.
+func TestParseSPQR(t *testing.T) {
+	alice, bob := newSignalPairFullSPQR(t)
+	types := map[byte]bool{}
+	var sample *signalwire.SignalMessage
+	for i := range 150 {
+		for _, p := range [][2]*Session{{alice, bob}, {bob, alice}} {
+			wire := mustEncrypt(t, p[0], "x")
+			mustDecrypt(t, p[1], wire, "x")
+			got, err := signallive.ParseSPQR(signallive.Msg{Type: signalwire.TypeWhisper, Wire: wire})
+			sm, _, _, _ := signalwire.ParseSignalMessage(wire)
+			m, c, werr := spqr.ParseMessage(sm.PQRatchet)
+			if err != nil || werr != nil || got.Epoch != m.Epoch || got.Index != m.Index || got.Type != byte(m.Type) || (got.Chunk >= 0) != (c != nil) || (c != nil && got.Chunk != int(c.Index)) {
+				t.Fatalf("message %d: ParseSPQR %+v, %v; spqr %+v, %v", i, got, err, m, werr)
+			}
+			types[got.Type] = true
+			if got.Type == byte(spqr.Ek) {
+				sample = sm
+			}
+		}
+	}
+	if len(types) != 7 || pqEpoch(alice) < 3 {
+		t.Fatalf("types %v, epoch %d", types, pqEpoch(alice))
+	}
+	pq := sample.PQRatchet // 01 epoch index 02 chunk-index data[32]
+	for name, bad := range map[string][]byte{
+		"empty":               {},
+		"version 2":           append([]byte{2}, pq[1:]...),
+		"epoch 0":             {1, 0, 1, 0},
+		"non-minimal epoch":   {1, 0x81, 0, 1, 0},
+		"type 7":              {1, 1, 1, 7},
+		"None with a chunk":   append([]byte{1, 1, 1, 0}, pq[len(pq)-33:]...),
+		"chunk missing":       pq[:len(pq)-33],
+		"chunk short":         pq[:len(pq)-1],
+		"trailing byte":       append(bytes.Clone(pq), 0),
+		"chunk index 65536":   append(append([]byte{1, 1, 1, 2}, 0x80, 0x80, 0x04), make([]byte, 32)...),
+		"index over 32 bits":  {1, 1, 0x80, 0x80, 0x80, 0x80, 0x10, 0},
+		"non-minimal chunk #": append(append([]byte{1, 1, 1, 2}, 0x81, 0x00), make([]byte, 32)...),
+	} {
+		m := *sample
+		m.PQRatchet = bad
+		body, err := m.AppendBody(nil)
+		if err != nil {
+			if len(bad) == 0 {
+				continue // no field at all: the SignalMessage has none to parse
+			}
+			t.Fatal(err)
+		}
+		wire := append(body, make([]byte, 8)...)
+		if _, err := signallive.ParseSPQR(signallive.Msg{Type: signalwire.TypeWhisper, Wire: wire}); err == nil {
+			t.Errorf("%s: ParseSPQR accepted %x", name, bad)
+		}
+		if _, _, err := spqr.ParseMessage(bad); err == nil {
+			t.Errorf("%s: spqr.ParseMessage accepted %x", name, bad)
+		}
 	}
 }
