@@ -3,6 +3,8 @@ package ratchet
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
+	"fmt"
 	mrand "math/rand/v2"
 	"testing"
 
@@ -191,6 +193,81 @@ func TestParseSPQR(t *testing.T) {
 		}
 		if _, _, err := spqr.ParseMessage(bad); err == nil {
 			t.Errorf("%s: spqr.ParseMessage accepted %x", name, bad)
+		}
+	}
+}
+
+// hostilePQ is a sender's SPQR that rewrites each payload of its honest
+// state (keeping the key the honest payload has), as a peer that holds the
+// session's keys but not SPQR's rules would.
+type hostilePQ struct {
+	pqRatchet
+	rewrite func(payload []byte) []byte
+}
+
+func (h *hostilePQ) Send(dst []byte) ([]byte, [32]byte, error) {
+	p, key, err := h.pqRatchet.Send(nil)
+	return append(dst, h.rewrite(p)...), key, err
+}
+
+// TestSignalHostileSPQR: payloads of an authenticated peer that break
+// SPQR's rules are refused with ErrMalformed or ErrTooManySkipped and the
+// receiver's state unchanged, or ignored as SPQR ignores them; none
+// panics.
+func TestSignalHostileSPQR(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		rewrite func(p []byte) []byte
+		want    error // nil: decrypts (the braid ignores the payload's piece)
+	}{
+		{"later epoch", func(p []byte) []byte { q := bytes.Clone(p); q[1] = 5; return q }, ErrMalformed},
+		{"index far ahead", func(p []byte) []byte {
+			return append([]byte{1, 1, 0xb0, 0xea, 0x01}, p[3:]...) // epoch 1, index 30 000 (the first message's is 1)
+		}, ErrTooManySkipped},
+		{"unknown type", func(p []byte) []byte { q := bytes.Clone(p); q[3] = 7; return q }, ErrMalformed},
+		{"None with a chunk", func(p []byte) []byte { q := bytes.Clone(p); q[3] = byte(spqr.None); return q }, ErrMalformed},
+		{"a ciphertext piece instead", func(p []byte) []byte { q := bytes.Clone(p); q[3] = byte(spqr.Ct2); return q }, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			alice, bob := newSignalPairWith(t, false)
+			honest := alice.sig.pq
+			alice.sig.pq = &hostilePQ{honest, c.rewrite}
+			msg := mustEncrypt(t, alice, "hostile") // Alice's first: a header chunk
+			before := state(t, bob)
+			_, err := bob.Decrypt(msg)
+			if c.want == nil {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if pqEpoch(bob) != 1 {
+					t.Fatal("the ignored piece moved the braid")
+				}
+				return
+			}
+			if !errors.Is(err, c.want) {
+				t.Fatalf("error %v, want %v", err, c.want)
+			}
+			if !bytes.Equal(before, state(t, bob)) {
+				t.Fatal("a refused message changed the state")
+			}
+		})
+	}
+	// A header whose chunks are altered decodes to a header whose MAC
+	// fails: the message that completes it is refused, with the state
+	// unchanged; the peer is not honest, so nothing after can repair it.
+	alice, bob := newSignalPairWith(t, false)
+	alice.sig.pq = &hostilePQ{alice.sig.pq, func(p []byte) []byte { q := bytes.Clone(p); q[len(q)-1] ^= 1; return q }}
+	for i := 0; ; i++ {
+		msg := mustEncrypt(t, alice, fmt.Sprint(i))
+		before := state(t, bob)
+		if _, err := bob.Decrypt(msg); err != nil {
+			if !errors.Is(err, ErrMalformed) || !bytes.Equal(before, state(t, bob)) || i != 2 {
+				t.Fatalf("message %d: %v (state unchanged: %v)", i, err, bytes.Equal(before, state(t, bob)))
+			}
+			break
+		}
+		if i == 2 {
+			t.Fatal("a header with a bad MAC was taken")
 		}
 	}
 }
