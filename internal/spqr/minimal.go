@@ -325,7 +325,7 @@ func (m *Minimal) Upgrade(initiator bool) *Ratchet {
 	if len(m.history) > 0 {
 		l.recv.history = make([]skippedKey, len(m.history))
 		for i, h := range m.history {
-			l.recv.history[i] = skippedKey{h.index, h.key}
+			l.recv.history[i] = skippedKey(h)
 		}
 	}
 	m.Clear()
