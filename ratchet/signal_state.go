@@ -36,8 +36,11 @@ const stateVersionSignal = 2
 //	            ReceivingChain chains[chain_count];  /* oldest first */
 //	            SkippedChain skipped<0..2^24-1>;      /* as in version 1 */
 //	    };
-//	    uint8  pq_kind;             /* 1 = minimal SPQR (internal/spqr.Minimal) */
-//	    opaque pq_state<0..2^24-1>;
+//	    uint8  pq_kind;             /* 1 = minimal SPQR (internal/spqr.Minimal,
+//	                                   written before full SPQR; moves to
+//	                                   full SPQR when loaded and used),
+//	                                   2 = full SPQR (internal/spqr.Ratchet) */
+//	    opaque pq_state<0..2^24-1>; /* the kind's AppendBinary */
 //	} SignalSessionState;
 //
 //	struct {
