@@ -5,12 +5,14 @@ import (
 	"errors"
 	"sync"
 	"testing"
+
+	"github.com/ratchetkit/ratchetkit/internal/libsignaltest"
 )
 
 // The fuzz targets of this file and of fuzz_state_test.go and
 // fuzz_epochs_test.go keep their seeds under testdata/fuzz/FuzzX; the
-// seeds come from the seeded conversations here and from libsignal's
-// transcripts, and TestWriteFuzzSeeds (fuzz_seeds_test.go) writes them
+// seeds come from the seeded conversations here (and, for
+// FuzzParseMessage, libsignal's transcripts), and TestWriteFuzzSeeds (fuzz_seeds_test.go) writes them
 // again.
 
 // receivers are Ratchets in every state of the braid, both roles, at
@@ -113,6 +115,8 @@ func FuzzParseMessage(f *testing.F) {
 	})
 }
 
+var typeNames = [...]string{None: "none", Hdr: "hdr", Ek: "ek", EkCt1Ack: "ekct1ack", Ct1Ack: "ct1ack", Ct1: "ct1", Ct2: "ct2"}
+
 type messageSeed struct {
 	name  string
 	which uint8
@@ -121,9 +125,9 @@ type messageSeed struct {
 
 // fuzzMessageSeeds: one message of every type, as a seeded ping-pong
 // conversation sends them, each paired with a receiver in the state that
-// waits for it; a None with a trailing byte, a chunk with a non-minimal
+// waits for it; libsignal's first message of each type; a None with a trailing byte, a chunk with a non-minimal
 // index and a message of epoch 0.
-func fuzzMessageSeeds(tb testing.TB) []messageSeed {
+func fuzzMessageSeeds(tb *testing.T) []messageSeed {
 	states := receivers()
 	index := func(st braidState, epoch uint64, dir Direction) uint8 {
 		for i, s := range states {
@@ -146,8 +150,7 @@ func fuzzMessageSeeds(tb testing.TB) []messageSeed {
 		m, _, _ := ParseMessage(msg)
 		if !seen[m.Type] {
 			seen[m.Type] = true
-			name := [...]string{"none", "hdr", "ek", "ekct1ack", "ct1ack", "ct1", "ct2"}[m.Type]
-			out = append(out, messageSeed{name, index(y.braid.state, y.Epoch(), y.chains.dir), msg})
+			out = append(out, messageSeed{typeNames[m.Type], index(y.braid.state, y.Epoch(), y.chains.dir), msg})
 		}
 		_, commit, err := y.Receive(msg)
 		if err != nil {
@@ -158,6 +161,26 @@ func fuzzMessageSeeds(tb testing.TB) []messageSeed {
 	}
 	if len(seen) != 7 {
 		tb.Fatalf("the conversation sent only types %v", seen)
+	}
+	// libsignal's own: the first message of each type in its transcripts,
+	// to the receiver that waits for it at epoch 1.
+	v := libsignaltest.Load(tb)
+	lsSeen := map[MessageType]bool{}
+	for _, m := range v.Sessions[0].Messages {
+		payload := pqPayload(tb, &m)
+		pm, _, err := ParseMessage(payload)
+		if err != nil {
+			tb.Fatalf("libsignal message %d: %v", m.Seq, err)
+		}
+		if lsSeen[pm.Type] {
+			continue
+		}
+		lsSeen[pm.Type] = true
+		st, dir := noHeaderReceived, BToA // Bob receives Alice's key
+		if m.From == "bob" {
+			st, dir = keysSampled, AToB
+		}
+		out = append(out, messageSeed{"libsignal-" + m.From + "-" + typeNames[pm.Type], index(st, 1, dir), payload})
 	}
 	out = append(out,
 		messageSeed{"none-trailing", 0, append(appendHeader(nil, 1, 1, None), 0)},
