@@ -121,8 +121,11 @@ func TestSPQRVectors(t *testing.T) {
 	if err := json.Unmarshal(b, &tr); err != nil {
 		t.Fatal(err)
 	}
-	s := replaySPQRTranscript(t, &tr)
+	s := replaySPQRTranscript(t, &tr, 0)
 	t.Run("negative", func(t *testing.T) { spqrTranscriptNegatives(t, &tr, s) })
+	// The same replay with Go's session saved and loaded every 7 events:
+	// the state holds everything the next messages depend on.
+	t.Run("reloaded", func(t *testing.T) { replaySPQRTranscript(t, &tr, 7) })
 }
 
 // recordSPQRTranscript holds the live conversation and writes the
@@ -163,7 +166,7 @@ func recordSPQRTranscript(t *testing.T) {
 	}
 	// A replay from a fresh stream must give the same bytes before the
 	// transcript is kept.
-	replaySPQRTranscript(t, tr)
+	replaySPQRTranscript(t, tr, 0)
 	if err := os.WriteFile(spqrTranscriptPath, append(out, '\n'), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -261,14 +264,19 @@ func spqrTurns(t *testing.T, rng *mrand.Rand, goEnd, lsEnd signallive.End, goSta
 // every message Go is given must decrypt to the recorded plaintext (or be
 // refused, as it was, without changing the state), each message's SPQR
 // epoch must be the recorded one, and the conversation must carry
-// messages of epoch spqrTranscriptEpoch (4) or later each way. It returns the Go session.
-func replaySPQRTranscript(t *testing.T, tr *spqrTranscript) *Session {
+// messages of epoch spqrTranscriptEpoch (4) or later each way. With
+// reloadEvery > 0 the session is replaced by a copy loaded from its
+// serialized state every reloadEvery events. It returns the Go session.
+func replaySPQRTranscript(t *testing.T, tr *spqrTranscript, reloadEvery int) *Session {
 	t.Helper()
 	cryptotest.SetGlobalRandom(t, tr.GoSeed)
 	s, goEnd, _ := liveGoInitiator(t, nil, &libsignaltest.Session{Bundle: tr.Bundle})
 	var sent, received, refused int
 	var maxEpoch [2]uint64 // sent by Go, by libsignal (and decrypted)
 	for i := range tr.Events {
+		if reloadEvery > 0 && i%reloadEvery == reloadEvery-1 {
+			*s = *clone(t, s)
+		}
 		e := &tr.Events[i]
 		m := e.msg(t)
 		if got := spqrEpochOf(t, m.Type, m.Wire); got != e.Epoch {
