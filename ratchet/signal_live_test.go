@@ -54,7 +54,7 @@ func TestLiveSignalRatchet(t *testing.T) {
 					}
 					return state(t, s), true
 				})
-			t.Logf("%v", stats)
+			t.Logf("%v, Go's SPQR epoch %d", stats, pqEpoch(s))
 		})
 	}
 }

@@ -81,7 +81,7 @@ func (s *Session) appendSignal(b []byte) []byte {
 		}
 		b = s.skipped.appendBinary(b)
 	}
-	b = append(b, pqKindMinimal)
+	b = append(b, pqKind(s.sig.pq))
 	b = appendUint24(b, s.sig.pq.MarshaledSize())
 	return s.sig.pq.AppendBinary(b)
 }
