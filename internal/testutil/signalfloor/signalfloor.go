@@ -29,6 +29,15 @@
 //     two keys decoded, four ECDH, decapsulation with the Kyber output step,
 //     one HKDF of 96 bytes, the SPQR start, then Decrypt.
 //
+// SPQR: the floor is a peer with the minimum that libsignal 0.103 (and
+// ratchetkit's full SPQR) accepts, the first epoch's chains and V1 None
+// messages. ratchetkit's sessions run full SPQR; the floor does none of
+// the braid's work (ML-KEM-768 key generation, encapsulation and
+// decapsulation once per epoch, the erasure code of every message's
+// chunk, the authenticator's MACs, the chains of each new epoch), so the
+// ratios charge all of it to ratchetkit. A floor given credit for it
+// would need an erasure code, which the standard library lacks.
+//
 // What it leaves out, so that the benchmarks' ratios include it: the
 // standard library has no XEdDSA, so the floor verifies Ed25519 signatures
 // over the same messages instead (the same equation on the same curve,
