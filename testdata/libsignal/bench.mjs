@@ -23,10 +23,9 @@
 // libsignal's record objects, not serialized bytes (session's memory
 // store keeps its records decoded too). ns/op is wall-clock time
 // (process.hrtime.bigint) of the timed part only; cpu-ns/op is the
-// process's CPU time (process.cpuUsage, all threads) over the same
-// iterations, prepare steps included for Setup, so only read it for
-// Steady and PingPong. Each repetition runs until it has taken -benchtime
-// seconds, as Go's do.
+// process's CPU time (process.cpuUsage: every thread, so libsignal's own
+// threads and the garbage collector's too) over the same timed part.
+// Each repetition runs until it has taken -benchtime seconds, as Go's do.
 
 import {
   IdentityKeyPair, PrivateKey, PublicKey, KEMKeyPair, KEMPublicKey,
@@ -173,16 +172,17 @@ const cases = {
 // measure runs c n times and returns the timed nanoseconds and the CPU
 // nanoseconds.
 async function measure(c, n) {
-  let ns = 0n;
-  const cpu0 = process.cpuUsage();
+  let ns = 0n, cpu = 0;
   for (let i = 0; i < n; i++) {
     if (c.prepare) c.prepare();
+    const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     await c.run();
     ns += process.hrtime.bigint() - t0;
+    const d = process.cpuUsage(c0);
+    cpu += d.user + d.system;
   }
-  const cpu = process.cpuUsage(cpu0);
-  return { ns: Number(ns), cpu: (cpu.user + cpu.system) * 1000 };
+  return { ns: Number(ns), cpu: cpu * 1000 };
 }
 
 const procs = Math.min(os.availableParallelism?.() ?? os.cpus().length);
