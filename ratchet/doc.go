@@ -182,7 +182,10 @@
 //     secrets start new chains, so the message keys heal against a quantum
 //     attacker as epochs advance. Its bounds (an index at most 25 000 ahead
 //     in its epoch, late indexes at most 2 000 behind) make libsignal's
-//     effective limit 24 999 skipped messages.
+//     effective limit 24 999 skipped messages. A state written before
+//     full SPQR (pq_kind 1, minimal SPQR: the first epoch's chains and None
+//     messages) is loaded with its chains as they were and a fresh braid,
+//     and moves to full SPQR with its first message sent or decrypted.
 //
 // A Signal session's state is version 2 of the state format (the layout is
 // in signal_state.go); profile v1 sessions keep writing version 1. Config's

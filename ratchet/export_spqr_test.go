@@ -1,10 +1,12 @@
 package ratchet
 
 import (
+	"bytes"
 	"crypto/rand"
 	mrand "math/rand/v2"
 	"testing"
 
+	"github.com/ratchetkit/ratchetkit/internal/signalwire"
 	"github.com/ratchetkit/ratchetkit/internal/spqr"
 	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/pqxdh"
@@ -100,4 +102,33 @@ func seedSPQR(s *Session, label string) {
 	var seed [32]byte
 	copy(seed[:], vecKey("seeded SPQR", label))
 	s.sig.pq.(*fullPQ).r.SetRand(seededReader{mrand.NewChaCha8(seed)})
+}
+
+// pqState returns a Signal session's SPQR state, nil for profile v1.
+func (s *Session) pqState() pqRatchet {
+	if s.sig == nil {
+		return nil
+	}
+	return s.sig.pq
+}
+
+// sameExceptSPQR checks that two Signal messages differ at most in their
+// SPQR payload's type and chunk (and so their tags): the same ratchet key,
+// counters and ciphertext, and SPQR payloads of the same epoch and index.
+func sameExceptSPQR(t tb, got, want []byte) {
+	g, _, _, err := signalwire.ParseSignalMessage(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _, _, err := signalwire.ParseSignalMessage(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gp, err1 := spqr.Parse(g.PQRatchet)
+	wp, err2 := spqr.Parse(w.PQRatchet)
+	if err1 != nil || err2 != nil || gp.Epoch != wp.Epoch || gp.Index != wp.Index ||
+		!g.RatchetKey.Equal(w.RatchetKey) || g.Counter != w.Counter || g.PreviousCounter != w.PreviousCounter ||
+		!bytes.Equal(g.Ciphertext, w.Ciphertext) {
+		t.Fatalf("message differs beyond its SPQR payload:\n got %x\nwant %x", got, want)
+	}
 }

@@ -99,9 +99,73 @@ func (f *fullPQ) Clear() {
 	f.r.Clear()
 }
 
+// upgradePQ is a state of minimal SPQR loaded from a pq_kind 1 state,
+// moving to full SPQR (spqr.Minimal.Upgrade). The move takes effect with
+// the first message the session sends or decrypts: Send and Recv run on
+// an upgraded copy, which the session adopts (settlePQ) once the message
+// has gone out or authenticated. Until then the state re-marshals as it
+// was loaded, so a load changes nothing by itself and a refused message
+// leaves the state as it was, as for the other kinds.
+type upgradePQ struct {
+	m         *spqr.Minimal
+	initiator bool
+	next      *fullPQ // the upgraded copy the last Send or Recv used
+	done      bool    // next has sent or committed a message
+}
+
+var _ pqRatchet = (*upgradePQ)(nil)
+
+// start returns a full SPQR state upgraded from a copy of u.m.
+func (u *upgradePQ) start() *fullPQ {
+	if u.next != nil {
+		u.next.Clear()
+	}
+	c, err := spqr.ParseMinimal(u.m.AppendBinary(nil))
+	if err != nil {
+		panic("ratchet: internal error: a minimal SPQR state does not parse back")
+	}
+	u.next = &fullPQ{r: c.Upgrade(u.initiator)}
+	return u.next
+}
+
+func (u *upgradePQ) Send(dst []byte) ([]byte, [32]byte, error) {
+	out, key, err := u.start().Send(dst)
+	u.done = err == nil
+	return out, key, err
+}
+
+func (u *upgradePQ) Recv(payload []byte) ([32]byte, error) {
+	return u.start().Recv(payload)
+}
+
+func (u *upgradePQ) Commit(payload []byte) {
+	u.next.Commit(payload)
+	u.done = true
+}
+
+func (u *upgradePQ) AppendBinary(b []byte) []byte { return u.m.AppendBinary(b) }
+func (u *upgradePQ) MarshaledSize() int           { return u.m.MarshaledSize() }
+
+func (u *upgradePQ) Clear() {
+	u.m.Clear()
+	if u.next != nil {
+		u.next.Clear()
+	}
+}
+
+// settlePQ adopts the full SPQR state of an upgrade once its first
+// message has been sent or decrypted.
+func (g *signalState) settlePQ() {
+	if u, ok := g.pq.(*upgradePQ); ok && u.done {
+		g.pq = u.next
+		u.m.Clear()
+	}
+}
+
 // pqKind returns the pq_kind of pq.
 func pqKind(pq pqRatchet) byte {
-	if _, ok := pq.(*spqr.Minimal); ok {
+	switch pq.(type) {
+	case *spqr.Minimal, *upgradePQ:
 		return pqKindMinimal
 	}
 	return pqKindFull

@@ -186,6 +186,7 @@ func (s *Session) signalEncrypt(dst, plaintext []byte) ([]byte, error) {
 	}
 	tag := signalsuite.Tag(mk, s.sig.localKey, s.sig.remoteKey, dst[start:])
 	s.ns++
+	s.sig.settlePQ()
 	return append(dst, tag[:]...), nil
 }
 
@@ -327,6 +328,7 @@ func (s *Session) signalDecrypt(dst, msg []byte) ([]byte, error) {
 		s.dhsPriv, s.dhsPub = w.priv, w.pub
 	}
 	s.sig.pq.Commit(m.PQRatchet)
+	s.sig.settlePQ()
 	s.phase = phaseEstablished
 	return append(dst, pt...), nil
 }

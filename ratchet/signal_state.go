@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/ratchetkit/ratchetkit/internal/curve"
+	"github.com/ratchetkit/ratchetkit/internal/spqr"
 )
 
 // stateVersionSignal is the state layout of Signal sessions. Profile v1
@@ -161,6 +162,32 @@ func (s *Session) parseSignal(b []byte) error {
 		return invalid("trailing bytes")
 	}
 	var err error
-	s.sig.pq, err = parsePQ(kind, pq)
+	if s.sig.pq, err = parsePQ(kind, pq); err != nil {
+		return err
+	}
+	if m, ok := s.sig.pq.(*spqr.Minimal); ok {
+		s.sig.pq, err = upgradeMinimal(m, s.phase)
+	}
 	return err
+}
+
+// upgradeMinimal starts the move of a state of minimal SPQR (pq_kind 1,
+// written before full SPQR) to full SPQR. spqr.Minimal.Upgrade keeps the
+// first epoch's chains where they are and starts the braid afresh, which
+// a peer's braid, libsignal's included, can only be waiting for (see
+// Upgrade and SIGNAL.md). The state does not record which side it is once
+// it has received, so the direction comes from the chains
+// (Minimal.Initiator), checked against the phase where that tells; a
+// state that is neither side's is refused here, at load.
+func upgradeMinimal(m *spqr.Minimal, phase byte) (pqRatchet, error) {
+	initiator, err := m.Initiator()
+	if err != nil {
+		m.Clear()
+		return nil, invalid("SPQR state")
+	}
+	if (phase == phaseInitiator && !initiator) || (phase == phaseResponder && initiator) {
+		m.Clear()
+		return nil, invalid("SPQR state of the other side")
+	}
+	return &upgradePQ{m: m, initiator: initiator}, nil
 }

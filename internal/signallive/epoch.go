@@ -97,14 +97,15 @@ func varint(b []byte, max int) (x uint64, n int) {
 }
 
 // Epochs records the SPQR epochs of a live conversation's messages, per
-// sender: Track wraps an End's Send so that every message it makes is
-// parsed (a payload that is not strict V1 fails the test) and counted,
-// and Delivered wraps a Recv so that the messages that decrypted are
-// counted by the epoch they were keyed from.
+// end (0 Go, 1 libsignal), and can pace the conversation. Track wraps an
+// End so that every message it sends is parsed (a payload that is not
+// strict V1 fails the test) and every message it decrypts is counted by
+// its epoch. A message of wire epoch e is keyed from the chains of epoch
+// e − 1.
 type Epochs struct {
-	// Sent[i] is the highest epoch end i (0 Go, 1 libsignal) sent in;
-	// Keyed[i] the highest epoch of a message from end i that the other
-	// end decrypted.
+	// Sent[i] is the highest wire epoch end i sent in; Keyed[i] the
+	// highest wire epoch of a message from end i that the other end
+	// decrypted.
 	Sent, Keyed [2]uint64
 	// Delivered[i] counts the messages from end i of wire epoch MinEpoch
 	// or later that the other end decrypted.
@@ -112,12 +113,46 @@ type Epochs struct {
 	// MinEpoch is the wire epoch from which a decrypted message counts in
 	// Delivered.
 	MinEpoch uint64
+	// Window, if positive, paces the ends: an end may send only while
+	// fewer than Window of its messages are in flight. Without it
+	// Conversation's queues grow by a quarter of a message a step, and the
+	// braid, which needs a round trip per piece, advances ever more
+	// slowly. A message counts as in flight until it decrypts or until 12
+	// messages sent after it have decrypted (Conversation reorders by up
+	// to 5 and loses some without telling: those are taken as lost).
+	Window int
+
+	seq     [2]int
+	newest  [2]int            // the highest sequence number decrypted, per sender
+	pending [2]map[string]int // wire → sequence number, not yet decrypted
 }
 
-// Track returns e with its Send recording the epochs that end i sends
-// in, and its Recv those of the messages from the other end it decrypts.
+// lostAfter is how many later messages decrypt before one still pending
+// is taken as lost.
+const lostAfter = 12
+
+func (ep *Epochs) inFlight(i int) int {
+	n := 0
+	for w, seq := range ep.pending[i] {
+		switch {
+		case seq > ep.newest[i]-lostAfter:
+			n++
+		case seq < ep.newest[i]-10*lostAfter:
+			delete(ep.pending[i], w) // long lost; keeps the map small
+		}
+	}
+	return n
+}
+
+// Track returns e, the end i, recording into ep.
 func (ep *Epochs) Track(t testing.TB, i int, e End) End {
-	send, recv := e.Send, e.Recv
+	send, recv, can := e.Send, e.Recv, e.CanSend
+	e.CanSend = func() bool {
+		if ep.Window > 0 && ep.inFlight(i) >= ep.Window {
+			return false
+		}
+		return can()
+	}
 	e.Send = func(pt []byte) Msg {
 		m := send(pt)
 		p, err := ParseSPQR(m)
@@ -125,18 +160,26 @@ func (ep *Epochs) Track(t testing.TB, i int, e End) End {
 			t.Fatalf("%s sent a message with no strict SPQR payload: %v", who[i], err)
 		}
 		ep.Sent[i] = max(ep.Sent[i], p.Epoch)
+		if ep.pending[i] == nil {
+			ep.pending[i] = map[string]int{}
+		}
+		ep.seq[i]++
+		ep.pending[i][string(m.Wire)] = ep.seq[i]
 		return m
 	}
 	e.Recv = func(m Msg) error {
-		err := recv(m)
-		if err != nil {
+		if err := recv(m); err != nil {
 			return err
 		}
-		p, perr := ParseSPQR(m)
-		if perr != nil {
-			t.Fatalf("%s decrypted a message with no strict SPQR payload: %v", who[i], perr)
+		p, err := ParseSPQR(m)
+		if err != nil {
+			t.Fatalf("%s decrypted a message with no strict SPQR payload: %v", who[i], err)
 		}
 		from := 1 - i
+		if seq, ok := ep.pending[from][string(m.Wire)]; ok {
+			delete(ep.pending[from], string(m.Wire))
+			ep.newest[from] = max(ep.newest[from], seq)
+		}
 		ep.Keyed[from] = max(ep.Keyed[from], p.Epoch)
 		if p.Epoch >= ep.MinEpoch {
 			ep.Delivered[from]++
@@ -148,8 +191,23 @@ func (ep *Epochs) Track(t testing.TB, i int, e End) End {
 
 var who = [2]string{"go", "libsignal"}
 
+// Drop forgets the messages in flight for pacing: call it when a
+// Conversation has returned, since the messages still in its queues are
+// never delivered.
+func (ep *Epochs) Drop() { ep.pending = [2]map[string]int{} }
+
+// Check fails the test unless both ends sent in wire epoch MinEpoch or
+// later and at least n such messages from each end decrypted on the
+// other side.
+func (ep *Epochs) Check(t testing.TB, n int) {
+	t.Helper()
+	if ep.Sent[0] < ep.MinEpoch || ep.Sent[1] < ep.MinEpoch || ep.Delivered[0] < n || ep.Delivered[1] < n {
+		t.Fatalf("SPQR epochs did not advance far enough: %v", ep)
+	}
+}
+
 // String reports the epochs.
 func (ep *Epochs) String() string {
-	return fmt.Sprintf("SPQR epochs sent: go %d, libsignal %d; decrypted: go's up to %d, libsignal's up to %d; decrypted from epoch %d on: go's %d, libsignal's %d",
+	return fmt.Sprintf("SPQR epochs sent: go %d, libsignal %d; decrypted up to: go's %d, libsignal's %d; decrypted of epoch %d or later: go's %d, libsignal's %d",
 		ep.Sent[0], ep.Sent[1], ep.Keyed[0], ep.Keyed[1], ep.MinEpoch, ep.Delivered[0], ep.Delivered[1])
 }
