@@ -341,6 +341,25 @@ func kyberSecret(ss, ct []byte) []byte {
 	return sha3.SumSHAKE256(append(ss, h[:]...), 32)
 }
 
+// dhPair is one of PQXDH's Diffie-Hellman agreements.
+type dhPair struct {
+	k *ecdh.PrivateKey
+	p *ecdh.PublicKey
+}
+
+// agree runs PQXDH's agreements in order.
+func agree(pairs []dhPair) ([][]byte, error) {
+	dhs := make([][]byte, 0, len(pairs))
+	for _, pr := range pairs {
+		dh, err := pr.k.ECDH(pr.p)
+		if err != nil {
+			return nil, err
+		}
+		dhs = append(dhs, dh)
+	}
+	return dhs, nil
+}
+
 func pqxdhKeys(dhs [][]byte, kss []byte) *Keys {
 	ikm := make([]byte, 32, 32*6)
 	for i := range ikm {
@@ -374,27 +393,17 @@ func Initiate(identity *ecdh.PrivateKey, regID uint32, b *Bundle, pt []byte) (*P
 	if err != nil {
 		return nil, nil, err
 	}
-	pairs := []struct {
-		k *ecdh.PrivateKey
-		p *ecdh.PublicKey
-	}{{identity, spkB}, {ek, ikB}, {ek, spkB}}
+	pairs := []dhPair{{identity, spkB}, {ek, ikB}, {ek, spkB}}
 	if b.OneTimePreKey != nil {
 		opkB, err := decodeEC(b.OneTimePreKey)
 		if err != nil {
 			return nil, nil, err
 		}
-		pairs = append(pairs, struct {
-			k *ecdh.PrivateKey
-			p *ecdh.PublicKey
-		}{ek, opkB})
+		pairs = append(pairs, dhPair{ek, opkB})
 	}
-	dhs := make([][]byte, 0, 4)
-	for _, pr := range pairs {
-		dh, err := pr.k.ECDH(pr.p)
-		if err != nil {
-			return nil, nil, err
-		}
-		dhs = append(dhs, dh)
+	dhs, err := agree(pairs)
+	if err != nil {
+		return nil, nil, err
 	}
 	ss, ct := ekK.Encapsulate()
 	local := encode(identity.PublicKey())
@@ -455,27 +464,17 @@ func (k *PreKeys) Respond(msg []byte) (*Party, []byte, error) {
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return nil, nil, err
 	}
-	pairs := []struct {
-		k *ecdh.PrivateKey
-		p *ecdh.PublicKey
-	}{{spk, ikA}, {ikB, ekA}, {spk, ekA}}
+	pairs := []dhPair{{spk, ikA}, {ikB, ekA}, {spk, ekA}}
 	if hasOPK {
 		opk, err := x.NewPrivateKey(k.OneTimePreKey)
 		if err != nil {
 			return nil, nil, err
 		}
-		pairs = append(pairs, struct {
-			k *ecdh.PrivateKey
-			p *ecdh.PublicKey
-		}{opk, ekA})
+		pairs = append(pairs, dhPair{opk, ekA})
 	}
-	dhs := make([][]byte, 0, 4)
-	for _, pr := range pairs {
-		dh, err := pr.k.ECDH(pr.p)
-		if err != nil {
-			return nil, nil, err
-		}
-		dhs = append(dhs, dh)
+	dhs, err := agree(pairs)
+	if err != nil {
+		return nil, nil, err
 	}
 	dk, err := mlkem.NewDecapsulationKey1024(k.KyberSeed)
 	if err != nil {
