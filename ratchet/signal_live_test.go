@@ -30,12 +30,14 @@ const (
 	liveMinEpoch = 4
 )
 
-// TestLiveSignalRatchet: seeded conversations of 250 steps
-// (signallive.Conversation) between a Go Session and libsignal, Go as
-// initiator and as responder, with and without a one-time prekey: bursts
-// both ways, deliveries reordered by up to 5 positions, lost messages,
-// tampered copies refused by both sides (Go's state unchanged) before the
-// original decrypts, and replays refused.
+// TestLiveSignalRatchet: seeded conversations of liveSteps steps
+// (signallive.Conversation, paced) between a Go Session and libsignal, Go
+// as initiator and as responder, with and without a one-time prekey:
+// bursts both ways, deliveries reordered by up to 5 positions, lost
+// messages, tampered copies refused by both sides (Go's state unchanged)
+// before the original decrypts, and replays refused. Both sides' SPQR
+// epochs must reach liveMinEpoch, with messages of those epochs
+// decrypting each way.
 func TestLiveSignalRatchet(t *testing.T) {
 	v := libsignaltest.Load(t)
 	for _, c := range []struct {

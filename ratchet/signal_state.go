@@ -2,6 +2,7 @@ package ratchet
 
 import (
 	"encoding/binary"
+	"errors"
 	"slices"
 
 	"github.com/ratchetkit/ratchetkit/internal/curve"
@@ -35,8 +36,11 @@ const stateVersionSignal = 2
 //	            ReceivingChain chains[chain_count];  /* oldest first */
 //	            SkippedChain skipped<0..2^24-1>;      /* as in version 1 */
 //	    };
-//	    uint8  pq_kind;             /* 1 = minimal SPQR (internal/spqr.Minimal) */
-//	    opaque pq_state<0..2^24-1>;
+//	    uint8  pq_kind;             /* 1 = minimal SPQR (internal/spqr.Minimal,
+//	                                   written before full SPQR; moves to
+//	                                   full SPQR when loaded and used),
+//	                                   2 = full SPQR (internal/spqr.Ratchet) */
+//	    opaque pq_state<0..2^24-1>; /* the kind's AppendBinary */
 //	} SignalSessionState;
 //
 //	struct {
@@ -178,9 +182,14 @@ func (s *Session) parseSignal(b []byte) error {
 // Upgrade and SIGNAL.md). The state does not record which side it is once
 // it has received, so the direction comes from the chains
 // (Minimal.Initiator), checked against the phase where that tells; a
-// state that is neither side's is refused here, at load.
+// state that is neither side's is refused here, at load. A state too long
+// in both directions to tell cheaply (spqr.MaxUpgradeSteps) stays on
+// minimal SPQR, which libsignal accepts as it did before.
 func upgradeMinimal(m *spqr.Minimal, phase byte) (pqRatchet, error) {
 	initiator, err := m.Initiator()
+	if errors.Is(err, spqr.ErrUpgradeTooLong) {
+		return m, nil
+	}
 	if err != nil {
 		m.Clear()
 		return nil, invalid("SPQR state")

@@ -2,12 +2,14 @@ package ratchet
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/ratchetkit/ratchetkit/internal/spqr"
 	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/pqxdh"
 )
@@ -230,5 +232,34 @@ func TestSignalMinimalStateRejects(t *testing.T) {
 		if _, err := ParseSession(b); !errors.Is(err, ErrInvalidState) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestSignalMinimalStateTooLong: a state of minimal SPQR whose chains are
+// both past spqr.MaxUpgradeSteps stays on minimal SPQR (telling its
+// direction would cost too much): it loads, works and is stored as
+// pq_kind 1.
+func TestSignalMinimalStateTooLong(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(goldenDir, "signal-v2-initiator.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParseSession(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pq := len(b) - s.sig.pq.MarshaledSize() // pqr_key, send_chain, send_index, recv_chain, recv_index
+	for _, at := range []int{pq + 64, pq + 100} {
+		binary.BigEndian.PutUint32(b[at:], spqr.MaxUpgradeSteps+1)
+	}
+	if s, err = ParseSession(b); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.sig.pq.(*spqr.Minimal); !ok {
+		t.Fatal("not kept on minimal SPQR")
+	}
+	mustEncrypt(t, s, "still minimal")
+	if out := state(t, s); out[len(out)-s.sig.pq.MarshaledSize()-4] != pqKindMinimal {
+		t.Fatal("not stored as pq_kind 1")
 	}
 }

@@ -180,8 +180,9 @@ func ParseSession(b []byte) (*Session, error) {
 
 // UnmarshalBinary replaces s's state with the one in b, as ParseSession
 // would return it, wiping the secrets s held. It lets a caller that loads
-// sessions often reuse one Session: with no skipped keys stored, it
-// allocates nothing. On error s is unchanged.
+// sessions often reuse one Session: a profile v1 state with no skipped
+// keys stored allocates nothing (a Signal state allocates its SPQR state).
+// On error s is unchanged.
 func (s *Session) UnmarshalBinary(b []byte) error {
 	var n Session
 	if err := n.parse(b); err != nil {

@@ -266,5 +266,5 @@
 // evicted, deleted or reset.
 //
 // Profile v1 is not wire-compatible with Signal; a Manager configured for
-// ratchet.Signal is, with the limits SIGNAL.md lists (minimum SPQR).
+// ratchet.Signal is, with the limits SIGNAL.md lists (full SPQR included).
 package session

@@ -22,7 +22,9 @@
 // accepted by libsignal 0.103, which then never leaves epoch 1 itself: the
 // session has PQXDH's post-quantum protection of its first keys and a hash
 // chain, but no post-quantum ratcheting. Start, Chain, AppendNone and
-// Minimal are that behaviour, which Signal sessions used before full SPQR.
+// Minimal are that behaviour, which Signal sessions used before full SPQR;
+// Minimal.Initiator and Minimal.Upgrade move such a state to full SPQR
+// (its first epoch's chains kept, a fresh braid).
 //
 // # Full SPQR
 //

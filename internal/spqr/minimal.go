@@ -265,11 +265,10 @@ func (m Minimal) Format(f fmt.State, _ rune) { fmt.Fprint(f, m.String()) }
 
 // MaxUpgradeSteps bounds the chain steps Initiator takes: it tells the
 // directions apart by stepping a first-epoch chain to the lower of the two
-// indexes, which for a state past it in both directions (more than a
-// million messages each way) would cost seconds, so such a state is
-// refused instead (ErrUpgradeTooLong). A state from storage is not trusted
-// to be cheap.
-const MaxUpgradeSteps = 1 << 20
+// indexes, about 2 µs a step, twice for a state of the responder. A state
+// past it in both directions (more than 65 536 messages each way) gets
+// ErrUpgradeTooLong instead: a stored state is not trusted to be cheap.
+const MaxUpgradeSteps = 1 << 16
 
 // ErrUpgradeTooLong is returned by Initiator for a state whose chains are
 // both more than MaxUpgradeSteps long.
@@ -277,9 +276,9 @@ var ErrUpgradeTooLong = errors.New("spqr: minimal state too long to tell its dir
 
 // Initiator reports whether m is the initiator's state (sending on A2B).
 // Minimal does not store its direction, so Initiator derives the first
-// epoch's chains from the PQR key and steps both to the lower of m's two
-// indexes: m's chain at that index equals exactly one of them, unless m is
-// not a state NewMinimal started (ErrInvalidState).
+// epoch's chains from the PQR key and steps them to the lower of m's two
+// indexes, where m's chain must equal exactly one of them (else
+// ErrInvalidState: m is not a state NewMinimal started).
 func (m *Minimal) Initiator() (bool, error) {
 	c, sending := &m.recv, false
 	if m.send.index <= m.recv.index {
@@ -290,19 +289,17 @@ func (m *Minimal) Initiator() (bool, error) {
 	}
 	e := Start(&m.pqrKey)
 	defer e.Clear()
-	a, b := e.Chain(AToB), e.Chain(BToA)
-	defer a.Clear()
-	defer b.Clear()
-	for a.index < c.index {
-		ka, kb := a.Next(), b.Next()
-		clear(ka[:])
-		clear(kb[:])
-	}
-	switch {
-	case subtle.ConstantTimeCompare(a.key[:], c.key[:]) == 1:
-		return sending, nil // c is the A2B chain
-	case subtle.ConstantTimeCompare(b.key[:], c.key[:]) == 1:
-		return !sending, nil
+	for _, d := range []Direction{AToB, BToA} {
+		x := e.Chain(d)
+		for x.index < c.index {
+			k := x.Next()
+			clear(k[:])
+		}
+		same := subtle.ConstantTimeCompare(x.key[:], c.key[:]) == 1
+		x.Clear()
+		if same {
+			return sending == (d == AToB), nil
+		}
 	}
 	return false, ErrInvalidState
 }
@@ -328,7 +325,7 @@ func (m *Minimal) Upgrade(initiator bool) *Ratchet {
 	if len(m.history) > 0 {
 		l.recv.history = make([]skippedKey, len(m.history))
 		for i, h := range m.history {
-			l.recv.history[i] = skippedKey{h.index, h.key}
+			l.recv.history[i] = skippedKey(h)
 		}
 	}
 	m.Clear()

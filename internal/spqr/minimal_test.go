@@ -275,13 +275,13 @@ func TestMinimalInitiator(t *testing.T) {
 	}
 	long := NewMinimal(&other, true).AppendBinary(nil)
 	for _, at := range []int{KeySize + KeySize, KeySize + 2*KeySize + 4} { // send_index, recv_index
-		long[at] = 0x10 // 2^28
+		long[at+1], long[at+3] = 0x01, 0x01 // 2^16 + 1
 	}
 	m, err = ParseMinimal(long)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := m.Initiator(); !errors.Is(err, ErrUpgradeTooLong) {
-		t.Fatalf("chains of 2^28 each: %v", err)
+		t.Fatalf("chains of 2^16 + 1 each: %v", err)
 	}
 }
