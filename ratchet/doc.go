@@ -177,11 +177,15 @@
 //     first sending step at once.
 //   - SPQR runs beside the Double Ratchet behind a small interface: sending
 //     gives a payload and a key, receiving gives a key that is committed
-//     only with the message. Today that is internal/spqr's minimal SPQR
-//     (the first epoch's chains, None messages), whose own bounds (an index
-//     at most 25 000 ahead, late indexes at most 2 000 behind) make
-//     libsignal's effective limit 24 999 skipped messages; full SPQR
-//     replaces only that part.
+//     only with the message, braid and chains together. It is
+//     internal/spqr's full SPQR V1: an ML-KEM-768 braid whose epoch
+//     secrets start new chains, so the message keys heal against a quantum
+//     attacker as epochs advance. Its bounds (an index at most 25 000 ahead
+//     in its epoch, late indexes at most 2 000 behind) make libsignal's
+//     effective limit 24 999 skipped messages. A state written before
+//     full SPQR (pq_kind 1, minimal SPQR: the first epoch's chains and None
+//     messages) is loaded with its chains as they were and a fresh braid,
+//     and moves to full SPQR with its first message sent or decrypted.
 //
 // A Signal session's state is version 2 of the state format (the layout is
 // in signal_state.go); profile v1 sessions keep writing version 1. Config's

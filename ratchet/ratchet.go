@@ -61,7 +61,8 @@ var (
 	ErrCounterOverflow = errors.New("ratchet: message counter overflow")
 	// ErrMalformed reports a message shorter than 58 bytes, the shortest
 	// valid ratchet message, or, to a Signal session, anything but a strict
-	// SignalMessage with a well-formed SPQR payload of the first epoch.
+	// SignalMessage with an SPQR payload the session's SPQR state accepts
+	// (well formed, of an epoch it holds, its braid pieces checked).
 	ErrMalformed = errors.New("ratchet: malformed message")
 	// ErrUnknownType reports a message whose first byte is not 0x01, the
 	// ratchet message type (0x02, a prekey message, belongs to the session
@@ -111,6 +112,10 @@ type Config struct {
 	// keySource replaces crypto/rand for new ratchet key pairs; set only
 	// through internal/hazmat, by known-answer tests.
 	keySource hazmat.KeySource
+	// minimalSPQR makes a Signal session run spqr.Minimal instead of full
+	// SPQR. Set only by tests (export_spqr_test.go), to measure full SPQR
+	// against the minimum libsignal accepts.
+	minimalSPQR bool
 }
 
 // stateSuites is the one table of the suite identifiers a serialized state

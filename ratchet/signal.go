@@ -21,7 +21,8 @@ const (
 	// secret, AES-256-GCM (or ChaCha20-Poly1305) and the 42-byte header.
 	ProfileV1 Protocol = iota
 	// Signal is libsignal 0.103's Double Ratchet (message version 4) from
-	// PQXDH's keys, with the minimum of SPQR; see SIGNAL.md.
+	// PQXDH's keys, with SPQR's ML-KEM braid and epoch chains; see
+	// SIGNAL.md.
 	Signal
 )
 
@@ -137,7 +138,11 @@ func newSignalSession(k *pqxdh.Keys, local, remote *keys.PublicKey, cfg *Config,
 	copy(s.sig.remoteID[:], remote.Bytes())
 	s.sig.localKey, s.sig.remoteKey = storedKey(&s.sig.localID), storedKey(&s.sig.remoteID)
 	s.rk = k.RootKey
-	s.sig.pq = spqr.NewMinimal(&k.PQRKey, initiator)
+	if cfg != nil && cfg.minimalSPQR {
+		s.sig.pq = spqr.NewMinimal(&k.PQRKey, initiator)
+	} else {
+		s.sig.pq = newFullPQ(&k.PQRKey, initiator)
+	}
 	return s, nil
 }
 
@@ -156,8 +161,10 @@ func (s *Session) signalEncrypt(dst, plaintext []byte) ([]byte, error) {
 	w := getWork()
 	defer putWork(w)
 	payload, salt, err := s.sig.pq.Send(w.pq[:0])
-	if err != nil {
+	if errors.Is(err, spqr.ErrIndexOverflow) {
 		return nil, ErrCounterOverflow
+	} else if err != nil {
+		return nil, err // crypto/rand failed for the braid's key pair or encapsulation
 	}
 	w.pq = payload
 	h := kdf.Get()
@@ -179,6 +186,7 @@ func (s *Session) signalEncrypt(dst, plaintext []byte) ([]byte, error) {
 	}
 	tag := signalsuite.Tag(mk, s.sig.localKey, s.sig.remoteKey, dst[start:])
 	s.ns++
+	s.sig.settlePQ()
 	return append(dst, tag[:]...), nil
 }
 
@@ -274,13 +282,8 @@ func (s *Session) signalDecrypt(dst, msg []byte) ([]byte, error) {
 		kdfCK(h, w, &chainAtCount, seed)
 	}
 	salt, err := s.sig.pq.Recv(m.PQRatchet)
-	switch {
-	case errors.Is(err, spqr.ErrTooFar):
-		return nil, ErrTooManySkipped
-	case errors.Is(err, spqr.ErrKeyUsed), errors.Is(err, spqr.ErrKeyTrimmed):
-		return nil, ErrDuplicate
-	case err != nil:
-		return nil, ErrMalformed
+	if err != nil {
+		return nil, pqError(err)
 	}
 	mk := signalsuite.DeriveMessageKeys(seed, salt[:])
 	clear(salt[:])
@@ -325,6 +328,7 @@ func (s *Session) signalDecrypt(dst, msg []byte) ([]byte, error) {
 		s.dhsPriv, s.dhsPub = w.priv, w.pub
 	}
 	s.sig.pq.Commit(m.PQRatchet)
+	s.sig.settlePQ()
 	s.phase = phaseEstablished
 	return append(dst, pt...), nil
 }

@@ -12,7 +12,9 @@ import (
 // signalFixture is a deterministic established Signal responder holding
 // seeds on two receiving chains, and messages for each decryption path
 // against it: a stored seed of the older and of the newer chain, the newer
-// chain ahead of its position, and a new chain (a DH ratchet step).
+// chain ahead of its position, and a new chain (a DH ratchet step). Both
+// run full SPQR with seeded braids: Alice's messages carry her
+// encapsulation key header's chunks, which Bob's braid collects.
 var signalFixture = sync.OnceValue(func() fixture {
 	t := panicTB{}
 	k, aliceID, bobID, spk, key := signalGoldenKeys(t)
@@ -21,6 +23,8 @@ var signalFixture = sync.OnceValue(func() fixture {
 		panic(err)
 	}
 	bob, _ := NewSignalResponder(k, bobID, aliceID, spk, withKeys(&Config{}, key("fuzz b1"), key("fuzz b2")))
+	seedSPQR(alice, "fuzz alice")
+	seedSPQR(bob, "fuzz bob")
 	var a [4][]byte
 	for i := range a {
 		a[i] = mustEncrypt(t, alice, fmt.Sprint("a", i))
@@ -81,7 +85,7 @@ func TestWriteSignalFuzzCorpus(t *testing.T) {
 	var msgs [][]byte
 	for _, m := range fx.msgs {
 		msgs = append(msgs, m)
-		for _, at := range []int{0, 1, 3, 35, 37, 39, len(m) - 9, len(m) - 1} {
+		for _, at := range []int{0, 1, 3, 35, 37, 39, len(m) - 20, len(m) - 9, len(m) - 1} {
 			c := bytes.Clone(m)
 			c[at] ^= 0x01
 			msgs = append(msgs, c)

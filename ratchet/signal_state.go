@@ -2,9 +2,11 @@ package ratchet
 
 import (
 	"encoding/binary"
+	"errors"
 	"slices"
 
 	"github.com/ratchetkit/ratchetkit/internal/curve"
+	"github.com/ratchetkit/ratchetkit/internal/spqr"
 )
 
 // stateVersionSignal is the state layout of Signal sessions. Profile v1
@@ -34,8 +36,11 @@ const stateVersionSignal = 2
 //	            ReceivingChain chains[chain_count];  /* oldest first */
 //	            SkippedChain skipped<0..2^24-1>;      /* as in version 1 */
 //	    };
-//	    uint8  pq_kind;             /* 1 = minimal SPQR (internal/spqr.Minimal) */
-//	    opaque pq_state<0..2^24-1>;
+//	    uint8  pq_kind;             /* 1 = minimal SPQR (internal/spqr.Minimal,
+//	                                   written before full SPQR; moves to
+//	                                   full SPQR when loaded and used),
+//	                                   2 = full SPQR (internal/spqr.Ratchet) */
+//	    opaque pq_state<0..2^24-1>; /* the kind's AppendBinary */
 //	} SignalSessionState;
 //
 //	struct {
@@ -81,7 +86,7 @@ func (s *Session) appendSignal(b []byte) []byte {
 		}
 		b = s.skipped.appendBinary(b)
 	}
-	b = append(b, pqKindMinimal)
+	b = append(b, pqKind(s.sig.pq))
 	b = appendUint24(b, s.sig.pq.MarshaledSize())
 	return s.sig.pq.AppendBinary(b)
 }
@@ -161,6 +166,37 @@ func (s *Session) parseSignal(b []byte) error {
 		return invalid("trailing bytes")
 	}
 	var err error
-	s.sig.pq, err = parsePQ(kind, pq)
+	if s.sig.pq, err = parsePQ(kind, pq); err != nil {
+		return err
+	}
+	if m, ok := s.sig.pq.(*spqr.Minimal); ok {
+		s.sig.pq, err = upgradeMinimal(m, s.phase)
+	}
 	return err
+}
+
+// upgradeMinimal starts the move of a state of minimal SPQR (pq_kind 1,
+// written before full SPQR) to full SPQR. spqr.Minimal.Upgrade keeps the
+// first epoch's chains where they are and starts the braid afresh, which
+// a peer's braid, libsignal's included, can only be waiting for (see
+// Upgrade and SIGNAL.md). The state does not record which side it is once
+// it has received, so the direction comes from the chains
+// (Minimal.Initiator), checked against the phase where that tells; a
+// state that is neither side's is refused here, at load. A state too long
+// in both directions to tell cheaply (spqr.MaxUpgradeSteps) stays on
+// minimal SPQR, which libsignal accepts as it did before.
+func upgradeMinimal(m *spqr.Minimal, phase byte) (pqRatchet, error) {
+	initiator, err := m.Initiator()
+	if errors.Is(err, spqr.ErrUpgradeTooLong) {
+		return m, nil
+	}
+	if err != nil {
+		m.Clear()
+		return nil, invalid("SPQR state")
+	}
+	if (phase == phaseInitiator && !initiator) || (phase == phaseResponder && initiator) {
+		m.Clear()
+		return nil, invalid("SPQR state of the other side")
+	}
+	return &upgradePQ{m: m, initiator: initiator}, nil
 }

@@ -2,12 +2,14 @@ package ratchet
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/ratchetkit/ratchetkit/internal/spqr"
 	"github.com/ratchetkit/ratchetkit/keys"
 	"github.com/ratchetkit/ratchetkit/pqxdh"
 )
@@ -131,4 +133,133 @@ func TestSignalUnmarshalBinary(t *testing.T) {
 		t.Fatalf("a failed UnmarshalBinary changed the session: %v", err)
 	}
 	mustDecrypt(t, s, mustEncrypt(t, alice, "to the reused session"), "to the reused session")
+}
+
+// goldenSignalV2Full builds the golden Signal sessions of full SPQR
+// (pq_kind 2) deterministically: the inputs of goldenSignalV2, every
+// ratchet key from a counter, and seeded braids. Each stored session's
+// next Encrypt draws no randomness, so its message is fixed too.
+func goldenSignalV2Full(t *testing.T) (map[string][]byte, []goldenRecord) {
+	k, aliceID, bobID, spk, key := signalGoldenKeys(t)
+	counter := func(who string) *Config {
+		n := 0
+		return &Config{keySource: func() (*keys.PrivateKey, error) {
+			n++
+			return key(fmt.Sprint("full ", who, n)), nil
+		}}
+	}
+	alice, err := NewSignalInitiator(k, aliceID, bobID, spk.PublicKey(), counter("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := NewSignalResponder(k, bobID, aliceID, spk, counter("bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedSPQR(alice, "golden alice")
+	seedSPQR(bob, "golden bob")
+	files := map[string][]byte{}
+	a := make([][]byte, 5)
+	for i := range a {
+		a[i] = mustEncrypt(t, alice, fmt.Sprint("a", i))
+	}
+	files["signal-v2-spqr-responder.bin"] = state(t, bob)
+	files["signal-v2-spqr-initiator.bin"] = state(t, alice)
+	recs := []goldenRecord{
+		{File: "signal-v2-spqr-responder.bin", Description: "Signal responder with full SPQR before its first message",
+			Decrypt: []goldenStep{{Msg: a[2], Pt: []byte("a2"), DHPriv: key("full bob1").Bytes()}, {Msg: a[0], Pt: []byte("a0")}, {Msg: a[2], Error: "duplicate"}}},
+		{File: "signal-v2-spqr-initiator.bin", Description: "Signal initiator with full SPQR after sending five messages (header chunks), nothing received",
+			Encrypt: &goldenStep{Pt: []byte("a5")}},
+	}
+	for i := 1; i < len(a); i++ {
+		mustDecrypt(t, bob, a[i], fmt.Sprint("a", i))
+	}
+	// Round trips until the braid is past epoch 3, stopping where Bob's
+	// next message needs no randomness. Every other round Alice sends one
+	// more message first, which Bob does not get yet: he gets the next one
+	// on the same chain, and stores the first one's seed.
+	var late []goldenStep
+	sameNext := func(s *Session) bool { // the next Encrypt of the stored state is fixed
+		b := state(t, s)
+		return bytes.Equal(mustEncrypt(t, must(ParseSession(b)), "x"), mustEncrypt(t, must(ParseSession(b)), "x"))
+	}
+	for i := 0; pqEpoch(bob) < 4 || pqEpoch(alice) < 4 || len(late) < 2 || !sameNext(bob); i++ {
+		if i%2 == 0 {
+			late = append(late, goldenStep{Msg: mustEncrypt(t, alice, fmt.Sprint("late", i)), Pt: []byte(fmt.Sprint("late", i))})
+		}
+		ma := mustEncrypt(t, alice, fmt.Sprint("c", i))
+		mustDecrypt(t, bob, ma, fmt.Sprint("c", i))
+		mb := mustEncrypt(t, bob, fmt.Sprint("d", i))
+		mustDecrypt(t, alice, mb, fmt.Sprint("d", i))
+	}
+	files["signal-v2-spqr-established.bin"] = state(t, bob)
+	// a0 is late too, but of a receiving chain Bob has dropped and of SPQR
+	// epoch 1, whose chains SPQR has dropped (it keeps the epoch before
+	// its sending epoch only): the SPQR check refuses it.
+	steps := append([]goldenStep{{Msg: a[0], Error: "malformed"}}, late[len(late)-2:]...)
+	steps = append(steps, goldenStep{Msg: late[len(late)-1].Msg, Error: "duplicate"})
+	recs = append(recs, goldenRecord{File: "signal-v2-spqr-established.bin",
+		Description: fmt.Sprintf("Signal responder with full SPQR at braid epoch %d: a late message of epoch 1 is refused, the two newest late ones decrypt once", pqEpoch(bob)),
+		Decrypt:     steps,
+		Encrypt:     &goldenStep{Pt: []byte("b-last")}})
+	return files, recs
+}
+
+// TestSignalMinimalStateRejects: a state of minimal SPQR is refused at
+// load when its chains are neither side's, or the other side's than its
+// phase says (the golden responder, whose phase tells its side).
+func TestSignalMinimalStateRejects(t *testing.T) {
+	good, err := os.ReadFile(filepath.Join(goldenDir, "signal-v2-responder.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParseSession(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pq := len(good) - s.sig.pq.MarshaledSize() // pqr_key, send_chain, send_index, recv_chain, ...
+	send, recv := pq+32, pq+32+36
+	for name, mutate := range map[string]func(b []byte){
+		"chains of neither side": func(b []byte) { b[send] ^= 1 },
+		"the initiator's chains": func(b []byte) {
+			tmp := bytes.Clone(b[send : send+32])
+			copy(b[send:send+32], b[recv:recv+32])
+			copy(b[recv:recv+32], tmp)
+		},
+	} {
+		b := bytes.Clone(good)
+		mutate(b)
+		if _, err := ParseSession(b); !errors.Is(err, ErrInvalidState) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestSignalMinimalStateTooLong: a state of minimal SPQR whose chains are
+// both past spqr.MaxUpgradeSteps stays on minimal SPQR (telling its
+// direction would cost too much): it loads, works and is stored as
+// pq_kind 1.
+func TestSignalMinimalStateTooLong(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(goldenDir, "signal-v2-initiator.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParseSession(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pq := len(b) - s.sig.pq.MarshaledSize() // pqr_key, send_chain, send_index, recv_chain, recv_index
+	for _, at := range []int{pq + 64, pq + 100} {
+		binary.BigEndian.PutUint32(b[at:], spqr.MaxUpgradeSteps+1)
+	}
+	if s, err = ParseSession(b); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.sig.pq.(*spqr.Minimal); !ok {
+		t.Fatal("not kept on minimal SPQR")
+	}
+	mustEncrypt(t, s, "still minimal")
+	if out := state(t, s); out[len(out)-s.sig.pq.MarshaledSize()-4] != pqKindMinimal {
+		t.Fatal("not stored as pq_kind 1")
+	}
 }

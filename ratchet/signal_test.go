@@ -467,8 +467,8 @@ func signalConversation(t *testing.T, rng *mrand.Rand, steps int) map[string]int
 			s[from] = p
 		}
 	}
-	t.Logf("%v", stats)
-	if stats["delivered"] < steps/4 || stats["refused"] == 0 || stats["dh steps"] < steps/50 {
+	t.Logf("%v, SPQR epochs %d and %d", stats, pqEpoch(s[0]), pqEpoch(s[1]))
+	if stats["delivered"] < steps/4 || stats["refused"] == 0 || stats["dh steps"] < steps/50 || min(pqEpoch(s[0]), pqEpoch(s[1])) < 3 {
 		t.Fatalf("a conversation that tests little: %v", stats)
 	}
 	return stats
@@ -535,7 +535,9 @@ func TestSignalCounterLimits(t *testing.T) {
 	if !bytes.Equal(before, state(t, alice)) {
 		t.Fatal("a refused Encrypt changed the state")
 	}
-	alice.ns = 0
+	// SPQR's sending index running out, with minimal SPQR, whose state
+	// can be edited here (spqr's tests cover the same for full SPQR).
+	alice, _ = newSignalPairMinimalSPQR(t)
 	pq := alice.sig.pq.(*spqr.Minimal)
 	b := pq.AppendBinary(nil)
 	copy(b[64:68], []byte{0xff, 0xff, 0xff, 0xff}) // send_index = 2^32−1, after pqr_key and send_chain
@@ -549,5 +551,59 @@ func TestSignalCounterLimits(t *testing.T) {
 	}
 	if !bytes.Equal(before, state(t, alice)) {
 		t.Fatal("a refused Encrypt changed the state")
+	}
+}
+
+// TestSignalSPQRKinds: a new Signal pair runs full SPQR, whose braid
+// leaves epoch 1 within 60 round trips and whose state is pq_kind 2; the
+// test-only minimal pair sends None messages of epoch 1 only, and its
+// state is pq_kind 1. Both re-marshal to themselves when parsed, and a
+// loaded minimal state moves to full SPQR with its first message.
+func TestSignalSPQRKinds(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		pair func(testing.TB) (*Session, *Session)
+		kind byte
+	}{{"full", newSignalPairFullSPQR, pqKindFull}, {"minimal", newSignalPairMinimalSPQR, pqKindMinimal}} {
+		t.Run(c.name, func(t *testing.T) {
+			alice, bob := c.pair(t)
+			types := map[spqr.MessageType]int{}
+			for i := range 60 {
+				for _, p := range [][2]*Session{{alice, bob}, {bob, alice}} {
+					msg := mustEncrypt(t, p[0], fmt.Sprint(i))
+					m, _, _, _ := signalwire.ParseSignalMessage(msg)
+					pq, err := spqr.Parse(m.PQRatchet)
+					if err != nil {
+						t.Fatal(err)
+					}
+					types[pq.Type]++
+					mustDecrypt(t, p[1], msg, fmt.Sprint(i))
+				}
+			}
+			for _, s := range []*Session{alice, bob} {
+				b := state(t, s)
+				if kind := b[len(b)-s.sig.pq.MarshaledSize()-4]; kind != c.kind {
+					t.Fatalf("pq_kind %d", kind)
+				}
+				p, err := ParseSession(b)
+				if err != nil || !bytes.Equal(state(t, p), b) {
+					t.Fatalf("state does not round-trip: %v", err)
+				}
+				// A parsed minimal state moves to full SPQR with its first
+				// message; then its state is pq_kind 2.
+				mustEncrypt(t, p, "after loading")
+				if pqKind(p.sig.pq) != pqKindFull {
+					t.Fatal("a loaded state did not move to full SPQR")
+				}
+			}
+			full := c.kind == pqKindFull
+			if e := min(pqEpoch(alice), pqEpoch(bob)); (e > 1) != full {
+				t.Fatalf("SPQR epoch %d", e)
+			}
+			if (types[spqr.None] == 120) == full {
+				t.Fatalf("SPQR message types %v", types)
+			}
+			t.Logf("epochs %d, %d; message types %v", pqEpoch(alice), pqEpoch(bob), types)
+		})
 	}
 }

@@ -162,7 +162,10 @@ func appendUint24(b []byte, v int) []byte {
 // any earlier state version. It rejects, with an error wrapping
 // ErrInvalidState, a blob that is truncated, has trailing bytes, or breaks
 // any rule of the layout (see the comment on the format in the source); a
-// successful parse re-marshals to the same bytes. It does not check that
+// successful parse re-marshals to the same bytes. (A Signal state of
+// minimal SPQR, written before full SPQR, moves to full SPQR with the
+// first message the session sends or decrypts; until then it re-marshals
+// as it was.) It does not check that
 // the stored public key matches the private key, which would cost a scalar
 // multiplication per load.
 //
@@ -177,8 +180,9 @@ func ParseSession(b []byte) (*Session, error) {
 
 // UnmarshalBinary replaces s's state with the one in b, as ParseSession
 // would return it, wiping the secrets s held. It lets a caller that loads
-// sessions often reuse one Session: with no skipped keys stored, it
-// allocates nothing. On error s is unchanged.
+// sessions often reuse one Session: a profile v1 state with no skipped
+// keys stored allocates nothing (a Signal state allocates its SPQR state).
+// On error s is unchanged.
 func (s *Session) UnmarshalBinary(b []byte) error {
 	var n Session
 	if err := n.parse(b); err != nil {

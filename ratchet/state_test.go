@@ -351,7 +351,7 @@ func TestGoldenState(t *testing.T) {
 	for _, g := range []struct {
 		manifest string
 		build    func(*testing.T) (map[string][]byte, []goldenRecord)
-	}{{"v1.json", goldenV1}, {"signal-v2.json", goldenSignalV2}} {
+	}{{"v1.json", goldenV1}, {"signal-v2.json", goldenSignalV2}, {"signal-v2-spqr.json", goldenSignalV2Full}} {
 		t.Run(g.manifest, func(t *testing.T) { testGolden(t, filepath.Join(goldenDir, g.manifest), g.build) })
 	}
 }
@@ -409,10 +409,19 @@ func testGolden(t *testing.T, manifest string, build func(*testing.T) (map[strin
 			if !bytes.Equal(state(t, s), b) {
 				t.Fatal("golden blob does not re-marshal to itself")
 			}
+			// A state of minimal SPQR moves to full SPQR with its first
+			// message: that message carries a braid chunk, with the same
+			// SPQR epoch and index and so the same keys and ciphertext.
+			_, upgrading := s.pqState().(*upgradePQ)
 			if r.Encrypt != nil {
 				e, _ := ParseSession(b)
 				m, err := e.Encrypt(r.Encrypt.Pt)
-				if err != nil || !bytes.Equal(m, r.Encrypt.Msg) {
+				if upgrading && err == nil {
+					sameExceptSPQR(t, m, r.Encrypt.Msg)
+					if pqKind(e.sig.pq) != pqKindFull {
+						t.Fatal("not upgraded by Encrypt")
+					}
+				} else if err != nil || !bytes.Equal(m, r.Encrypt.Msg) {
 					t.Fatalf("Encrypt: %v\n got %x\nwant %x", err, m, []byte(r.Encrypt.Msg))
 				}
 			}
@@ -426,6 +435,14 @@ func testGolden(t *testing.T, manifest string, build func(*testing.T) (map[strin
 				}
 				if err == nil && !bytes.Equal(pt, d.Pt) {
 					t.Fatalf("decrypt %d: %q, want %q", i, pt, d.Pt)
+				}
+			}
+			if upgrading && r.Decrypt != nil {
+				if pqKind(s.sig.pq) != pqKindFull {
+					t.Fatal("not upgraded by Decrypt")
+				}
+				if p, err := ParseSession(state(t, s)); err != nil || !bytes.Equal(state(t, p), state(t, s)) {
+					t.Fatalf("the upgraded state does not re-marshal to itself: %v", err)
 				}
 			}
 		})

@@ -52,6 +52,18 @@
 // other's messages, but the binding of a chain to a person is only as good
 // as the pairwise session that delivered its distribution message.
 //
+// # Distribution over pairwise sessions
+//
+// A distribution message carries the chain key in clear: it must travel
+// inside a pairwise session, to every device of every other member and
+// to the sender's own other devices (a chain is per sending device, as
+// libsignal keys records by device address). Package session's
+// Manager.EncryptToDevices does that fan-out over sessions of either
+// protocol, and its Example_groups runs a group of three through
+// creation, a group message and a removal with rotation. Records belong
+// in a store's SenderKeys area (store.SenderKeysOf): a member's decrypt
+// is Load, Record.Decrypt and Save in one transaction.
+//
 // # Strictness
 //
 // The parsers accept exactly libsignal's canonical encoding (see

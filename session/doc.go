@@ -81,6 +81,21 @@
 // source do not apply: libsignal's constants are fixed, and PQXDH draws
 // from crypto/rand.
 //
+// # Several devices and groups
+//
+// A user's devices are separate addresses (one name, several device ids),
+// each with sessions of its own. [Manager.EncryptToDevices] encrypts one
+// plaintext for every device of the lists the server gives (the
+// recipient's, and the sender's own, which keep the sender's other devices
+// in step), leaving out the sending device. It starts a session, from a
+// bundle its [BundleFetcher] fetches, with each device it has none with,
+// and returns a [FanoutReport]: per device, the message and its type, or
+// the error (ErrBundleFetch, an *IdentityError, a bundle that does not
+// verify); devices with sessions that the lists no longer name are
+// reported stale and their sessions kept. A device that fails is left as
+// it was, and never stops the others. Group messages (package senderkey)
+// use it to hand a distribution message to every member device.
+//
 // # Persistence and concurrency
 //
 // Every operation works on what the Manager knows of the address: its
@@ -237,6 +252,7 @@
 //     operations' Signal parts (StartSignalSession, PreKeySignalMessage
 //     wrapping and the 30-day limit, PQXDH responder sessions and the
 //     Kyber prekeys marked used);
+//   - fanout.go: EncryptToDevices, one plaintext for several devices;
 //   - identity.go: trusted identity keys and ResetIdentity; prekeys.go:
 //     Upkeep, signed prekey rotation, one-time prekey generation and
 //     pruning; kyber_prekeys.go: Upkeep's Kyber prekeys and
@@ -268,5 +284,5 @@
 // evicted, deleted or reset.
 //
 // Profile v1 is not wire-compatible with Signal; a Manager configured for
-// ratchet.Signal is, with the limits SIGNAL.md lists (minimum SPQR).
+// ratchet.Signal is, with the limits SIGNAL.md lists (full SPQR included).
 package session

@@ -30,6 +30,13 @@ import (
 // least 3 000 random steps per role.
 const liveSteps = 3000
 
+// liveMinEpoch is the SPQR wire epoch that, by the end of each live
+// conversation, messages of each side must have reached and decrypted in
+// (a message of wire epoch 4 is keyed from the chains of the braid's third
+// epoch secret). The conversations are paced (signallive.Epochs.Window)
+// so that the braid's round trips keep going.
+const liveMinEpoch = 4
+
 // liveSeeds is how many seeded conversations each role and one-time-prekey
 // case runs.
 const liveSeeds = 3
@@ -39,7 +46,8 @@ const liveSeeds = 3
 // 5 positions, lost messages, tampered copies refused by both sides (the Go
 // store unchanged) before the original decrypts, and replays refused by
 // both (the Go store unchanged). The Go side sends PreKeySignalMessages
-// exactly until it has received a message.
+// exactly until it has received a message. Both sides' SPQR epochs must
+// reach liveMinEpoch, with messages of those epochs decrypting each way.
 func TestLiveSignalSession(t *testing.T) {
 	v := libsignaltest.Load(t)
 	for _, c := range []struct {
@@ -63,9 +71,11 @@ func TestLiveSignalSession(t *testing.T) {
 				} else {
 					d, peer, goEnd, lsEnd = liveGoResponder(t, p, c.session == 0)
 				}
-				stats := signallive.Conversation(t, mrand.New(mrand.NewPCG(uint64(c.session), 11+seed)), goEnd, lsEnd, liveSteps, 6,
+				ep := &signallive.Epochs{MinEpoch: liveMinEpoch, Window: 10}
+				stats := signallive.Conversation(t, mrand.New(mrand.NewPCG(uint64(c.session), 11+seed)), ep.Track(t, 0, goEnd), ep.Track(t, 1, lsEnd), liveSteps, 6,
 					func() ([]byte, bool) { return take(t, d.st, peer).bytes(), true })
-				t.Logf("%v", stats)
+				t.Logf("%v; %v", stats, ep)
+				ep.Check(t, 10)
 			})
 		}
 	}

@@ -255,3 +255,17 @@ func (*Chains) String() string { return "spqr.Chains{REDACTED}" }
 
 // Format prints String whatever the verb.
 func (c *Chains) Format(f fmt.State, _ rune) { fmt.Fprint(f, c.String()) }
+
+// canSend reports whether SendKey(epoch) would succeed, without changing
+// c.
+func (c *Chains) canSend(epoch uint64) bool {
+	if epoch < c.sendEpoch {
+		return false
+	}
+	i, err := c.link(epoch)
+	if err != nil {
+		return false
+	}
+	l := c.links[i]
+	return l.sendLive && l.send.index != 1<<32-1
+}

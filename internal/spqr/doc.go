@@ -21,12 +21,14 @@
 // index || 0x00, varints) and keeps to the first epoch's chains is
 // accepted by libsignal 0.103, which then never leaves epoch 1 itself: the
 // session has PQXDH's post-quantum protection of its first keys and a hash
-// chain, but no post-quantum ratcheting. Start, Chain and AppendNone are
-// that behaviour, and what sessions use today.
+// chain, but no post-quantum ratcheting. Start, Chain, AppendNone and
+// Minimal are that behaviour, which Signal sessions used before full SPQR;
+// Minimal.Initiator and Minimal.Upgrade move such a state to full SPQR
+// (its first epoch's chains kept, a fresh braid).
 //
 // # Full SPQR
 //
-// The rest of the package is full SPQR V1, not yet used by sessions: the
+// The rest of the package is full SPQR V1, what Signal sessions run: the
 // erasure code that carries the braid's pieces in 32-byte chunks
 // (reedsolomon.go), the authenticator (authenticator.go), the chains of
 // every epoch with SPQR's out-of-order history (chain_epochs.go), and the

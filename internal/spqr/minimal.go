@@ -1,6 +1,7 @@
 package spqr
 
 import (
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -261,3 +262,72 @@ func (m Minimal) GoString() string { return m.String() }
 
 // Format prints String whatever the verb.
 func (m Minimal) Format(f fmt.State, _ rune) { fmt.Fprint(f, m.String()) }
+
+// MaxUpgradeSteps bounds the chain steps Initiator takes: it tells the
+// directions apart by stepping a first-epoch chain to the lower of the two
+// indexes, about 2 µs a step, twice for a state of the responder. A state
+// past it in both directions (more than 65 536 messages each way) gets
+// ErrUpgradeTooLong instead: a stored state is not trusted to be cheap.
+const MaxUpgradeSteps = 1 << 16
+
+// ErrUpgradeTooLong is returned by Initiator for a state whose chains are
+// both more than MaxUpgradeSteps long.
+var ErrUpgradeTooLong = errors.New("spqr: minimal state too long to tell its direction")
+
+// Initiator reports whether m is the initiator's state (sending on A2B).
+// Minimal does not store its direction, so Initiator derives the first
+// epoch's chains from the PQR key and steps them to the lower of m's two
+// indexes, where m's chain must equal exactly one of them (else
+// ErrInvalidState: m is not a state NewMinimal started).
+func (m *Minimal) Initiator() (bool, error) {
+	c, sending := &m.recv, false
+	if m.send.index <= m.recv.index {
+		c, sending = &m.send, true
+	}
+	if c.index > MaxUpgradeSteps {
+		return false, ErrUpgradeTooLong
+	}
+	e := Start(&m.pqrKey)
+	defer e.Clear()
+	for _, d := range []Direction{AToB, BToA} {
+		x := e.Chain(d)
+		for x.index < c.index {
+			k := x.Next()
+			clear(k[:])
+		}
+		same := subtle.ConstantTimeCompare(x.key[:], c.key[:]) == 1
+		x.Clear()
+		if same {
+			return sending == (d == AToB), nil
+		}
+	}
+	return false, ErrInvalidState
+}
+
+// Upgrade returns the full SPQR state that continues m, for the initiator
+// or the responder (see Initiator), and wipes m. The first epoch's chains
+// go on where m left them: the sending index, the receiving position and
+// the stored keys of late indexes are m's, so every message in flight
+// keeps its key. The braid starts afresh at epoch 1, its authenticator
+// from m's PQR key, as NewRatchet starts it. That is the state a peer
+// expects: m sent only None messages, and full SPQR's braid leaves its
+// first state only on a braid message (the key side on the first
+// ciphertext chunk, the ciphertext side on a complete header), so the
+// peer's braid is still at the start of epoch 1 too, the key side perhaps
+// sending the chunks of a header it sampled, which the fresh ciphertext
+// side collects from any of its later messages (any enough chunks decode).
+func (m *Minimal) Upgrade(initiator bool) *Ratchet {
+	r := NewRatchet(&m.pqrKey, initiator)
+	l := r.chains.links[0]
+	l.send.Clear()
+	l.recv.Clear()
+	l.send, l.recv.Chain = m.send, m.recv
+	if len(m.history) > 0 {
+		l.recv.history = make([]skippedKey, len(m.history))
+		for i, h := range m.history {
+			l.recv.history[i] = skippedKey(h)
+		}
+	}
+	m.Clear()
+	return r
+}

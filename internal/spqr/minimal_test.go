@@ -3,6 +3,7 @@ package spqr
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -125,5 +126,162 @@ func TestMinimalKeepsPQRKey(t *testing.T) {
 	p.Clear()
 	if p.pqrKey != ([KeySize]byte{}) {
 		t.Fatal("Clear kept the PQR key")
+	}
+}
+
+// TestMinimalUpgrade: a Minimal party talks to a full SPQR peer (as with
+// libsignal), then is upgraded: Initiator finds its direction, the
+// upgrade serves the late keys Minimal stored and continues its indexes,
+// and the two then move through epochs together, reordering and losing
+// messages, the peer never having been told.
+func TestMinimalUpgrade(t *testing.T) {
+	for _, minInit := range []bool{true, false} {
+		t.Run(map[bool]string{true: "minimal initiator", false: "minimal responder"}[minInit], func(t *testing.T) {
+			a, b := newPair(11) // seeded full ratchets; one is replaced by Minimal
+			peer := b
+			if !minInit {
+				peer = a
+			}
+			pqr := [KeySize]byte{11, 0, 0xaa}
+			m := NewMinimal(&pqr, minInit)
+			var late []sent
+			// 40 rounds: the peer sends three messages, of which Minimal
+			// takes the first and third (the second is kept for after the
+			// upgrade), and answers with two None messages.
+			for i := range 40 {
+				for j := range 3 {
+					msg, key, err := peer.Send()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if j == 1 {
+						late = append(late, sent{msg, key})
+						continue
+					}
+					if i > 30 && j == 2 {
+						continue // lost
+					}
+					got, err := m.Recv(msg)
+					if err != nil || got != key {
+						t.Fatalf("Minimal receiving: %v", err)
+					}
+					m.Commit(msg)
+				}
+				for range 2 {
+					msg, key, err := m.Send(nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, commit, err := peer.Receive(msg)
+					if err != nil || got != key {
+						t.Fatalf("the peer receiving None: %v", err)
+					}
+					commit()
+				}
+			}
+			if peer.Epoch() != 1 {
+				t.Fatalf("the peer's braid left epoch 1 alone: %d", peer.Epoch())
+			}
+			initiator, err := m.Initiator()
+			if err != nil || initiator != minInit {
+				t.Fatalf("Initiator: %v, %v", initiator, err)
+			}
+			sendIndex := m.SendIndex()
+			up := m.Upgrade(initiator)
+			up.rand = seededReader{rand.NewChaCha8([32]byte{byte(len(late)), 1})}
+			if m.pqrKey != ([KeySize]byte{}) || m.Stored() != 0 {
+				t.Fatal("Upgrade did not wipe the Minimal state")
+			}
+			for _, s := range late {
+				key, commit, err := up.Receive(s.msg)
+				if err != nil || key != s.key {
+					t.Fatalf("a late message after the upgrade: %v", err)
+				}
+				commit()
+				if _, _, err := up.Receive(s.msg); !errors.Is(err, ErrKeyUsed) {
+					t.Fatalf("a late message replayed after the upgrade: %v", err)
+				}
+			}
+			msg, _, err := up.Send()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pm, _, _ := ParseMessage(msg); pm.Epoch != 1 || pm.Index != sendIndex+1 {
+				t.Fatalf("first message after the upgrade: epoch %d index %d, want 1, %d", pm.Epoch, pm.Index, sendIndex+1)
+			}
+			if _, commit, err := peer.Receive(msg); err != nil {
+				t.Fatal(err)
+			} else {
+				commit()
+			}
+			if minInit {
+				a = up
+			} else {
+				b = up
+			}
+			c := &conversation{t: t, r: rand.New(rand.NewPCG(11, 12)), a: a, b: b, stats: map[string]int{}}
+			for range 2000 {
+				to := c.r.IntN(2)
+				switch op := c.r.IntN(10); {
+				case op < 5:
+					c.send(to)
+				case op < 6 && len(c.queues[to]) > 0:
+					c.queues[to] = c.queues[to][1:]
+				default:
+					c.deliver(to, c.r.IntN(4), false, 0)
+				}
+			}
+			if a.Epoch() < 3 || b.Epoch() < 3 {
+				t.Fatalf("after the upgrade: epochs %d and %d", a.Epoch(), b.Epoch())
+			}
+			t.Logf("epochs %d and %d after the upgrade, %v", a.Epoch(), b.Epoch(), c.stats)
+		})
+	}
+}
+
+// TestMinimalInitiator: Initiator tells the directions apart at any
+// indexes, refuses a state that is neither side's, and refuses work
+// beyond MaxUpgradeSteps.
+func TestMinimalInitiator(t *testing.T) {
+	a, b := minimalPair()
+	for i := range 5 {
+		for range i {
+			a.Send(nil)
+		}
+		p, _, _ := b.Send(nil)
+		b.Send(nil)
+		if _, err := a.Recv(p); err == nil {
+			a.Commit(p)
+		}
+		for _, c := range []struct {
+			m    *Minimal
+			want bool
+		}{{a, true}, {b, false}} {
+			got, err := c.m.Initiator()
+			if err != nil || got != c.want {
+				t.Fatalf("round %d: Initiator %v, %v; want %v", i, got, err, c.want)
+			}
+		}
+	}
+	other := [KeySize]byte{8}
+	bad := NewMinimal(&other, true).AppendBinary(nil)
+	copy(bad, a.AppendBinary(nil)[:KeySize]) // a's PQR key, another session's chains
+	m, err := ParseMinimal(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Initiator(); !errors.Is(err, ErrInvalidState) {
+		t.Fatalf("chains of another PQR key: %v", err)
+	}
+	long := NewMinimal(&other, true).AppendBinary(nil)
+	for _, at := range []int{KeySize + KeySize, KeySize + 2*KeySize + 4} { // send_index, recv_index
+		long[at+1], long[at+3] = 0x01, 0x01 // 2^16 + 1
+	}
+	m, err = ParseMinimal(long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Initiator(); !errors.Is(err, ErrUpgradeTooLong) {
+		t.Fatalf("chains of 2^16 + 1 each: %v", err)
 	}
 }

@@ -25,33 +25,48 @@ func NewRatchet(pqrKey *[KeySize]byte, initiator bool) *Ratchet {
 	return &Ratchet{braid: NewBraid(pqrKey, initiator), chains: NewChains(pqrKey, dir), rand: rand.Reader}
 }
 
+// SetRand replaces crypto/rand as the source of r's key-pair seeds and
+// encapsulation randomness, for tests that need reproducible messages.
+// It is not part of the state: a parsed Ratchet uses crypto/rand.
+func (r *Ratchet) SetRand(rd io.Reader) { r.rand = rd }
+
 // Epoch returns the braid's current epoch, the epoch of the next message
 // sent.
 func (r *Ratchet) Epoch() uint64 { return r.braid.epoch }
 
 // Send returns the SPQR message of the next ratchet message and its key,
 // and advances r.
-func (r *Ratchet) Send() ([]byte, [KeySize]byte, error) {
+func (r *Ratchet) Send() ([]byte, [KeySize]byte, error) { return r.AppendSend(nil) }
+
+// AppendSend is Send appending the message to dst. If it fails (the
+// randomness source failed, or the sending index is used up), r is
+// unchanged.
+func (r *Ratchet) AppendSend(dst []byte) ([]byte, [KeySize]byte, error) {
 	epoch := r.braid.epoch
+	// The sending chain is checked before the braid moves, so that a
+	// refused send changes nothing.
+	if !r.chains.canSend(epoch - 1) {
+		return dst, [KeySize]byte{}, ErrIndexOverflow
+	}
 	t, c, secret, err := r.braid.send(r.rand)
 	if err != nil {
-		return nil, [KeySize]byte{}, err
+		return dst, [KeySize]byte{}, err
 	}
 	if secret != nil {
 		if err := r.chains.AddEpoch(secret.Epoch, secret.Secret[:]); err != nil {
-			return nil, [KeySize]byte{}, err
+			return dst, [KeySize]byte{}, err
 		}
 		clear(secret.Secret[:])
 	}
 	index, key, err := r.chains.SendKey(epoch - 1)
 	if err != nil {
-		return nil, [KeySize]byte{}, err
+		return dst, [KeySize]byte{}, err
 	}
-	msg := appendHeader(nil, epoch, index, t)
+	dst = appendHeader(dst, epoch, index, t)
 	if c != nil {
-		msg = AppendChunk(msg, *c)
+		dst = AppendChunk(dst, *c)
 	}
-	return msg, key, nil
+	return dst, key, nil
 }
 
 func appendHeader(dst []byte, epoch uint64, index uint32, t MessageType) []byte {

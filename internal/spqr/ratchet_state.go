@@ -132,6 +132,36 @@ func (r *Ratchet) AppendBinary(b []byte) ([]byte, error) {
 	return b, nil
 }
 
+// MarshaledSize returns the length AppendBinary appends.
+func (r *Ratchet) MarshaledSize() int {
+	br := r.braid
+	n := 3 + 8 + 2*KeySize + 1
+	if br.dk != nil {
+		n += mlkem768.SeedSize
+	}
+	n += len(br.hdr) + len(br.vec) + len(br.ct1)
+	if br.es != nil {
+		n += 32
+	}
+	if br.enc != nil {
+		n += 2 + 4
+		for _, pts := range br.enc.pts {
+			n += 2 * len(pts) // message() without making it
+		}
+	}
+	if br.dec != nil {
+		n += 2
+		for _, pts := range br.dec.pts {
+			n += 2 + 4*len(pts)
+		}
+	}
+	n += 8 + 8 + KeySize + 1
+	for _, l := range r.chains.links {
+		n += KeySize + 4 + 1 + KeySize + 4 + 2 + len(l.recv.history)*(4+KeySize)
+	}
+	return n
+}
+
 // reader reads a state; any short read sets bad.
 type reader struct {
 	b   []byte

@@ -8,12 +8,16 @@ import (
 )
 
 // reload round-trips r through AppendBinary and ParseRatchet, checks that
-// the bytes are canonical, and returns the loaded copy with r's randomness.
+// the bytes are canonical and MarshaledSize long, and returns the loaded
+// copy with r's randomness.
 func reload(t testing.TB, r *Ratchet) *Ratchet {
 	t.Helper()
 	b, err := r.AppendBinary(nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(b) != r.MarshaledSize() {
+		t.Fatalf("state %d: %d bytes, MarshaledSize %d", r.braid.state, len(b), r.MarshaledSize())
 	}
 	r2, err := ParseRatchet(b)
 	if err != nil {

@@ -1,6 +1,7 @@
 package spqr
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/ratchetkit/ratchetkit/internal/libsignaltest"
@@ -40,5 +41,28 @@ func TestRatchetReceivesLibsignal(t *testing.T) {
 		if bob.braid.state != headerReceived || bob.Epoch() != 1 {
 			t.Fatalf("%s: Bob's braid is in state %d, epoch %d", s.Name, bob.braid.state, bob.Epoch())
 		}
+	}
+}
+
+// TestSendIndexOverflow: once the sending chain has used every index,
+// AppendSend refuses with ErrIndexOverflow and changes nothing, the braid
+// included (the initiator's first send would sample a key pair).
+func TestSendIndexOverflow(t *testing.T) {
+	a, _ := newPair(5)
+	a.chains.links[0].send.index = 1<<32 - 1
+	before := fingerprint(a)
+	if _, _, err := a.AppendSend(nil); !errors.Is(err, ErrIndexOverflow) {
+		t.Fatalf("AppendSend: %v", err)
+	}
+	if fingerprint(a) != before || a.braid.state != keysUnsampled {
+		t.Fatal("a refused send changed the state")
+	}
+	a.chains.links[0].send.index = 7
+	msg, _, err := a.AppendSend([]byte{0xee})
+	if err != nil || msg[0] != 0xee {
+		t.Fatalf("AppendSend after: %v", err)
+	}
+	if m, _, err := ParseMessage(msg[1:]); err != nil || m.Index != 8 || m.Type != Hdr {
+		t.Fatalf("AppendSend's message: %+v, %v", m, err)
 	}
 }

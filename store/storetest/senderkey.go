@@ -22,6 +22,7 @@ var senderKeyTests = []struct {
 	{"SenderKeysRollback", testSenderKeysRollback},
 	{"SenderKeysViewIsReadOnly", testSenderKeysViewIsReadOnly},
 	{"SenderKeysGroupDecrypt", testSenderKeysGroupDecrypt},
+	{"SenderKeysScript", testSenderKeysScript},
 }
 
 // senderKeysOf skips t unless s's transactions implement store.SenderKeyTx.

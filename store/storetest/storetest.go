@@ -24,7 +24,9 @@
 //
 // [RunScript] complements it: it runs arbitrary transaction scripts on a
 // store and on a reference implementation and compares every result,
-// which makes a fuzz target out of any store.
+// which makes a fuzz target out of any store; [RunSenderKeyScript] does
+// the same for the sender-key area, and Run runs its seeds and a seeded
+// random script on stores that have one.
 package storetest
 
 import (

@@ -171,7 +171,10 @@ func TestHeldUpgrade(t *testing.T) {
 	dir := t.TempDir()
 	bob := ts.open(t, dir, "bob", &rb)
 	for _, q := range []string{
-		`DROP TABLE held_total`, `DROP INDEX held_sender`, `PRAGMA user_version = 0`,
+		// Back to version 0: no totals, no devices, no groups.
+		`DROP TABLE held_total`, `DROP INDEX held_sender`, `DROP TABLE groups`, `DROP TABLE sk_shared`,
+		`ALTER TABLE account DROP COLUMN device`, `ALTER TABLE outbox DROP COLUMN device`, `ALTER TABLE held DROP COLUMN device`,
+		`PRAGMA user_version = 0`,
 		`INSERT INTO held (seq, sender, body) VALUES (1, 'alice', x'0102'), (2, 'alice', x'030405'), (3, 'carol', x'06')`,
 	} {
 		if _, err := bob.chat.Exec(q); err != nil {

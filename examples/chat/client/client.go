@@ -30,6 +30,77 @@
 // outbox loses that message (the peer's ratchet skips over it), and one
 // between decrypting and reporting loses it from the user's view.
 //
+// # Devices
+//
+// An account may have several devices (up to api.MaxDevices), each with
+// its own directory, prekeys and sessions, and the account's identity key
+// (see below): a message to a
+// user is encrypted for every one of the user's devices, and a copy for
+// each of the sender's own other devices, so that all of them show the
+// conversation. The server gives the device lists; the client keeps each
+// for Config.DeviceListTTL and adds a device it hears from. A device that
+// joins later gets what is sent from then on, never what was sent before:
+// no one encrypted that for it.
+//
+// A new device joins an account with a link code that one of the
+// account's devices makes (LinkCode, then Config.Link on the new device):
+// approval by a device the user already holds, one use, ten minutes. The
+// code carries the account's identity key to the new device, inside a
+// provisioning message the server relays and cannot open, so all devices
+// of a user share one identity key and one safety number. The device list
+// is the server's word; what keeps it honest is that every device of a
+// user must have the user's key: a fan-out refuses a bundle with another
+// key (EventDeviceRejected), and a device this client has no key for is
+// pinned to its account's key before its first message, so that one with
+// another key is held as an identity change. The first device of a user
+// is trusted on first use, as a peer always was. ResetIdentity replaces
+// the key of this device alone: the account's other devices are then
+// refused by contacts until they are linked again.
+//
+// # Groups
+//
+// A group message is encrypted once, with Sender Keys (package
+// senderkey), and the one ciphertext goes to every member device as an
+// envelope, the sender's own other devices included. What the members
+// need to read it travels over the pairwise sessions, as contents (see
+// content.go): the group's state (its id, name, version and member
+// names) and each sending device's distribution message, the chain key
+// and signing key of its sender chain for the group.
+//
+// The server stores nothing about groups. The sender gives the recipient
+// devices envelope by envelope, so the server learns who receives what
+// from whom, as for pairwise messages, but holds no membership: the
+// member list is the clients' own, and each group envelope counts against
+// the sender's send rate and the recipients' queue limits like any
+// other, which is what bounds what a large group costs the server. The
+// client bounds groups to MaxGroupMembers members and keeps at most
+// MaxGroups groups.
+//
+// Distribution is lazy: before each group message, the sender sends its
+// distribution message, pairwise, to every member device that does not
+// have its current chain yet (table sk_shared), then the message to all.
+// A member added later, or a device a member adds later, thus gets each
+// sender's chain at the sender's next message, at that message's
+// iteration: it can read from then on, never what was sent before.
+//
+// Who may change a group: any member. A state is accepted from a device
+// of a member of the state the client has (or, for a group it does not
+// know, of a member of the new state), and only if its version is higher;
+// two members changing a group at once may leave members with different
+// lists until the next change. A state without the client's user in it
+// means the user was removed.
+//
+// Removing a member rotates the sender keys: the member who removes, and
+// every other member when the new state reaches it, drops its own sender
+// chain for the group and forgets who had it, so that its next message
+// starts a new chain, distributed to the remaining member devices only.
+// The removed member keeps the old chains and can still read what was
+// sent on them, but nothing sent after the senders learned of the
+// removal. What Sender Keys do not give: post-compromise security within
+// a chain (whoever learns a chain key reads the rest of that chain until
+// its sender rotates), and a member's device cannot be removed alone,
+// only the member.
+//
 // # Identity keys
 //
 // The client trusts a peer's identity key on first use and records it. A
@@ -73,7 +144,15 @@
 //     never throttled; one that is throttled has its real messages
 //     dropped too until its allowance grows back, which is the price of
 //     not decrypting them. Sustained, a hostile contact buys at most
-//     FailedDecryptRate trial decryptions a second.
+//     FailedDecryptRate trial decryptions a second. Group messages that
+//     fail, and malformed contents or group states, spend the same
+//     allowance.
+//   - Groups. A contact can put the user in groups: at most MaxGroups are
+//     kept (more are refused with an EventError), each of at most
+//     MaxGroupMembers valid names, and a change is taken only from a
+//     member. A group message costs one signature check and one chain
+//     walk of at most senderkey.MaxForwardJump steps, which the failure
+//     allowance rations like trial decryptions.
 package client
 
 import (
@@ -100,7 +179,8 @@ import (
 	"github.com/ratchetkit/ratchetkit/store/sqlstore"
 )
 
-// deviceID is the one device every user has in this example.
+// deviceID is the first device of an account, the one that registered
+// it; a linked device gets the next free id from the server.
 const deviceID = 1
 
 // MaxMessageSize is the longest message Send accepts: its envelope (the
@@ -122,6 +202,16 @@ type Config struct {
 	// Invite is the invite code sent with the registration, for a server
 	// started with invite codes; it is used once and not stored.
 	Invite string
+	// Link is a link code from another device of the account Name (see
+	// Client.LinkCode): with it, a directory without an account joins
+	// that account as a new device instead of registering the name. It
+	// is used once and not stored.
+	Link string
+	// DeviceListTTL is how long the client trusts a user's device list
+	// before it asks the server again (default 30 seconds; negative:
+	// always ask). A device a contact adds gets this client's messages
+	// from at most this long after it joined.
+	DeviceListTTL time.Duration
 	// HTTPClient makes the client's requests and WebSocket connections;
 	// nil means http.DefaultClient. Set it to trust a private CA.
 	HTTPClient *http.Client
@@ -159,13 +249,20 @@ type Config struct {
 
 	// now is the limiter's clock; nil means time.Now. Tests set it.
 	now func() time.Time
+	// joinFresh makes a device join with an identity key of its own
+	// instead of the account's, and Link taken as the server's code, as
+	// a device the server added would: tests set it.
+	joinFresh bool
 }
 
 // EventKind says what an Event reports.
 type EventKind int
 
 const (
-	// EventMessage: Peer sent Text.
+	// EventMessage: device Device of Peer sent Text; in Group, if it is a
+	// group message. If Peer is this account (another device of it), To
+	// is the peer the message was sent to, or empty for a group message:
+	// a copy of what the user sent from that device.
 	EventMessage EventKind = iota
 	// EventIdentityChanged: Peer's identity key is not the one trusted.
 	// Safety is the safety number with the new key. Envelopes from Peer
@@ -201,6 +298,15 @@ const (
 	// acknowledged: they stay in the server's queue, where its limits
 	// apply, until ApproveIdentity.
 	EventHeldFull
+	// EventGroup: Peer changed Group: Members are its members now (the
+	// user among them, or not if Peer removed the user), Text says what
+	// changed.
+	EventGroup
+	// EventDeviceRejected: the server lists device Device of Peer, but
+	// its identity key is not the one of Peer's other devices (Err):
+	// nothing is sent to it, and its messages are held as an identity
+	// change. Someone who controls the server may have added it.
+	EventDeviceRejected
 )
 
 // The reasons an EventDropped gives.
@@ -216,6 +322,10 @@ var (
 type Event struct {
 	Kind          EventKind
 	Peer          string
+	Device        uint32
+	To            string
+	Group         string
+	Members       []string
 	Text          string
 	Safety        string
 	Count         int
@@ -227,6 +337,7 @@ type Event struct {
 // other than the trusted one. Nothing was sent.
 type IdentityChangedError struct {
 	Peer   string
+	Device uint32
 	Safety string // safety number with the new key
 }
 
@@ -236,10 +347,11 @@ func (e *IdentityChangedError) Error() string {
 
 // Client is a chat account. Its methods are safe for concurrent use.
 type Client struct {
-	cfg  Config
-	name string
-	api  *serverAPI
-	chat *sql.DB
+	cfg    Config
+	name   string
+	device uint32
+	api    *serverAPI
+	chat   *sql.DB
 
 	// keysMu guards the ratchetkit store, which ResetIdentity replaces.
 	keysMu sync.RWMutex
@@ -257,12 +369,18 @@ type Client struct {
 	// evMu serializes OnEvent calls.
 	evMu sync.Mutex
 
-	wake     chan struct{} // the outbox has new envelopes
-	wmu      sync.Mutex
-	waiters  map[int64]chan error // Send calls waiting for the server
-	lastSeq  int64                // guarded by procMu
-	pending  map[string]*keys.PublicKey
-	pendMu   sync.Mutex
+	wake    chan struct{} // the outbox has new envelopes
+	wmu     sync.Mutex
+	waiters map[int64]chan error // Send calls waiting for the server
+	lastSeq int64                // guarded by procMu
+	pending map[store.Address]*keys.PublicKey
+	pendMu  sync.Mutex
+	// joinKey is the account's identity key pair while a device joins.
+	joinKey *keys.IdentityKeyPair
+	// pinned records the devices whose identity key has been checked
+	// against their account's (see pin). Guarded by procMu.
+	pinned   map[store.Address]bool
+	lists    deviceLists
 	failures *limiter        // guarded by procMu
 	drops    map[dropKey]int // guarded by procMu
 	// awaiting names the senders approved while envelopes of theirs were
@@ -302,7 +420,8 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		cfg:      cfg,
 		wake:     make(chan struct{}, 1),
 		waiters:  make(map[int64]chan error),
-		pending:  make(map[string]*keys.PublicKey),
+		pending:  make(map[store.Address]*keys.PublicKey),
+		pinned:   make(map[store.Address]bool),
 		drops:    make(map[dropKey]int),
 		awaiting: make(map[string]bool),
 	}
@@ -315,16 +434,34 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		c.chat.Close()
 		return nil, err
 	}
+	c.lists.init(cfg.DeviceListTTL)
+	acct, err := loadAccount(ctx, c.chat)
+	switch {
+	case err == nil:
+		c.device = acct.device
+	case errors.Is(err, errNoAccount) && cfg.Link != "":
+		c.device = 0 // until the server says which
+		if err := c.provisioned(ctx); err != nil {
+			c.chat.Close()
+			return nil, err
+		}
+	case errors.Is(err, errNoAccount):
+		c.device = deviceID
+	default:
+		c.chat.Close()
+		return nil, err
+	}
 	if err := c.openKeys(ctx); err != nil {
 		c.chat.Close()
 		return nil, err
 	}
-	acct, err := loadAccount(ctx, c.chat)
 	switch {
-	case errors.Is(err, errNoAccount):
-		err = c.register(ctx)
-	case err == nil:
+	case acct != nil:
 		err = c.resume(acct)
+	case cfg.Link != "":
+		err = c.join(ctx)
+	default:
+		err = c.register(ctx)
 	}
 	if err != nil {
 		c.closeKeys()
@@ -364,8 +501,18 @@ func (c *Client) openKeys(ctx context.Context) error {
 		OneTimePreKeys:    c.cfg.PreKeyBatch,
 		MinOneTimePreKeys: c.cfg.MinPreKeys,
 	})
+	if err == nil && c.joinKey != nil {
+		// A joining device takes the account's identity key, given by
+		// the device that made the link code.
+		err = st.Update(ctx, func(tx store.Tx) error {
+			if _, err := tx.Local().Load(ctx); !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			return tx.Local().Save(ctx, &store.LocalIdentity{KeyPair: c.joinKey, DeviceID: c.device})
+		})
+	}
 	if err == nil {
-		err = mgr.Init(ctx, deviceID)
+		err = mgr.Init(ctx, c.device)
 	}
 	if err != nil {
 		st.Close()
@@ -426,7 +573,7 @@ func (c *Client) register(ctx context.Context) error {
 		return fmt.Errorf("client: registering %q: %w", c.name, err)
 	}
 	c.api.token = resp.Token
-	return saveAccount(ctx, c.chat, &account{server: c.api.base, name: c.name, token: resp.Token})
+	return saveAccount(ctx, c.chat, &account{server: c.api.base, name: c.name, token: resp.Token, device: deviceID})
 }
 
 func signedPreKey(up *session.PreKeyUpload) api.SignedPreKey {
@@ -505,15 +652,26 @@ func (c *Client) emit(ev Event) {
 	c.cfg.OnEvent(ev)
 }
 
-func addr(name string) store.Address { return store.Address{Name: name, DeviceID: deviceID} }
+// addr is the address of name's first device.
+func addr(name string) store.Address { return devAddr(name, deviceID) }
 
-// SafetyNumber returns the safety number of the conversation with peer, to
-// compare with the peer's out of band: equal numbers mean each side has the
-// other's real identity key.
+func devAddr(name string, dev uint32) store.Address { return store.Address{Name: name, DeviceID: dev} }
+
+// SafetyNumber returns the safety number of the conversation with peer's
+// first device, to compare with the peer's out of band: equal numbers mean
+// each side has the other's real identity key. The devices of a user share
+// one key, so one number covers them; DeviceSafetyNumber gives another
+// device's.
 func (c *Client) SafetyNumber(ctx context.Context, peer string) (string, error) {
+	return c.DeviceSafetyNumber(ctx, peer, deviceID)
+}
+
+// DeviceSafetyNumber returns the safety number with device dev of peer,
+// whose identity key this client must have seen.
+func (c *Client) DeviceSafetyNumber(ctx context.Context, peer string, dev uint32) (string, error) {
 	c.keysMu.RLock()
 	defer c.keysMu.RUnlock()
-	return c.mgr.SafetyNumber(ctx, c.name, addr(peer))
+	return c.mgr.SafetyNumber(ctx, c.name, devAddr(peer, dev))
 }
 
 // safetyWith returns the safety number with key as peer's identity key.
@@ -525,28 +683,42 @@ func (c *Client) safetyWith(ctx context.Context, peer string, key *keys.PublicKe
 	return session.SafetyNumber(c.name, local, peer, key)
 }
 
-// Send encrypts text for peer and returns once the server has stored the
-// envelope. Without a session it starts one from the peer's bundle.
+// Send encrypts text for every device of peer, and a copy for each of
+// this account's other devices, and returns once the server has stored
+// every envelope. It starts a session with each device it has none with,
+// from the device's bundle.
 //
-// If ctx ends after the envelope is in the outbox, it stays there and goes
-// out when the relay is connected; the error then wraps ctx's.
+// If ctx ends after the envelopes are in the outbox, they stay there and
+// go out when the relay is connected; the error then wraps ctx's.
 func (c *Client) Send(ctx context.Context, peer, text string) error {
-	id, done, err := c.queue(ctx, peer, text, true)
+	ids, done, err := c.queue(ctx, peer, text, true)
 	if err != nil {
 		return err
 	}
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		c.wmu.Lock()
-		delete(c.waiters, id)
-		c.wmu.Unlock()
-		return fmt.Errorf("client: message queued, not yet stored by the server: %w", ctx.Err())
-	}
+	return c.wait(ctx, ids, done)
 }
 
-// Queue is Send without the wait: it returns once the envelope is in the
+// wait waits for the server's verdicts on the outbox envelopes ids, whose
+// waiter is done, and returns the refusals, if any.
+func (c *Client) wait(ctx context.Context, ids []int64, done chan error) error {
+	var errs []error
+	for range ids {
+		select {
+		case err := <-done:
+			errs = append(errs, err)
+		case <-ctx.Done():
+			c.wmu.Lock()
+			for _, id := range ids {
+				delete(c.waiters, id)
+			}
+			c.wmu.Unlock()
+			return fmt.Errorf("client: message queued, not yet stored by the server: %w", ctx.Err())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Queue is Send without the wait: it returns once the envelopes are in the
 // outbox, connected or not. A refusal by the server comes as an
 // EventSendFailed.
 func (c *Client) Queue(ctx context.Context, peer, text string) error {
@@ -554,98 +726,88 @@ func (c *Client) Queue(ctx context.Context, peer, text string) error {
 	return err
 }
 
-func (c *Client) queue(ctx context.Context, peer, text string, wait bool) (int64, chan error, error) {
+func (c *Client) queue(ctx context.Context, peer, text string, wait bool) ([]int64, chan error, error) {
 	if !api.ValidName(peer) {
-		return 0, nil, fmt.Errorf("client: %q is not a valid user name", peer)
+		return nil, nil, fmt.Errorf("client: %q is not a valid user name", peer)
 	}
 	if peer == c.name {
-		return 0, nil, errors.New("client: cannot send to yourself")
+		return nil, nil, errors.New("client: cannot send to yourself")
 	}
 	if len(text) > MaxMessageSize {
-		return 0, nil, fmt.Errorf("client: message over %d bytes", MaxMessageSize)
+		return nil, nil, fmt.Errorf("client: message over %d bytes", MaxMessageSize)
 	}
-	return c.encrypt(ctx, peer, []byte(text), wait)
+	return c.encrypt(ctx, peer, text, wait)
 }
 
-// encrypt starts a session if needed, encrypts, and queues the envelope in
-// the outbox. If wait is set, done receives the server's verdict.
-func (c *Client) encrypt(ctx context.Context, peer string, pt []byte, wait bool) (int64, chan error, error) {
+// encrypt encrypts text for peer's devices and the copies for this
+// account's other devices, and queues the envelopes in the outbox. If
+// wait is set, done receives the server's verdicts.
+func (c *Client) encrypt(ctx context.Context, peer, text string, wait bool) ([]int64, chan error, error) {
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
 	c.keysMu.RLock()
 	defer c.keysMu.RUnlock()
-	a := addr(peer)
-	has, err := c.mgr.HasSession(ctx, a)
+	envs, err := c.fanout(ctx, peer, (&content{Text: text}).bytes(), (&content{Text: text, To: peer}).bytes())
 	if err != nil {
-		return 0, nil, err
+		return nil, nil, err
 	}
-	if !has {
-		if err := c.startSession(ctx, peer); err != nil {
-			return 0, nil, err
-		}
+	return c.enqueue(ctx, envs, wait)
+}
+
+// enqueue puts envs in the outbox, in order, and wakes the sender. If wait
+// is set, done receives one verdict per envelope. Called with sendMu held.
+func (c *Client) enqueue(ctx context.Context, envs []envelope, wait bool) ([]int64, chan error, error) {
+	if len(envs) == 0 {
+		return nil, nil, nil
 	}
-	body, err := c.mgr.Encrypt(ctx, a, pt)
-	if errors.Is(err, session.ErrUntrustedIdentity) {
-		// The current session is with a key no longer trusted (the user
-		// approved a new one): start over from a fresh bundle, which must
-		// carry the approved key.
-		if err = c.startSession(ctx, peer); err == nil {
-			body, err = c.mgr.Encrypt(ctx, a, pt)
-		}
-	}
-	if err != nil {
-		return 0, nil, err
-	}
-	// The waiter is in place before the sender can see the envelope: it
+	// The waiter is in place before the sender can see the envelopes: it
 	// looks waiters up under the same lock.
 	c.wmu.Lock()
-	id, err := addOutbox(ctx, c.chat, peer, body)
+	ids, err := addOutbox(ctx, c.chat, envs)
 	var done chan error
 	if err == nil && wait {
-		done = make(chan error, 1)
-		c.waiters[id] = done
+		done = make(chan error, len(ids))
+		for _, id := range ids {
+			c.waiters[id] = done
+		}
 	}
 	c.wmu.Unlock()
 	if err != nil {
-		return 0, nil, err
+		return nil, nil, err
 	}
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
-	return id, done, nil
+	return ids, done, nil
 }
 
-// startSession fetches peer's bundle and starts a session from it. Called
-// with keysMu held.
-func (c *Client) startSession(ctx context.Context, peer string) error {
-	b, err := c.api.bundle(ctx, peer)
+// startSession fetches the bundle of device a and starts a session from
+// it. Called with keysMu held.
+func (c *Client) startSession(ctx context.Context, a store.Address) error {
+	xb, err := c.fetchBundle(ctx, a)
 	if err != nil {
-		return fmt.Errorf("client: fetching %s's keys: %w", peer, err)
+		return err
 	}
-	xb, err := b.X3DH()
-	if err != nil {
-		return fmt.Errorf("client: %s's bundle: %w", peer, err)
-	}
-	err = c.mgr.StartSession(ctx, addr(peer), xb)
+	err = c.mgr.StartSession(ctx, a, xb)
 	if ie, ok := errors.AsType[*session.IdentityError](err); ok {
-		c.setPending(peer, ie.Received)
-		return &IdentityChangedError{Peer: peer, Safety: c.safetyWith(ctx, peer, ie.Received)}
+		c.setPending(a, ie.Received)
+		return &IdentityChangedError{Peer: a.Name, Device: a.DeviceID, Safety: c.safetyWith(ctx, a.Name, ie.Received)}
 	}
 	if err != nil {
-		return fmt.Errorf("client: starting a session with %s: %w", peer, err)
+		return fmt.Errorf("client: starting a session with %s: %w", deviceName(a), err)
 	}
-	c.emit(Event{Kind: EventSessionStarted, Peer: peer, OneTimePreKey: xb.OneTimePreKey != nil})
+	c.emit(Event{Kind: EventSessionStarted, Peer: a.Name, Device: a.DeviceID, OneTimePreKey: xb.OneTimePreKey != nil})
 	return nil
 }
 
-func (c *Client) setPending(peer string, key *keys.PublicKey) {
+func (c *Client) setPending(a store.Address, key *keys.PublicKey) {
 	c.pendMu.Lock()
 	defer c.pendMu.Unlock()
-	c.pending[peer] = key
+	c.pending[a] = key
 }
 
-// ApproveIdentity accepts the new identity key of peer that an
+// ApproveIdentity accepts the new identity keys of peer's devices that an
 // EventIdentityChanged or an *IdentityChangedError reported, and decrypts
 // the envelopes held back meanwhile. Call it only once the user has
 // compared the new safety number with the peer's. If envelopes of peer
@@ -672,32 +834,43 @@ func (c *Client) approve(ctx context.Context, peer string) (bool, error) {
 	defer c.procMu.Unlock()
 	c.keysMu.RLock()
 	defer c.keysMu.RUnlock()
+	found := map[store.Address]*keys.PublicKey{}
 	c.pendMu.Lock()
-	key := c.pending[peer]
+	for a, k := range c.pending {
+		if a.Name == peer {
+			found[a] = k
+		}
+	}
 	c.pendMu.Unlock()
 	held, err := listHeld(ctx, c.chat, peer)
 	if err != nil {
 		return false, err
 	}
-	if key == nil && len(held) > 0 {
+	for _, h := range held {
+		a := devAddr(peer, h.dev)
+		if found[a] != nil || (len(h.body) > 0 && h.body[0] == senderKeyVersion) {
+			continue
+		}
 		// After a restart the key is found again in the first held
-		// envelope.
-		_, err := c.mgr.Decrypt(ctx, addr(peer), held[0].body)
+		// envelope of each device.
+		_, err := c.mgr.Decrypt(ctx, a, h.body)
 		if ie, ok := errors.AsType[*session.IdentityError](err); ok {
-			key = ie.Received
+			found[a] = ie.Received
 		}
 	}
-	if key == nil {
+	if len(found) == 0 {
 		return false, fmt.Errorf("client: no identity change of %s to approve", peer)
 	}
-	if err := c.mgr.ApproveIdentity(ctx, addr(peer), key); err != nil {
-		return false, err
+	for a, key := range found {
+		if err := c.mgr.ApproveIdentity(ctx, a, key); err != nil {
+			return false, err
+		}
+		c.pendMu.Lock()
+		delete(c.pending, a)
+		c.pendMu.Unlock()
 	}
-	c.pendMu.Lock()
-	delete(c.pending, peer)
-	c.pendMu.Unlock()
 	for _, h := range held {
-		if err := ignoreDropped(c.decrypt(ctx, h.seq, peer, h.body, true)); err != nil {
+		if err := ignoreDropped(c.decrypt(ctx, h.seq, device{peer, h.dev}, h.body, true)); err != nil {
 			return false, err
 		}
 		if err := deleteHeld(ctx, c.chat, h.seq, peer); err != nil {
@@ -752,9 +925,21 @@ var errDropped = errors.New("client: envelope dropped")
 // the held envelopes themselves: a sender with envelopes held costs the
 // same as any other.
 func (c *Client) receive(ctx context.Context, seq int64, from string, body []byte) error {
+	return c.receiveFrom(ctx, seq, device{from, deviceID}, body)
+}
+
+// device is one device of a user, as the relay names a sender.
+type device struct {
+	user string
+	id   uint32
+}
+
+// receiveFrom is receive of an envelope from one device of a user.
+func (c *Client) receiveFrom(ctx context.Context, seq int64, fromDev device, body []byte) error {
 	c.procMu.Lock()
 	defer c.procMu.Unlock()
-	if !api.ValidName(from) {
+	from := fromDev.user
+	if !api.ValidName(from) || fromDev.id == 0 || fromDev.id > 1<<20 {
 		return nil
 	}
 	if len(body) > c.cfg.MaxEnvelopeSize {
@@ -771,7 +956,7 @@ func (c *Client) receive(ctx context.Context, seq int64, from string, body []byt
 		// Over the bound, waiting for approval: it stays on the server.
 		// (Its sequence number may be below lastSeq, which other senders
 		// advanced: it was never processed all the same.)
-		return c.hold(ctx, seq, from, body)
+		return c.hold(ctx, seq, fromDev, body)
 	case leftOver:
 		// Approved since: the envelopes left on the server come in again,
 		// in order, on the connection after the approval.
@@ -781,7 +966,7 @@ func (c *Client) receive(ctx context.Context, seq int64, from string, body []byt
 		if seq <= t.doneTo {
 			return nil // processed already; only the ack was lost
 		}
-		if err := c.decryptLocked(ctx, seq, from, body); err != nil {
+		if err := c.decryptLocked(ctx, seq, fromDev, body); err != nil {
 			return ignoreDropped(err)
 		}
 		if err := releasedTo(ctx, c.chat, from, seq); err != nil {
@@ -794,11 +979,11 @@ func (c *Client) receive(ctx context.Context, seq int64, from string, body []byt
 	case t.count > 0:
 		// Earlier envelopes of this sender wait for approval; this one
 		// waits behind them, if there is room.
-		if err := c.hold(ctx, seq, from, body); err != nil {
+		if err := c.hold(ctx, seq, fromDev, body); err != nil {
 			return err
 		}
 	default:
-		if err := c.decryptLocked(ctx, seq, from, body); err != nil {
+		if err := c.decryptLocked(ctx, seq, fromDev, body); err != nil {
 			return ignoreDropped(err)
 		}
 	}
@@ -818,7 +1003,7 @@ func ignoreDropped(err error) error {
 }
 
 // decryptLocked is decrypt with keysMu taken.
-func (c *Client) decryptLocked(ctx context.Context, seq int64, from string, body []byte) error {
+func (c *Client) decryptLocked(ctx context.Context, seq int64, from device, body []byte) error {
 	c.keysMu.RLock()
 	defer c.keysMu.RUnlock()
 	return c.decrypt(ctx, seq, from, body, false)
@@ -827,8 +1012,9 @@ func (c *Client) decryptLocked(ctx context.Context, seq int64, from string, body
 // hold keeps an envelope of a sender whose identity change waits for
 // approval, or, if the sender's held envelopes are at their bound, returns
 // errLeft so that it stays on the server. Called with procMu held.
-func (c *Client) hold(ctx context.Context, seq int64, from string, body []byte) error {
-	kept, t, err := hold(ctx, c.chat, seq, from, body, c.cfg.MaxHeld, c.cfg.MaxHeldBytes)
+func (c *Client) hold(ctx context.Context, seq int64, fromDev device, body []byte) error {
+	from := fromDev.user
+	kept, t, err := hold(ctx, c.chat, seq, from, fromDev.id, body, c.cfg.MaxHeld, c.cfg.MaxHeldBytes)
 	if err != nil {
 		return errTransient{err}
 	}
@@ -869,31 +1055,62 @@ func (c *Client) dropped(from string, reason error) {
 // layer. A legitimate peer's envelopes decrypt and take nothing; only a
 // peer that sends garbage (or many messages to an identity this client
 // has reset) runs out. A dropped envelope returns errDropped.
-func (c *Client) decrypt(ctx context.Context, seq int64, from string, body []byte, released bool) error {
+func (c *Client) decrypt(ctx context.Context, seq int64, fromDev device, body []byte, released bool) error {
+	from := fromDev.user
 	if !c.failures.allowed(from) {
 		c.dropped(from, ErrThrottled)
 		return errDropped
 	}
-	pt, err := c.mgr.Decrypt(ctx, addr(from), body)
+	if len(body) > 0 && body[0] == senderKeyVersion {
+		return c.decryptGroup(ctx, fromDev, body)
+	}
+	a := devAddr(from, fromDev.id)
+	if err := c.pin(ctx, a); err != nil {
+		return errTransient{err}
+	}
+	pt, err := c.mgr.Decrypt(ctx, a, body)
+	var ct *content
+	if err == nil {
+		c.lists.saw(from, fromDev.id)
+		ct, err = parseContent(pt)
+	}
 	switch ie, isIdentity := errors.AsType[*session.IdentityError](err); {
 	case err == nil:
-		c.emit(Event{Kind: EventMessage, Peer: from, Text: string(pt)})
+		c.deliver(ctx, fromDev, ct)
+	case errors.Is(err, errBadContent):
+		c.failures.take(from)
+		c.emit(Event{Kind: EventUndecryptable, Peer: from, Device: fromDev.id, Err: err})
 	case errors.Is(err, ratchet.ErrDuplicate):
 		// A repeat of a message already reported: drop it quietly.
 		c.failures.take(from)
 	case isIdentity && !released:
-		if err := c.hold(ctx, seq, from, body); err != nil {
+		if err := c.hold(ctx, seq, fromDev, body); err != nil {
 			return err
 		}
-		c.setPending(from, ie.Received)
-		c.emit(Event{Kind: EventIdentityChanged, Peer: from, Safety: c.safetyWith(ctx, from, ie.Received)})
+		c.setPending(a, ie.Received)
+		c.emit(Event{Kind: EventIdentityChanged, Peer: from, Device: fromDev.id, Safety: c.safetyWith(ctx, from, ie.Received)})
 	case isIdentity || messageError(err):
 		c.failures.take(from)
-		c.emit(Event{Kind: EventUndecryptable, Peer: from, Err: err})
+		c.emit(Event{Kind: EventUndecryptable, Peer: from, Device: fromDev.id, Err: err})
 	default:
 		return errTransient{err}
 	}
 	return nil
+}
+
+// deliver acts on a decrypted content from fromDev: a text message, a
+// copy of one this account sent from another device, or a group's state
+// and sender key. Called with procMu and keysMu held.
+func (c *Client) deliver(ctx context.Context, fromDev device, ct *content) {
+	if ct.Group != nil {
+		c.onGroup(ctx, fromDev, ct)
+		return
+	}
+	ev := Event{Kind: EventMessage, Peer: fromDev.user, Device: fromDev.id, Text: ct.Text}
+	if fromDev.user == c.name {
+		ev.To = ct.To
+	}
+	c.emit(ev)
 }
 
 // ResetIdentity replaces the client's identity key and every prekey, and
@@ -1176,7 +1393,7 @@ func (c *Client) process(ctx context.Context, ws *websocket.Conn, incoming <-cha
 		// has ended (Disconnect closes the connection only after this
 		// returns); if the ack is lost anyway, the sequence number
 		// recognises the envelope when it comes again.
-		switch err := c.receive(context.WithoutCancel(ctx), f.Seq, f.From, f.Body); {
+		switch err := c.receiveFrom(context.WithoutCancel(ctx), f.Seq, device{f.From, max(f.FromDevice, 1)}, f.Body); {
 		case errors.Is(err, errLeft):
 			continue
 		case err != nil:
@@ -1199,7 +1416,7 @@ func (c *Client) sendOutbox(ctx context.Context, ws *websocket.Conn, replies <-c
 		}
 		for _, o := range out {
 			id := strconv.FormatInt(o.id, 10)
-			if err := writeFrame(ctx, ws, &api.Frame{Type: api.FrameSend, ID: id, To: o.to, Body: o.body}); err != nil {
+			if err := writeFrame(ctx, ws, &api.Frame{Type: api.FrameSend, ID: id, To: o.to, Device: o.dev, Body: o.body}); err != nil {
 				return err
 			}
 			var reply api.Frame
@@ -1213,7 +1430,10 @@ func (c *Client) sendOutbox(ctx context.Context, ws *websocket.Conn, replies <-c
 			var verdict error
 			if reply.Type == api.FrameError {
 				verdict = &api.Error{Code: reply.Code, Message: reply.Message}
-				c.emit(Event{Kind: EventSendFailed, Peer: o.to, Err: verdict})
+				c.emit(Event{Kind: EventSendFailed, Peer: o.to, Device: o.dev, Err: verdict})
+				if reply.Code == api.CodeUnknownDevice {
+					c.lists.forget(o.to)
+				}
 			}
 			if err := c.settle(ctx, o.id, verdict); err != nil {
 				return err

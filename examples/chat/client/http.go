@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/ratchetkit/ratchetkit/examples/chat/api"
@@ -101,16 +102,17 @@ func (s *serverAPI) count(ctx context.Context) (int, error) {
 	return c.OneTimePreKeys, err
 }
 
-// bundle fetches name's bundle, which consumes one of its one-time
-// prekeys. A bundle naming another user is refused: the keys in it are
+// bundle fetches the bundle of name's device dev, which consumes one of
+// its one-time prekeys. A bundle naming another user or device is refused: the keys in it are
 // checked by X3DH, but which user they belong to only by this name.
-func (s *serverAPI) bundle(ctx context.Context, name string) (*api.Bundle, error) {
+func (s *serverAPI) bundle(ctx context.Context, name string, dev uint32) (*api.Bundle, error) {
 	var b api.Bundle
-	if err := s.do(ctx, "GET", "/v1/users/"+url.PathEscape(name)+"/bundle", nil, &b); err != nil {
+	path := "/v1/users/" + url.PathEscape(name) + "/devices/" + strconv.FormatUint(uint64(dev), 10) + "/bundle"
+	if err := s.do(ctx, "GET", path, nil, &b); err != nil {
 		return nil, err
 	}
-	if b.Name != name {
-		return nil, errors.New("chat server: bundle for another user")
+	if b.Name != name || b.Device != dev {
+		return nil, errors.New("chat server: bundle for another user or device")
 	}
 	return &b, nil
 }

@@ -13,13 +13,17 @@ import (
 // The client keeps two SQLite files in its directory:
 //
 //   - keys.db, the ratchetkit store (package store/sqlstore): the identity
-//     key pair, prekeys, peers' identity keys and sessions. Resetting the
+//     key pair, prekeys, peers' identity keys and sessions, and the sender
+//     keys of groups (its SenderKeys area: this device's own chains and
+//     the members' chains it received). Resetting the
 //     identity deletes this file and starts a new one, which is the surest
 //     way to leave nothing of the old identity behind.
 //   - chat.db, the application's own state, below: the account (server,
-//     name, token), the outbox of encrypted envelopes not yet stored by the
-//     server, envelopes held back until the user approves a changed
-//     identity key, and the highest server sequence number processed.
+//     name, device id, token), the outbox of encrypted envelopes not yet
+//     stored by the server, envelopes held back until the user approves a
+//     changed identity key, the highest server sequence number processed,
+//     and the groups: their states and which member devices have this
+//     device's current sender key.
 //
 // Neither file is encrypted: keys.db holds private keys and ratchet states,
 // so a real client would encrypt it at rest (with a key from the operating
@@ -66,8 +70,32 @@ CREATE TABLE IF NOT EXISTS held_total (
 ) WITHOUT ROWID;
 `
 
-// chatVersion is chat.db's PRAGMA user_version once heldSchema is in.
-const chatVersion = 1
+// devicesSchema (version 2) adds devices: the account's own device id,
+// the device an outbox envelope is for and the one a held envelope came
+// from (1 for what was there before), and the groups: each group's state
+// as this client knows it, and the member devices that have this
+// device's current sender key for it (see groups.go).
+const devicesSchema = `
+ALTER TABLE account ADD COLUMN device INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE outbox ADD COLUMN device INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE held ADD COLUMN device INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE groups (
+	id      BLOB PRIMARY KEY,
+	name    TEXT NOT NULL UNIQUE,
+	version INTEGER NOT NULL,
+	members TEXT NOT NULL,
+	member  INTEGER NOT NULL
+);
+CREATE TABLE sk_shared (
+	grp    BLOB NOT NULL,
+	user   TEXT NOT NULL,
+	device INTEGER NOT NULL,
+	PRIMARY KEY (grp, user, device)
+) WITHOUT ROWID;
+`
+
+// chatVersion is chat.db's PRAGMA user_version once every schema is in.
+const chatVersion = 2
 
 func upgradeChat(ctx context.Context, db *sql.DB) error {
 	var v int
@@ -82,12 +110,14 @@ func upgradeChat(ctx context.Context, db *sql.DB) error {
 		return err
 	}
 	defer tx.Rollback()
-	for _, q := range []string{
-		heldSchema,
-		`INSERT OR REPLACE INTO held_total (sender, count, bytes)
-			SELECT sender, count(*), sum(length(body)) FROM held GROUP BY sender`,
-		`PRAGMA user_version = ` + strconv.Itoa(chatVersion),
-	} {
+	var steps []string
+	if v < 1 {
+		steps = append(steps, heldSchema,
+			`INSERT OR REPLACE INTO held_total (sender, count, bytes)
+			SELECT sender, count(*), sum(length(body)) FROM held GROUP BY sender`)
+	}
+	steps = append(steps, devicesSchema, `PRAGMA user_version = `+strconv.Itoa(chatVersion))
+	for _, q := range steps {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return err
 		}
@@ -125,6 +155,7 @@ func openSQLite(ctx context.Context, path, schema string) (*sql.DB, error) {
 
 type account struct {
 	server, name, token string
+	device              uint32
 	lastSeq             int64
 }
 
@@ -132,8 +163,8 @@ var errNoAccount = errors.New("no account")
 
 func loadAccount(ctx context.Context, db *sql.DB) (*account, error) {
 	var a account
-	err := db.QueryRowContext(ctx, `SELECT server, name, token, last_seq FROM account WHERE id = 1`).
-		Scan(&a.server, &a.name, &a.token, &a.lastSeq)
+	err := db.QueryRowContext(ctx, `SELECT server, name, token, device, last_seq FROM account WHERE id = 1`).
+		Scan(&a.server, &a.name, &a.token, &a.device, &a.lastSeq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errNoAccount
 	}
@@ -141,7 +172,7 @@ func loadAccount(ctx context.Context, db *sql.DB) (*account, error) {
 }
 
 func saveAccount(ctx context.Context, db *sql.DB, a *account) error {
-	_, err := db.ExecContext(ctx, `INSERT INTO account (id, server, name, token) VALUES (1, ?, ?, ?)`, a.server, a.name, a.token)
+	_, err := db.ExecContext(ctx, `INSERT INTO account (id, server, name, token, device) VALUES (1, ?, ?, ?, ?)`, a.server, a.name, a.token, a.device)
 	return err
 }
 
@@ -153,17 +184,30 @@ func setLastSeq(ctx context.Context, db *sql.DB, seq int64) error {
 type outgoing struct {
 	id   int64
 	to   string
+	dev  uint32
 	body []byte
 }
 
-func addOutbox(ctx context.Context, db *sql.DB, to string, body []byte) (int64, error) {
-	var id int64
-	err := db.QueryRowContext(ctx, `INSERT INTO outbox (recipient, body) VALUES (?, ?) RETURNING id`, to, body).Scan(&id)
-	return id, err
+// addOutbox queues envelopes, in one transaction, and returns their ids
+// in order.
+func addOutbox(ctx context.Context, db *sql.DB, envs []envelope) ([]int64, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	ids := make([]int64, len(envs))
+	for i, e := range envs {
+		if err := tx.QueryRowContext(ctx, `INSERT INTO outbox (recipient, device, body) VALUES (?, ?, ?) RETURNING id`,
+			e.to.Name, e.to.DeviceID, e.body).Scan(&ids[i]); err != nil {
+			return nil, err
+		}
+	}
+	return ids, tx.Commit()
 }
 
 func listOutbox(ctx context.Context, db *sql.DB) ([]outgoing, error) {
-	rows, err := db.QueryContext(ctx, `SELECT id, recipient, body FROM outbox ORDER BY id`)
+	rows, err := db.QueryContext(ctx, `SELECT id, recipient, device, body FROM outbox ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +215,7 @@ func listOutbox(ctx context.Context, db *sql.DB) ([]outgoing, error) {
 	var out []outgoing
 	for rows.Next() {
 		var o outgoing
-		if err := rows.Scan(&o.id, &o.to, &o.body); err != nil {
+		if err := rows.Scan(&o.id, &o.to, &o.dev, &o.body); err != nil {
 			return nil, err
 		}
 		out = append(out, o)
@@ -187,6 +231,7 @@ func deleteOutbox(ctx context.Context, db *sql.DB, id int64) error {
 type heldEnvelope struct {
 	seq  int64
 	from string
+	dev  uint32
 	body []byte
 }
 
@@ -221,7 +266,7 @@ func heldFor(ctx context.Context, db *sql.DB, sender string) (heldTotal, error) 
 // the envelope must not be acknowledged. (Leaving the later ones too keeps
 // the sender's envelopes in order: a small one must not be held after a
 // large one was left.) The check and the write are one transaction.
-func hold(ctx context.Context, db *sql.DB, seq int64, from string, body []byte, maxCount int, maxBytes int64) (bool, heldTotal, error) {
+func hold(ctx context.Context, db *sql.DB, seq int64, from string, dev uint32, body []byte, maxCount int, maxBytes int64) (bool, heldTotal, error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, heldTotal{}, err
@@ -253,7 +298,7 @@ func hold(ctx context.Context, db *sql.DB, seq int64, from string, body []byte, 
 		}
 		return false, t, err
 	}
-	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO held (seq, sender, body) VALUES (?, ?, ?)`, seq, from, body)
+	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO held (seq, sender, device, body) VALUES (?, ?, ?, ?)`, seq, from, dev, body)
 	if err != nil {
 		return false, t, err
 	}
@@ -284,7 +329,7 @@ func releasedTo(ctx context.Context, db *sql.DB, sender string, seq int64) error
 }
 
 func listHeld(ctx context.Context, db *sql.DB, from string) ([]heldEnvelope, error) {
-	rows, err := db.QueryContext(ctx, `SELECT seq, sender, body FROM held WHERE sender = ? ORDER BY seq`, from)
+	rows, err := db.QueryContext(ctx, `SELECT seq, sender, device, body FROM held WHERE sender = ? ORDER BY seq`, from)
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +337,7 @@ func listHeld(ctx context.Context, db *sql.DB, from string) ([]heldEnvelope, err
 	var out []heldEnvelope
 	for rows.Next() {
 		var h heldEnvelope
-		if err := rows.Scan(&h.seq, &h.from, &h.body); err != nil {
+		if err := rows.Scan(&h.seq, &h.from, &h.dev, &h.body); err != nil {
 			return nil, err
 		}
 		out = append(out, h)

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -296,3 +297,10 @@ func (w *wsClient) readType(typ string) api.Frame {
 		return f
 	}
 }
+
+func sha256Sum(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+func httptestServer(srv *server.Server) *httptest.Server { return httptest.NewServer(srv.Handler()) }

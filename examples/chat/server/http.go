@@ -29,6 +29,11 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/keys/one-time", s.authed(s.handleAddPreKeys))
 	s.mux.HandleFunc("GET /v1/keys/count", s.authed(s.handleCount))
 	s.mux.HandleFunc("GET /v1/users/{name}/bundle", s.authed(s.handleBundle))
+	s.mux.HandleFunc("GET /v1/users/{name}/devices", s.authed(s.handleDevices))
+	s.mux.HandleFunc("GET /v1/users/{name}/devices/{device}/bundle", s.authed(s.handleBundle))
+	s.mux.HandleFunc("POST /v1/devices/link", s.authed(s.handleLink))
+	s.mux.HandleFunc("POST /v1/devices", s.handleAddDevice)
+	s.mux.HandleFunc("POST /v1/devices/provision", s.handleProvision)
 	s.mux.HandleFunc("GET /v1/ws", s.authed(s.handleWS))
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -109,8 +114,9 @@ func decode(w http.ResponseWriter, r *http.Request, v any) *apiError {
 
 type userKey struct{}
 
-// authed runs h for requests with a valid bearer token, with the user's
-// name in the context.
+// authed runs h for requests with a valid bearer token, with the device
+// it authenticates in the context. The cap on requests in progress is per
+// account, all its devices together.
 func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -118,7 +124,7 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 			s.fail(w, r, http.StatusUnauthorized, api.CodeUnauthorized, "missing bearer token")
 			return
 		}
-		name, err := s.st.userByToken(r.Context(), token)
+		dev, err := s.st.userByToken(r.Context(), token)
 		if errors.Is(err, errUnknownUser) {
 			s.fail(w, r, http.StatusUnauthorized, api.CodeUnauthorized, "unknown token")
 			return
@@ -127,6 +133,7 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 			s.internal(w, r, err)
 			return
 		}
+		name := dev.user
 		if rec, ok := w.(*statusRecorder); ok {
 			rec.user = name
 		}
@@ -136,12 +143,15 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		defer s.busy.release(name)
-		h(w, r.WithContext(context.WithValue(r.Context(), userKey{}, name)))
+		h(w, r.WithContext(context.WithValue(r.Context(), userKey{}, dev)))
 	}
 }
 
-// user returns the name authed put in r's context.
-func user(r *http.Request) string { return r.Context().Value(userKey{}).(string) }
+// authDevice returns the device authed put in r's context.
+func authDevice(r *http.Request) device { return r.Context().Value(userKey{}).(device) }
+
+// user returns the name of the account authed put in r's context.
+func user(r *http.Request) string { return authDevice(r).user }
 
 // checkKeys validates the public keys of a registration or reset before
 // anything is stored: every key decodes, none has small order, and the
@@ -235,23 +245,34 @@ var keyTaken = &apiError{http.StatusConflict, api.CodeKeyTaken, "this identity k
 // badInvite refuses a registration without a usable invite code.
 var badInvite = &apiError{http.StatusForbidden, api.CodeInvite, "registration on this server needs an invite code that has not been used"}
 
+// admit runs the first checks of a registration, of an account or a
+// device, in this order: the limit per client address, so that a flood
+// costs no decoding; the body into req; the name, which decoding stores
+// in *name. It reports whether to go on, having answered if not.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, req any, name *string) bool {
+	if ok, wait := s.registry.allow(r.Context(), s.clientKey(r)); !ok {
+		s.rateLimited(w, r, wait)
+		return false
+	}
+	if e := decode(w, r, req); e != nil {
+		s.failErr(w, r, e)
+		return false
+	}
+	if !api.ValidName(*name) {
+		s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest,
+			fmt.Sprintf("a name is 1 to %d characters of a-z, 0-9, '-' and '_'", api.MaxNameLen))
+		return false
+	}
+	return true
+}
+
 // handleRegister claims a name. The rate limit comes first, then the
 // invite code if the server needs one, so that a flood costs no signature
 // checks; the keys are verified before anything is stored, and name, keys
 // and the use of the code are stored in one transaction.
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
-	if ok, wait := s.registry.allow(r.Context(), s.clientKey(r)); !ok {
-		s.rateLimited(w, r, wait)
-		return
-	}
 	var req api.RegisterRequest
-	if e := decode(w, r, &req); e != nil {
-		s.failErr(w, r, e)
-		return
-	}
-	if !api.ValidName(req.Name) {
-		s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest,
-			fmt.Sprintf("a name is 1 to %d characters of a-z, 0-9, '-' and '_'", api.MaxNameLen))
+	if !s.admit(w, r, &req, &req.Name) {
 		return
 	}
 	switch ok, err := s.st.inviteUsable(r.Context(), req.Invite); {
@@ -289,7 +310,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		rec.user = req.Name
 	}
 	s.log.Info("registered", "user", req.Name, "one_time_prekeys", len(ks.opks))
-	writeJSON(w, http.StatusCreated, api.RegisterResponse{Token: token, OneTimePreKeys: len(ks.opks)})
+	writeJSON(w, http.StatusCreated, api.RegisterResponse{Token: token, OneTimePreKeys: len(ks.opks), Device: 1})
 }
 
 // handleReplaceKeys is an identity reset: the caller's identity key,
@@ -307,7 +328,7 @@ func (s *Server) handleReplaceKeys(w http.ResponseWriter, r *http.Request) {
 		s.failErr(w, r, e)
 		return
 	}
-	switch err := s.st.replaceKeys(r.Context(), user(r), ks); {
+	switch err := s.st.replaceKeys(r.Context(), authDevice(r), ks); {
 	case errors.Is(err, errKeyTaken):
 		s.failErr(w, r, keyTaken)
 		return
@@ -318,7 +339,7 @@ func (s *Server) handleReplaceKeys(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	s.log.Info("identity replaced", "user", user(r), "one_time_prekeys", len(ks.opks))
+	s.log.Info("identity replaced", "user", user(r), "device", authDevice(r).id, "one_time_prekeys", len(ks.opks))
 	writeJSON(w, http.StatusOK, api.PreKeyCount{OneTimePreKeys: len(ks.opks)})
 }
 
@@ -333,7 +354,7 @@ func (s *Server) handleSignedPreKey(w http.ResponseWriter, r *http.Request) {
 		s.failErr(w, r, e)
 		return
 	}
-	ik, err := s.st.identityKey(r.Context(), user(r))
+	ik, err := s.st.identityKey(r.Context(), authDevice(r))
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -342,7 +363,7 @@ func (s *Server) handleSignedPreKey(w http.ResponseWriter, r *http.Request) {
 		s.failErr(w, r, e)
 		return
 	}
-	changed, err := s.st.setSignedPreKey(r.Context(), user(r), spk)
+	changed, err := s.st.setSignedPreKey(r.Context(), authDevice(r), spk)
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -367,7 +388,7 @@ func (s *Server) handleAddPreKeys(w http.ResponseWriter, r *http.Request) {
 		s.failErr(w, r, e)
 		return
 	}
-	xb, err := s.st.storedBundle(r.Context(), user(r))
+	xb, err := s.st.storedBundle(r.Context(), authDevice(r))
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -376,7 +397,7 @@ func (s *Server) handleAddPreKeys(w http.ResponseWriter, r *http.Request) {
 		s.failErr(w, r, e)
 		return
 	}
-	switch err := s.st.addPreKeys(r.Context(), user(r), req.OneTimePreKeys); {
+	switch err := s.st.addPreKeys(r.Context(), authDevice(r), req.OneTimePreKeys); {
 	case errors.Is(err, errPreKeyExists):
 		s.fail(w, r, http.StatusConflict, api.CodePreKeyExists, "a one-time prekey id is already stored")
 		return
@@ -392,7 +413,7 @@ func (s *Server) handleAddPreKeys(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleCount(w http.ResponseWriter, r *http.Request) {
-	n, err := s.st.countPreKeys(r.Context(), user(r))
+	n, err := s.st.countPreKeys(r.Context(), authDevice(r))
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -400,7 +421,8 @@ func (s *Server) handleCount(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.PreKeyCount{OneTimePreKeys: n})
 }
 
-// handleBundle hands out a bundle, consuming one one-time prekey. Two
+// handleBundle hands out a device's bundle (device 1's on the route
+// without a device), consuming one one-time prekey. Two
 // limits apply, since each fetch costs the owner a prekey: one per fetching
 // user, which refuses the fetch, and one per owner across all fetchers
 // (Config.PreKeyRate), over which the bundle carries no one-time prekey.
@@ -416,12 +438,25 @@ func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, api.CodeUnknownUser, "no such user")
 		return
 	}
-	b, remaining, err := s.st.takeBundle(r.Context(), name, func() bool {
-		ok, _ := s.prekeys.allow(r.Context(), name)
+	d := device{name, 1}
+	if p := r.PathValue("device"); p != "" {
+		id, err := strconv.ParseUint(p, 10, 32)
+		if err != nil || id == 0 || id > api.MaxDevices*1000 || strconv.FormatUint(id, 10) != p {
+			s.fail(w, r, http.StatusNotFound, api.CodeUnknownDevice, "no such device")
+			return
+		}
+		d.id = uint32(id)
+	}
+	b, remaining, err := s.st.takeBundle(r.Context(), d, func() bool {
+		ok, _ := s.prekeys.allow(r.Context(), d.key())
 		return ok
 	})
-	if errors.Is(err, errUnknownUser) {
+	switch {
+	case errors.Is(err, errUnknownUser):
 		s.fail(w, r, http.StatusNotFound, api.CodeUnknownUser, "no such user")
+		return
+	case errors.Is(err, errUnknownDevice):
+		s.fail(w, r, http.StatusNotFound, api.CodeUnknownDevice, "no such device")
 		return
 	}
 	if err != nil {
@@ -430,15 +465,176 @@ func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case b.Exhausted:
-		s.log.Warn("one-time prekeys exhausted; bundle has the signed prekey only", "owner", name)
+		s.log.Warn("one-time prekeys exhausted; bundle has the signed prekey only", "owner", name, "device", d.id)
 	case b.Withheld:
-		s.log.Warn("one-time prekey handouts over the owner's limit; bundle has the signed prekey only", "owner", name)
+		s.log.Warn("one-time prekey handouts over the owner's limit; bundle has the signed prekey only", "owner", name, "device", d.id)
 	}
 	if remaining <= s.cfg.LowPreKeys {
-		s.hub.preKeys(name, remaining)
-		s.st.publish(r.Context(), event{kind: evPreKeys, user: name, n: remaining})
+		s.hub.preKeys(d.key(), remaining)
+		s.st.publish(r.Context(), event{kind: evPreKeys, dev: d.key(), n: remaining})
 	}
 	writeJSON(w, http.StatusOK, b)
+}
+
+// handleDevices lists a user's devices. It is rate limited with the
+// bundle fetches of the caller (a list is cheap, but a client asks for
+// one before it fetches bundles anyway), at half a fetch each: two lists
+// cost one bundle's allowance.
+func (s *Server) handleDevices(w http.ResponseWriter, r *http.Request) {
+	if ok, wait := s.lists.allow(r.Context(), user(r)); !ok {
+		s.rateLimited(w, r, wait)
+		return
+	}
+	name := r.PathValue("name")
+	if !api.ValidName(name) {
+		s.fail(w, r, http.StatusNotFound, api.CodeUnknownUser, "no such user")
+		return
+	}
+	ids, err := s.st.devices(r.Context(), name)
+	if errors.Is(err, errUnknownUser) {
+		s.fail(w, r, http.StatusNotFound, api.CodeUnknownUser, "no such user")
+		return
+	}
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Devices{Name: name, Devices: ids})
+}
+
+// handleLink registers an existing device's link code for a new one:
+// kept as a hash, good for one device within api.LinkTTL seconds, with
+// its provisioning message. A new code voids the account's previous one,
+// so an account has at most one live code. Codes are rate limited per
+// account.
+func (s *Server) handleLink(w http.ResponseWriter, r *http.Request) {
+	if ok, wait := s.links.allow(r.Context(), user(r)); !ok {
+		s.rateLimited(w, r, wait)
+		return
+	}
+	var req api.LinkRequest
+	if e := decode(w, r, &req); e != nil {
+		s.failErr(w, r, e)
+		return
+	}
+	if !validLinkCode(req.Code) {
+		s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("a link code is %d hexadecimal digits", api.LinkCodeLen))
+		return
+	}
+	if len(req.Provision) == 0 {
+		s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "no provisioning message")
+		return
+	}
+	if len(req.Provision) > api.MaxProvisionSize {
+		s.fail(w, r, http.StatusRequestEntityTooLarge, api.CodeTooLarge, fmt.Sprintf("a provisioning message is 1 to %d bytes", api.MaxProvisionSize))
+		return
+	}
+	n, err := s.st.devices(r.Context(), user(r))
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	if len(n) >= s.cfg.MaxDevices {
+		s.failErr(w, r, tooManyDevices(s.cfg.MaxDevices))
+		return
+	}
+	expires := s.now().Unix() + api.LinkTTL
+	if err := s.st.createLink(r.Context(), user(r), req.Code, req.Provision, expires); err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	s.log.Info("link code issued", "user", user(r), "device", authDevice(r).id)
+	writeJSON(w, http.StatusCreated, api.LinkResponse{Expires: expires})
+}
+
+// validLinkCode reports whether code has the form of a link code: a
+// lower-case hexadecimal hash, which is also what makes looking it up by
+// its own hash safe.
+func validLinkCode(code string) bool {
+	if len(code) != api.LinkCodeLen {
+		return false
+	}
+	for i := 0; i < len(code); i++ {
+		if c := code[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// handleProvision gives a new device the provisioning message of its link
+// code. It is a guess at a code like a registration is, and spends the
+// same allowance of the client's address.
+func (s *Server) handleProvision(w http.ResponseWriter, r *http.Request) {
+	var req api.ProvisionRequest
+	if !s.admit(w, r, &req, &req.Name) {
+		return
+	}
+	if !validLinkCode(req.LinkCode) {
+		s.failErr(w, r, badLink)
+		return
+	}
+	p, err := s.st.provision(r.Context(), req.Name, req.LinkCode)
+	switch {
+	case errors.Is(err, errBadLink):
+		s.failErr(w, r, badLink)
+		return
+	case err != nil:
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Provision{Provision: p})
+}
+
+func tooManyDevices(n int) *apiError {
+	return &apiError{http.StatusConflict, api.CodeTooManyDevices, fmt.Sprintf("an account has at most %d devices", n)}
+}
+
+// badLink refuses a device registration without a usable link code.
+var badLink = &apiError{http.StatusForbidden, api.CodeLink, "a new device needs a link code from an existing device of the account, unused and less than 10 minutes old"}
+
+// handleAddDevice adds a device to an account, as handleRegister adds an
+// account: the same limit per client address first (a device is as
+// costly as an account), then the link code, then the keys; code, device
+// and keys are checked and stored in one transaction.
+func (s *Server) handleAddDevice(w http.ResponseWriter, r *http.Request) {
+	var req api.DeviceRequest
+	if !s.admit(w, r, &req, &req.Name) {
+		return
+	}
+	if !validLinkCode(req.LinkCode) {
+		s.failErr(w, r, badLink)
+		return
+	}
+	ks, e := checkKeys(req.IdentityKey, req.SignedPreKey, req.OneTimePreKeys)
+	if e != nil {
+		s.failErr(w, r, e)
+		return
+	}
+	token := newToken()
+	id, err := s.st.addDevice(r.Context(), req.Name, token, req.LinkCode, ks)
+	switch {
+	case errors.Is(err, errBadLink):
+		s.failErr(w, r, badLink)
+		return
+	case errors.Is(err, errTooManyDevices):
+		s.failErr(w, r, tooManyDevices(s.cfg.MaxDevices))
+		return
+	case errors.Is(err, errKeyTaken):
+		s.failErr(w, r, keyTaken)
+		return
+	case errors.Is(err, errTooMany):
+		s.fail(w, r, http.StatusConflict, api.CodeTooMany, fmt.Sprintf("at most %d one-time prekeys per device", s.cfg.MaxPreKeys))
+		return
+	case err != nil:
+		s.internal(w, r, err)
+		return
+	}
+	if rec, ok := w.(*statusRecorder); ok {
+		rec.user = req.Name
+	}
+	s.log.Info("device added", "user", req.Name, "device", id, "one_time_prekeys", len(ks.opks))
+	writeJSON(w, http.StatusCreated, api.RegisterResponse{Token: token, OneTimePreKeys: len(ks.opks), Device: id})
 }
 
 // healthTimeout bounds the database check of /healthz.

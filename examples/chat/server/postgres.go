@@ -72,7 +72,7 @@ func openPostgres(ctx context.Context, cfg *Config, dsn string, now func() time.
 		return nil, fmt.Errorf("server: connecting to PostgreSQL: %w", err)
 	}
 	st.channel = "chat_events." + schema
-	if err := st.migrate(ctx, "postgres", fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, 0)", lockMigrate)); err != nil {
+	if err := st.migrate(ctx, db, "postgres", fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, 0)", lockMigrate)); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("create schema: %w", err)
 	}
@@ -91,10 +91,10 @@ func openPostgres(ctx context.Context, cfg *Config, dsn string, now func() time.
 // envelope below n committed (see push). The total is a single row, taken
 // last so that its lock is held for as little of the transaction as
 // possible: every enqueue in the cluster passes through it.
-func (st *postgresStorage) enqueue(ctx context.Context, from, to string, body []byte) (int64, error) {
+func (st *postgresStorage) enqueue(ctx context.Context, from, to device, body []byte) (int64, error) {
 	var seq int64
 	err := st.tx(ctx, func(tx *sql.Tx) (err error) {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, lockQueue, to); err != nil {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, lockQueue, to.user); err != nil {
 			return err
 		}
 		if seq, err = st.insertQueued(ctx, tx, from, to, body); err != nil {
@@ -109,7 +109,7 @@ func (st *postgresStorage) enqueue(ctx context.Context, from, to string, body []
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, st.channel, st.payload(event{kind: evQueued, user: to}))
+		_, err = tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, st.channel, st.payload(event{kind: evQueued, dev: to.key()}))
 		return err
 	})
 	return seq, err
@@ -117,7 +117,7 @@ func (st *postgresStorage) enqueue(ctx context.Context, from, to string, body []
 
 // ack deletes recipient's envelope seq, if it is there, and takes its size
 // off the total in the same transaction.
-func (st *postgresStorage) ack(ctx context.Context, recipient string, seq int64) error {
+func (st *postgresStorage) ack(ctx context.Context, recipient device, seq int64) error {
 	return st.tx(ctx, func(tx *sql.Tx) error {
 		size, err := st.deleteQueued(ctx, tx, recipient, seq)
 		if err != nil || size == 0 {
@@ -129,9 +129,9 @@ func (st *postgresStorage) ack(ctx context.Context, recipient string, seq int64)
 }
 
 // payload encodes ev for NOTIFY: the sender's id, the kind, the user and
-// the count, separated by spaces (names have none).
+// the count, separated by spaces (device keys have none).
 func (st *postgresStorage) payload(ev event) string {
-	return st.self + " " + ev.kind + " " + ev.user + " " + strconv.Itoa(ev.n)
+	return st.self + " " + ev.kind + " " + ev.dev + " " + strconv.Itoa(ev.n)
 }
 
 // publish notifies the other instances of ev. A failure is logged and
@@ -190,7 +190,7 @@ func (st *postgresStorage) listenOnce(ctx context.Context, fn func(event), up fu
 			continue
 		}
 		count, _ := strconv.Atoi(f[2])
-		fn(event{kind: f[0], user: f[1], n: count})
+		fn(event{kind: f[0], dev: f[1], n: count})
 	}
 }
 

@@ -12,11 +12,13 @@ import (
 // The queue is bounded four ways, because anyone with an account can send
 // anything to anyone:
 //
-//   - per recipient, by count (MaxQueue) and bytes (MaxQueueBytes), so
-//     that one recipient's backlog cannot take the disk;
-//   - per sender within each recipient's queue (SenderShare of both), so
-//     that one sender cannot fill a recipient's queue and lock out the
-//     others: with the defaults a sender may hold a quarter of it;
+//   - per recipient device, by count (MaxQueue) and bytes (MaxQueueBytes),
+//     so that one recipient's backlog cannot take the disk (an account
+//     has at most MaxDevices of them);
+//   - per sending account within each recipient device's queue
+//     (SenderShare of both), so that one sender cannot fill a recipient's
+//     queue and lock out the others: with the defaults a sender (all its
+//     devices together) may hold a quarter of it;
 //   - in total (MaxTotalQueueBytes), so that many senders sending to many
 //     recipients still stop at a size the operator chose;
 //   - in time, by a send rate per sender (SendRate, SendBurst), so that
@@ -50,7 +52,7 @@ func (cfg *Config) serverFull() *refusal {
 		"the server's queue holds its limit of %d bytes for all users; retry later", cfg.MaxTotalQueueBytes)}
 }
 
-// insertQueued stores an envelope of from for to in tx, if the recipient's
+// insertQueued stores an envelope of from for device to in tx, if the recipient's
 // limits allow, and returns its sequence number or a *refusal naming the
 // limit it would exceed. The limit on all queues together is the
 // caller's, since the two backends keep that total differently.
@@ -60,14 +62,14 @@ func (cfg *Config) serverFull() *refusal {
 // record header without loading the blob. The caller makes the check and
 // the insert one step: SQLite by its single connection, PostgreSQL by a
 // lock on the recipient.
-func (c *sqlCore) insertQueued(ctx context.Context, tx *sql.Tx, from, to string, body []byte) (int64, error) {
+func (c *sqlCore) insertQueued(ctx context.Context, tx *sql.Tx, from, to device, body []byte) (int64, error) {
 	size := int64(len(body))
 	var n, fromN int
 	var bytes, fromBytes int64
 	if err := tx.QueryRowContext(ctx, c.q(`SELECT count(*), coalesce(sum(octet_length(body)), 0),
 		coalesce(sum(CASE WHEN sender = ? THEN 1 ELSE 0 END), 0),
 		coalesce(sum(CASE WHEN sender = ? THEN octet_length(body) ELSE 0 END), 0)
-		FROM queue WHERE recipient = ?`), from, from, to).Scan(&n, &bytes, &fromN, &fromBytes); err != nil {
+		FROM queue WHERE recipient = ? AND device = ?`), from.user, from.user, to.user, int64(to.id)).Scan(&n, &bytes, &fromN, &fromBytes); err != nil {
 		return 0, err
 	}
 	shareN, shareBytes := c.cfg.senderShare()
@@ -83,8 +85,8 @@ func (c *sqlCore) insertQueued(ctx context.Context, tx *sql.Tx, from, to string,
 	}
 	var seq int64
 	err := tx.QueryRowContext(ctx,
-		c.q(`INSERT INTO queue (recipient, sender, body, created) VALUES (?, ?, ?, ?) RETURNING seq`),
-		to, from, body, c.now().Unix()).Scan(&seq)
+		c.q(`INSERT INTO queue (recipient, device, sender, sender_device, body, created) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq`),
+		to.user, int64(to.id), from.user, int64(from.id), body, c.now().Unix()).Scan(&seq)
 	return seq, err
 }
 
@@ -92,9 +94,10 @@ func (c *sqlCore) insertQueued(ctx context.Context, tx *sql.Tx, from, to string,
 // 0 if there is none. Acknowledging twice, or another user's envelope,
 // deletes nothing and is not an error: the client cannot tell the two
 // apart anyway, and a repeated ack after a reconnect is normal.
-func (c *sqlCore) deleteQueued(ctx context.Context, tx *sql.Tx, recipient string, seq int64) (int64, error) {
+func (c *sqlCore) deleteQueued(ctx context.Context, tx *sql.Tx, recipient device, seq int64) (int64, error) {
 	var size int64
-	err := tx.QueryRowContext(ctx, c.q(`DELETE FROM queue WHERE recipient = ? AND seq = ? RETURNING octet_length(body)`), recipient, seq).Scan(&size)
+	err := tx.QueryRowContext(ctx, c.q(`DELETE FROM queue WHERE recipient = ? AND device = ? AND seq = ? RETURNING octet_length(body)`),
+		recipient.user, int64(recipient.id), seq).Scan(&size)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}

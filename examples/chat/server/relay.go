@@ -15,7 +15,7 @@ import (
 	"github.com/ratchetkit/ratchetkit/examples/chat/api"
 )
 
-// The relay keeps one WebSocket connection per user. Every envelope goes
+// The relay keeps one WebSocket connection per device. Every envelope goes
 // through the queue table, whether its recipient is online or not: sending
 // stores it, a per-connection pusher sends whatever is queued for its user,
 // and only the recipient's ack deletes it. One path for online and offline
@@ -30,8 +30,8 @@ const writeTimeout = 10 * time.Second
 const pushBatch = 64
 
 type wsConn struct {
-	user string
-	c    *websocket.Conn
+	dev device
+	c   *websocket.Conn
 	// wake tells the pusher that something was queued; prekeys carries a
 	// one-time prekey count to report. Both hold at most one pending value,
 	// so notifying never blocks.
@@ -42,10 +42,10 @@ type wsConn struct {
 type hub struct {
 	mu     sync.Mutex
 	closed bool
-	conns  map[string]*wsConn
+	conns  map[string]*wsConn // by device.key()
 }
 
-// add registers c as its user's connection and returns the one it
+// add registers c as its device's connection and returns the one it
 // replaces, if any. It fails once the server is closing; otherwise the
 // caller must call s.wg.Done when the connection ends.
 func (s *Server) addConn(c *wsConn) (old *wsConn, ok bool) {
@@ -56,28 +56,29 @@ func (s *Server) addConn(c *wsConn) (old *wsConn, ok bool) {
 		return nil, false
 	}
 	s.wg.Add(1)
-	old = h.conns[c.user]
-	h.conns[c.user] = c
+	old = h.conns[c.dev.key()]
+	h.conns[c.dev.key()] = c
 	return old, true
 }
 
 func (h *hub) remove(c *wsConn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.conns[c.user] == c {
-		delete(h.conns, c.user)
+	if h.conns[c.dev.key()] == c {
+		delete(h.conns, c.dev.key())
 	}
 }
 
-func (h *hub) get(user string) *wsConn {
+func (h *hub) get(dev string) *wsConn {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.conns[user]
+	return h.conns[dev]
 }
 
-// wake tells user's connection, if any, to push what is queued.
-func (h *hub) wake(user string) {
-	if c := h.get(user); c != nil {
+// wake tells the connection of dev (a device.key()), if any, to push what
+// is queued.
+func (h *hub) wake(dev string) {
+	if c := h.get(dev); c != nil {
 		c.notify()
 	}
 }
@@ -90,10 +91,10 @@ func (c *wsConn) notify() {
 	}
 }
 
-// preKeys reports user's one-time prekey count to the user's connection,
+// preKeys reports a device's one-time prekey count to its connection,
 // replacing a count not yet sent.
-func (h *hub) preKeys(user string, n int) {
-	if c := h.get(user); c != nil {
+func (h *hub) preKeys(dev string, n int) {
+	if c := h.get(dev); c != nil {
 		c.reportPreKeys(n)
 	}
 }
@@ -121,19 +122,19 @@ func (h *hub) wakeAll() {
 	}
 }
 
-// onEvent acts on what another instance published. A user's connection
-// here closes when another instance says the user connected there; if the
-// user connects there and then here again within the time a notification
+// onEvent acts on what another instance published. A device's connection
+// here closes when another instance says the device connected there; if
+// it connects there and then here again within the time a notification
 // takes, the late one can close the newest connection, which the client
 // reconnects after its backoff.
 func (s *Server) onEvent(ev event) {
 	switch ev.kind {
 	case evQueued:
-		s.hub.wake(ev.user)
+		s.hub.wake(ev.dev)
 	case evPreKeys:
-		s.hub.preKeys(ev.user, ev.n)
+		s.hub.preKeys(ev.dev, ev.n)
 	case evConnected:
-		if c := s.hub.get(ev.user); c != nil {
+		if c := s.hub.get(ev.dev); c != nil {
 			go c.c.Close(websocket.StatusPolicyViolation, "replaced by a newer connection")
 		}
 	case evResync:
@@ -162,7 +163,7 @@ func (h *hub) closeAll() {
 }
 
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
-	name := user(r)
+	dev := authDevice(r)
 	// Clients are programs, not browsers; Accept's default origin check
 	// still refuses cross-origin pages.
 	c, err := websocket.Accept(w, r, nil)
@@ -171,7 +172,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.SetReadLimit(api.MaxFrameSize)
-	conn := &wsConn{user: name, c: c, wake: make(chan struct{}, 1), prekeys: make(chan int, 1)}
+	conn := &wsConn{dev: dev, c: c, wake: make(chan struct{}, 1), prekeys: make(chan int, 1)}
 	old, ok := s.addConn(conn)
 	if !ok {
 		c.Close(websocket.StatusGoingAway, goingAway)
@@ -180,18 +181,18 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	defer s.wg.Done()
 	defer s.hub.remove(conn)
 	if old != nil {
-		// One connection per user: the newest wins, so a client that lost
+		// One connection per device: the newest wins, so a client that lost
 		// its connection without noticing can come straight back.
 		go old.c.Close(websocket.StatusPolicyViolation, "replaced by a newer connection")
 	}
 	// The same across instances: one that holds an older connection of
-	// this user closes it when it hears of this one.
-	s.st.publish(s.ctx, event{kind: evConnected, user: name})
-	s.log.Info("connected", "user", name)
+	// this device closes it when it hears of this one.
+	s.st.publish(s.ctx, event{kind: evConnected, dev: dev.key()})
+	s.log.Info("connected", "user", dev.user, "device", dev.id)
 
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
-	if n, err := s.st.countPreKeys(ctx, name); err == nil {
+	if n, err := s.st.countPreKeys(ctx, dev); err == nil {
 		conn.reportPreKeys(n)
 	}
 	// The pusher starts by reading the queue anyway; the wake only makes
@@ -212,7 +213,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if pushErr != nil && !errors.Is(pushErr, context.Canceled) {
 		err = pushErr
 	}
-	s.log.Info("disconnected", "user", name, "status", websocket.CloseStatus(err).String(), "reason", closeReason(err))
+	s.log.Info("disconnected", "user", dev.user, "device", dev.id, "status", websocket.CloseStatus(err).String(), "reason", closeReason(err))
 }
 
 // closeReason says why a connection ended, without echoing anything the
@@ -262,8 +263,8 @@ func (s *Server) readLoop(ctx context.Context, conn *wsConn) error {
 				s.sendError(ctx, conn, f.ID, api.CodeBadRequest, "ack without a sequence number")
 				continue
 			}
-			if err := s.st.ack(ctx, conn.user, f.Seq); err != nil {
-				s.log.Error("ack", "user", conn.user, "err", err)
+			if err := s.st.ack(ctx, conn.dev, f.Seq); err != nil {
+				s.log.Error("ack", "user", conn.dev.user, "device", conn.dev.id, "err", err)
 				s.sendError(ctx, conn, f.ID, api.CodeInternal, "internal server error")
 			}
 		default:
@@ -291,7 +292,9 @@ func (s *Server) readFrame(ctx context.Context, conn *wsConn) (websocket.Message
 // errSlowFrame ends a connection whose frame took longer than ReadTimeout.
 var errSlowFrame = errors.New("frame not read within the read timeout")
 
-// relay queues a send frame's envelope for its recipient.
+// relay queues a send frame's envelope for its recipient device (device 1
+// if the frame names none). A device may send to its own account's other
+// devices, not to itself.
 func (s *Server) relay(ctx context.Context, conn *wsConn, f *api.Frame) {
 	if len(f.ID) > api.MaxIDLen {
 		s.sendError(ctx, conn, "", api.CodeBadRequest, fmt.Sprintf("id over %d bytes", api.MaxIDLen))
@@ -305,7 +308,7 @@ func (s *Server) relay(ctx context.Context, conn *wsConn, f *api.Frame) {
 		s.sendError(ctx, conn, f.ID, api.CodeTooLarge, fmt.Sprintf("envelope over %d bytes", api.MaxEnvelopeSize))
 		return
 	}
-	if ok, wait := s.sends.allow(ctx, conn.user); !ok {
+	if ok, wait := s.sends.allow(ctx, conn.dev.user); !ok {
 		s.sendError(ctx, conn, f.ID, api.CodeRateLimited, fmt.Sprintf(
 			"too many sends: at most %d at once, then %g per second; retry in %d s",
 			s.cfg.SendBurst, s.cfg.SendRate, int(wait.Seconds())+1))
@@ -315,16 +318,28 @@ func (s *Server) relay(ctx context.Context, conn *wsConn, f *api.Frame) {
 		s.sendError(ctx, conn, f.ID, api.CodeUnknownUser, "no such user")
 		return
 	}
-	switch ok, err := s.st.userExists(ctx, f.To); {
+	to := device{f.To, max(f.Device, 1)}
+	if to == conn.dev {
+		s.sendError(ctx, conn, f.ID, api.CodeBadRequest, "a device cannot send to itself")
+		return
+	}
+	switch ok, err := s.st.deviceExists(ctx, to); {
 	case err != nil:
 		s.log.Error("relay", "err", err)
 		s.sendError(ctx, conn, f.ID, api.CodeInternal, "internal server error")
 		return
 	case !ok:
-		s.sendError(ctx, conn, f.ID, api.CodeUnknownUser, "no such user")
+		// Unknown user and unknown device are told apart, so that a
+		// client can refresh a stale device list; both are as easy to
+		// learn from GET /v1/users/{name}/devices.
+		if ok, err := s.st.userExists(ctx, to.user); err == nil && ok {
+			s.sendError(ctx, conn, f.ID, api.CodeUnknownDevice, "no such device")
+		} else {
+			s.sendError(ctx, conn, f.ID, api.CodeUnknownUser, "no such user")
+		}
 		return
 	}
-	seq, err := s.st.enqueue(ctx, conn.user, f.To, f.Body)
+	seq, err := s.st.enqueue(ctx, conn.dev, to, f.Body)
 	if r, ok := errors.AsType[*refusal](err); ok {
 		s.sendError(ctx, conn, f.ID, r.code, r.msg)
 		return
@@ -334,12 +349,12 @@ func (s *Server) relay(ctx context.Context, conn *wsConn, f *api.Frame) {
 		s.sendError(ctx, conn, f.ID, api.CodeInternal, "internal server error")
 		return
 	}
-	s.log.Debug("queued", "from", conn.user, "to", f.To, "seq", seq, "size", len(f.Body))
-	s.hub.wake(f.To)
+	s.log.Debug("queued", "from", conn.dev.user, "from_device", conn.dev.id, "to", to.user, "device", to.id, "seq", seq, "size", len(f.Body))
+	s.hub.wake(to.key())
 	s.write(ctx, conn, &api.Frame{Type: api.FrameSent, ID: f.ID, Seq: seq})
 }
 
-// push sends conn's user everything queued for it, then waits for more.
+// push sends conn's device everything queued for it, then waits for more.
 // Envelopes already pushed on this connection are not pushed again; on the
 // next connection everything unacknowledged is.
 //
@@ -358,18 +373,18 @@ func (s *Server) push(ctx context.Context, conn *wsConn) error {
 		reread = t.C
 	}
 	for {
-		batch, err := s.st.pending(ctx, conn.user, last, pushBatch)
+		batch, err := s.st.pending(ctx, conn.dev, last, pushBatch)
 		if err != nil {
 			if ctx.Err() == nil {
-				s.log.Error("read queue", "user", conn.user, "err", err)
+				s.log.Error("read queue", "user", conn.dev.user, "device", conn.dev.id, "err", err)
 			}
 			return err
 		}
 		for _, q := range batch {
-			if err := s.write(ctx, conn, &api.Frame{Type: api.FrameMessage, Seq: q.seq, From: q.from, Body: q.body}); err != nil {
+			if err := s.write(ctx, conn, &api.Frame{Type: api.FrameMessage, Seq: q.seq, From: q.from.user, FromDevice: q.from.id, Body: q.body}); err != nil {
 				return err
 			}
-			s.log.Debug("pushed", "to", conn.user, "seq", q.seq, "size", len(q.body))
+			s.log.Debug("pushed", "to", conn.dev.user, "device", conn.dev.id, "seq", q.seq, "size", len(q.body))
 			last = q.seq
 		}
 		if len(batch) == pushBatch {
@@ -408,7 +423,7 @@ func (s *Server) ping(ctx context.Context, conn *wsConn, cancel context.CancelFu
 }
 
 func (s *Server) sendError(ctx context.Context, conn *wsConn, id, code, msg string) {
-	s.log.Warn("bad frame", "user", conn.user, "error", code)
+	s.log.Warn("bad frame", "user", conn.dev.user, "device", conn.dev.id, "error", code)
 	s.write(ctx, conn, &api.Frame{Type: api.FrameError, ID: id, Code: code, Message: msg})
 }
 

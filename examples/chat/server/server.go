@@ -19,6 +19,45 @@
 // signing a server challenge with the identity key, would tie the name to
 // the key and make a lost key a lost name, for no gain in a demo.
 //
+// # Devices
+//
+// An account has up to MaxDevices devices (api.MaxDevices, 6). Each has
+// its own token, signed and one-time prekeys, and queue, and all of them
+// the account's one identity key; envelopes are addressed to one device,
+// and the limits on prekey handouts and queue space apply per device, the
+// send rate per account. The first device is the one that registered the
+// name. Another joins with a link code: an existing device registers one
+// (POST /v1/devices/link) with a provisioning message, the user types the
+// code into the new device, which fetches the message (POST
+// /v1/devices/provision) and registers (POST /v1/devices). The code the
+// server stores, as a hash, is itself a hash of the 128-bit secret the
+// user carries, good once and for ten minutes (a new one voids the last);
+// the provisioning message is the account's identity private key,
+// encrypted under a key derived from that secret (package client). So the
+// server can let a device in, but cannot give it the identity key.
+//
+// Why approval by an existing device, rather than the account's
+// credentials (a password, or the first device's token copied over): a
+// token is a long-lived secret that would then live on two machines, and
+// could never be told apart or revoked separately, and neither a password
+// nor a token can carry the identity key, which the server must not see.
+// A link code is short-lived and single-use, needs a device the user
+// already holds, gives the new device a token of its own, and carries
+// the identity key past the server. That is what makes the server's
+// device list harmless: a device the server (or whoever controls it)
+// adds on its own has another identity key, and clients refuse it (they
+// pin every device of a user to the key of the user's devices they
+// already trust), so that nobody encrypts to it and its messages are held
+// as an identity change. What the code does not protect against is being
+// seen: whoever reads it within its ten minutes can join the account as
+// the user would, and read what is sent to it from then on. This is
+// Signal's design too (one identity key per account, handed to a linked
+// device over a channel the server cannot read).
+//
+// The server knows nothing of groups: a group message is an envelope,
+// sent once per member device, and counts against the sender's send rate
+// and the recipients' queue limits like any other (see package client).
+//
 // # What this server does not protect
 //
 //   - Who the keys belong to. The server, or anyone who controls it, can hand
@@ -82,6 +121,15 @@
 //     account filled a queue in 4 s (51 MB on disk) and every other sender
 //     was refused; now the 86th is refused with api.CodeShareFull and
 //     others' envelopes are stored.
+//   - Devices. MaxDevices per account (6); link codes LinkRate/LinkBurst
+//     per account (5 at once, then 1 a minute), one live at a time; a
+//     provisioning fetch and a device registration each spend the client
+//     address's registration allowance, so that guessing link codes (256
+//     bits as the server sees them, 128 as the user types them) costs
+//     what registering accounts does. Device lists are limited per
+//     fetching account at twice the bundle allowance. Groups cost the
+//     server nothing of their own: a group message is one envelope per
+//     member device, each counted by the send rate and queue limits.
 //   - Connections. Serve sets ReadTimeout (a request's headers and body,
 //     and each WebSocket frame from its first byte on), WriteTimeout and
 //     IdleTimeout, and caps open connections per client address
@@ -186,10 +234,10 @@
 //
 // # What a stolen database shows
 //
-// The database holds, per user: the name, the SHA-256 hash of the token
-// (useless to log in with, the token being 256 random bits), the public
-// identity key, signed prekey and signature, the registration time, and the
-// public one-time prekeys not yet handed out (their count and ids show
+// The database holds, per user: the name, and per device the SHA-256
+// hash of the device's token (useless to log in with, the token being 256
+// random bits), the public identity key, signed prekey and signature, the
+// registration time, and the public one-time prekeys not yet handed out (their count and ids show
 // roughly how many sessions others have started with the user). For each
 // envelope still queued it holds sender, recipient, time, size and the
 // ciphertext; it holds nothing of envelopes already delivered: deleted rows
@@ -197,7 +245,11 @@
 // deletes (see CheckpointInterval), and the files are readable by their
 // owner only. SQLite's sequence counter shows how many envelopes the server
 // has relayed in all. With invite codes, it holds each code's hash and the
-// name that used it.
+// name that used it. For a link code not yet used or expired, it holds
+// the code's hash, the account, the expiry and the provisioning message:
+// the account's identity private key, encrypted under a key the server
+// never had (a hash of the code the server sees is no help: the code is
+// itself a hash of a 128-bit secret).
 //
 // A PostgreSQL database holds the same tables, and two more: rate_limits,
 // whose keys are user names and client address prefixes with the time of
@@ -336,6 +388,12 @@ type Config struct {
 	// to PostgreSQL of one instance, besides its listener (default 16).
 	RereadInterval time.Duration
 	MaxDBConns     int
+	// MaxDevices bounds the devices of one account (default and at most
+	// api.MaxDevices). LinkRate and LinkBurst limit the link codes one
+	// account asks for (default 1 per minute, burst 5).
+	MaxDevices int
+	LinkRate   float64
+	LinkBurst  int
 }
 
 // setDefaults puts the default of each unset limit in place and checks the
@@ -366,6 +424,12 @@ func (cfg *Config) setDefaults() error {
 	setDefault(&cfg.CheckpointInterval, time.Second)
 	setDefault(&cfg.RereadInterval, 5*time.Second)
 	setDefault(&cfg.MaxDBConns, 16)
+	setDefault(&cfg.MaxDevices, api.MaxDevices)
+	setDefault(&cfg.LinkRate, 1.0/60)
+	setDefault(&cfg.LinkBurst, 5)
+	if cfg.MaxDevices > api.MaxDevices {
+		return fmt.Errorf("server: MaxDevices above %d", api.MaxDevices)
+	}
 	if cfg.SenderShare < 0 || cfg.SenderShare > 1 {
 		return errors.New("server: SenderShare is not between 0 and 1")
 	}
@@ -399,6 +463,8 @@ type Server struct {
 	prekeys  rateLimiter
 	registry rateLimiter
 	sends    rateLimiter
+	lists    rateLimiter
+	links    rateLimiter
 	ipConns  *counter
 	busy     *counter // requests in progress per user
 	hub      hub
@@ -453,6 +519,8 @@ func New(cfg Config) (*Server, error) {
 	s.registry = s.st.limiter("register", cfg.RegisterRate, cfg.RegisterBurst)
 	s.sends = s.st.limiter("sends", cfg.SendRate, cfg.SendBurst)
 	s.prekeys = s.st.limiter("prekeys", cfg.PreKeyRate, cfg.PreKeyBurst)
+	s.lists = s.st.limiter("devices", 2*cfg.BundleRate, 2*cfg.BundleBurst)
+	s.links = s.st.limiter("links", cfg.LinkRate, cfg.LinkBurst)
 	s.ipConns = newCounter(cfg.MaxConnsPerIP)
 	s.busy = newCounter(cfg.MaxConnsPerUser)
 	if err := s.st.loadInvites(ctx, cfg.InviteCodes); err != nil {

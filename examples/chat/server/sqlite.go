@@ -73,7 +73,7 @@ func openSQLite(ctx context.Context, cfg *Config, now func() time.Time) (*sqlite
 	db.SetMaxOpenConns(1)
 	st := &sqliteStorage{log: cfg.Logger, checkpointDone: make(chan struct{})}
 	st.sqlCore = &sqlCore{db: db, cfg: cfg, now: now, deleted: func() { st.dirty.Store(true) }}
-	if err := st.migrate(ctx, "sqlite", ""); err != nil {
+	if err := st.migrateSQLite(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("create schema: %w", err)
 	}
@@ -85,6 +85,36 @@ func openSQLite(ctx context.Context, cfg *Config, now func() time.Time) (*sqlite
 	st.stop = stop
 	go st.checkpointLoop(loopCtx)
 	return st, nil
+}
+
+// migrateSQLite runs the migrations with foreign keys off, as SQLite's
+// way of changing a table (make a new one, copy, drop the old one,
+// rename) needs: with them on, dropping a table would delete, by cascade,
+// every row that references it. The pragma has no effect inside a
+// transaction, so it is set on the connection around it, and the result
+// is checked before foreign keys go back on.
+func (st *sqliteStorage) migrateSQLite(ctx context.Context) error {
+	conn, err := st.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+		return err
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON`)
+	if err := st.migrate(ctx, conn, "sqlite", ""); err != nil {
+		return err
+	}
+	rows, err := conn.QueryContext(ctx, `PRAGMA foreign_key_check`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if rows.Next() {
+		return errors.New("the migrated database has rows that break a foreign key")
+	}
+	return rows.Err()
 }
 
 // restrictFiles creates the database file with mode 0600 if it is missing,
@@ -154,7 +184,7 @@ func (st *sqliteStorage) checkpoint(ctx context.Context) {
 // updated by enqueue and ack), since summing the whole table on every send
 // would cost time in proportion to what the limit allows. queueMu makes
 // the check and the insert one step.
-func (st *sqliteStorage) enqueue(ctx context.Context, from, to string, body []byte) (int64, error) {
+func (st *sqliteStorage) enqueue(ctx context.Context, from, to device, body []byte) (int64, error) {
 	st.queueMu.Lock()
 	defer st.queueMu.Unlock()
 	size := int64(len(body))
@@ -174,7 +204,7 @@ func (st *sqliteStorage) enqueue(ctx context.Context, from, to string, body []by
 }
 
 // ack deletes recipient's envelope seq, if it is there.
-func (st *sqliteStorage) ack(ctx context.Context, recipient string, seq int64) error {
+func (st *sqliteStorage) ack(ctx context.Context, recipient device, seq int64) error {
 	var size int64
 	err := st.tx(ctx, func(tx *sql.Tx) (err error) {
 		size, err = st.deleteQueued(ctx, tx, recipient, seq)

@@ -33,19 +33,24 @@ import (
 // Both embed sqlCore, the queries they share. Errors name no stored
 // value, so the handlers may log them.
 type storage interface {
-	userByToken(ctx context.Context, token string) (string, error)
+	userByToken(ctx context.Context, token string) (device, error)
 	userExists(ctx context.Context, name string) (bool, error)
+	deviceExists(ctx context.Context, d device) (bool, error)
+	devices(ctx context.Context, name string) ([]uint32, error)
 	register(ctx context.Context, name, token, invite string, ks *keySet) error
-	replaceKeys(ctx context.Context, name string, ks *keySet) error
-	identityKey(ctx context.Context, name string) ([]byte, error)
-	storedBundle(ctx context.Context, name string) (*x3dh.Bundle, error)
-	setSignedPreKey(ctx context.Context, name string, spk api.SignedPreKey) (changed bool, err error)
-	addPreKeys(ctx context.Context, name string, opks []api.PreKey) error
-	countPreKeys(ctx context.Context, name string) (int, error)
-	takeBundle(ctx context.Context, name string, mayTake func() bool) (b *api.Bundle, remaining int, err error)
-	pending(ctx context.Context, recipient string, after int64, limit int) ([]queued, error)
-	enqueue(ctx context.Context, from, to string, body []byte) (int64, error)
-	ack(ctx context.Context, recipient string, seq int64) error
+	createLink(ctx context.Context, name, code string, provision []byte, expires int64) error
+	provision(ctx context.Context, name, code string) ([]byte, error)
+	addDevice(ctx context.Context, name, token, code string, ks *keySet) (uint32, error)
+	replaceKeys(ctx context.Context, d device, ks *keySet) error
+	identityKey(ctx context.Context, d device) ([]byte, error)
+	storedBundle(ctx context.Context, d device) (*x3dh.Bundle, error)
+	setSignedPreKey(ctx context.Context, d device, spk api.SignedPreKey) (changed bool, err error)
+	addPreKeys(ctx context.Context, d device, opks []api.PreKey) error
+	countPreKeys(ctx context.Context, d device) (int, error)
+	takeBundle(ctx context.Context, d device, mayTake func() bool) (b *api.Bundle, remaining int, err error)
+	pending(ctx context.Context, recipient device, after int64, limit int) ([]queued, error)
+	enqueue(ctx context.Context, from, to device, body []byte) (int64, error)
+	ack(ctx context.Context, recipient device, seq int64) error
 	loadInvites(ctx context.Context, codes []string) error
 	inviteUsable(ctx context.Context, invite string) (bool, error)
 
@@ -62,17 +67,28 @@ type storage interface {
 	close() error
 }
 
+// device names one device of a user: what a token authenticates, what
+// prekeys and queued envelopes belong to.
+type device struct {
+	user string
+	id   uint32
+}
+
+// key is the device's name in the hub, the limits and events: the user
+// name, a colon (which names do not have) and the id.
+func (d device) key() string { return d.user + ":" + strconv.FormatUint(uint64(d.id), 10) }
+
 // event is what one instance tells the others.
 type event struct {
 	kind string // evQueued, evPreKeys, evConnected or evResync
-	user string
-	n    int // the prekey count, for evPreKeys
+	dev  string // device.key() of the device concerned
+	n    int    // the prekey count, for evPreKeys
 }
 
 const (
-	evQueued    = "q" // something was queued for user
-	evPreKeys   = "p" // user has n one-time prekeys left
-	evConnected = "c" // user connected to another instance
+	evQueued    = "q" // something was queued for dev
+	evPreKeys   = "p" // dev has n one-time prekeys left
+	evConnected = "c" // dev connected to another instance
 	evResync    = "r" // events may have been lost: re-read every queue
 )
 
@@ -85,8 +101,8 @@ type rateLimiter interface {
 
 // sqlCore holds the queries both backends run, written once in the SQL
 // they share; q rewrites the placeholders for PostgreSQL. Column user of
-// prekeys is quoted, a reserved word in PostgreSQL that SQLite accepts
-// quoted too.
+// devices, prekeys and device_links is quoted, a reserved word in
+// PostgreSQL that SQLite accepts quoted too.
 type sqlCore struct {
 	db  *sql.DB
 	pg  bool
@@ -126,13 +142,13 @@ var migrationFS embed.FS
 // the end of a line. lock, if not empty, runs first: instances starting at
 // once on one PostgreSQL database would otherwise race each other even at
 // CREATE TABLE IF NOT EXISTS.
-func (c *sqlCore) migrate(ctx context.Context, dialect, lock string) error {
+func (c *sqlCore) migrate(ctx context.Context, db beginner, dialect, lock string) error {
 	dir := path.Join("migrations", dialect)
 	entries, err := fs.ReadDir(migrationFS, dir)
 	if err != nil {
 		return err
 	}
-	return c.tx(ctx, func(tx *sql.Tx) error {
+	return txOn(ctx, db, func(tx *sql.Tx) error {
 		if lock != "" {
 			if _, err := tx.ExecContext(ctx, lock); err != nil {
 				return err
@@ -193,7 +209,7 @@ func uniqueViolation(err error) error {
 	if !errors.As(err, &pe) || pe.Code != "23505" {
 		return err
 	}
-	if pe.ConstraintName == "users_identity_key_key" {
+	if pe.ConstraintName == "identity_keys_pkey" {
 		return errKeyTaken
 	}
 	return errNameTaken
@@ -209,29 +225,63 @@ func hashToken(token string) []byte {
 // errNameTaken, errUnknownUser and errPreKeyExists report conflicts the
 // handlers turn into API errors.
 var (
-	errNameTaken    = errors.New("name taken")
-	errUnknownUser  = errors.New("unknown user")
-	errPreKeyExists = errors.New("prekey id exists")
-	errTooMany      = errors.New("too many")
-	errKeyTaken     = errors.New("identity key registered to another name")
+	errNameTaken      = errors.New("name taken")
+	errUnknownUser    = errors.New("unknown user")
+	errUnknownDevice  = errors.New("unknown device")
+	errBadLink        = errors.New("link code missing, unknown, used or expired")
+	errTooManyDevices = errors.New("too many devices")
+	errPreKeyExists   = errors.New("prekey id exists")
+	errTooMany        = errors.New("too many")
+	errKeyTaken       = errors.New("identity key registered to another name")
 )
 
-// userByToken returns the user whose token hashes to the stored hash.
+// userByToken returns the device whose token hashes to the stored hash.
 // The hash is of a 256-bit random token, so looking it up by value leaks
 // nothing a timing attacker could use.
-func (c *sqlCore) userByToken(ctx context.Context, token string) (string, error) {
-	var name string
-	err := c.db.QueryRowContext(ctx, c.q(`SELECT name FROM users WHERE token_hash = ?`), hashToken(token)).Scan(&name)
+func (c *sqlCore) userByToken(ctx context.Context, token string) (device, error) {
+	var d device
+	err := c.db.QueryRowContext(ctx, c.q(`SELECT "user", id FROM devices WHERE token_hash = ?`), hashToken(token)).Scan(&d.user, &d.id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", errUnknownUser
+		return device{}, errUnknownUser
 	}
-	return name, err
+	return d, err
 }
 
 func (c *sqlCore) userExists(ctx context.Context, name string) (bool, error) {
 	var n int
 	err := c.db.QueryRowContext(ctx, c.q(`SELECT count(*) FROM users WHERE name = ?`), name).Scan(&n)
 	return n > 0, err
+}
+
+func (c *sqlCore) deviceExists(ctx context.Context, d device) (bool, error) {
+	var n int
+	err := c.db.QueryRowContext(ctx, c.q(`SELECT count(*) FROM devices WHERE "user" = ? AND id = ?`), d.user, int64(d.id)).Scan(&n)
+	return n > 0, err
+}
+
+// devices returns name's device ids in increasing order, or
+// errUnknownUser.
+func (c *sqlCore) devices(ctx context.Context, name string) ([]uint32, error) {
+	rows, err := c.db.QueryContext(ctx, c.q(`SELECT id FROM devices WHERE "user" = ? ORDER BY id`), name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []uint32
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, uint32(id))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, errUnknownUser
+	}
+	return ids, nil
 }
 
 // keySet is a validated set of public keys to store.
@@ -250,73 +300,157 @@ func (c *sqlCore) register(ctx context.Context, name, token, invite string, ks *
 		if n > 0 {
 			return errNameTaken
 		}
-		if err := c.checkIdentityFree(ctx, tx, name, ks.identityKey); err != nil {
-			return err
-		}
 		if err := c.useInvite(ctx, tx, name, invite); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx,
-			c.q(`INSERT INTO users (name, token_hash, identity_key, spk_id, spk, spk_sig, created) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-			name, hashToken(token), ks.identityKey, int64(ks.spk.ID), ks.spk.Key, ks.spk.Signature, c.now().Unix()); err != nil {
+		if _, err := tx.ExecContext(ctx, c.q(`INSERT INTO users (name, created) VALUES (?, ?)`), name, c.now().Unix()); err != nil {
 			return uniqueViolation(err)
 		}
-		return c.addPreKeysTx(ctx, tx, name, ks.opks)
+		if err := c.checkIdentityFree(ctx, tx, device{name, 1}, ks.identityKey); err != nil {
+			return err
+		}
+		return c.insertDevice(ctx, tx, device{name, 1}, token, ks)
 	})
 }
 
-// replaceKeys swaps every key of name for those of ks: the old one-time
-// prekeys belong to the old identity and go with it.
-func (c *sqlCore) replaceKeys(ctx context.Context, name string, ks *keySet) error {
+// insertDevice stores a new device with its keys.
+func (c *sqlCore) insertDevice(ctx context.Context, tx *sql.Tx, d device, token string, ks *keySet) error {
+	if _, err := tx.ExecContext(ctx,
+		c.q(`INSERT INTO devices ("user", id, token_hash, identity_key, spk_id, spk, spk_sig, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+		d.user, int64(d.id), hashToken(token), ks.identityKey, int64(ks.spk.ID), ks.spk.Key, ks.spk.Signature, c.now().Unix()); err != nil {
+		return uniqueViolation(err)
+	}
+	return c.addPreKeysTx(ctx, tx, d, ks.opks)
+}
+
+// createLink makes code the one link code of name's account, valid until
+// expires, with the provisioning message a new device fetches with it:
+// any earlier code of the account is void.
+func (c *sqlCore) createLink(ctx context.Context, name, code string, provision []byte, expires int64) error {
 	return c.tx(ctx, func(tx *sql.Tx) error {
-		if err := c.checkIdentityFree(ctx, tx, name, ks.identityKey); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx,
-			c.q(`UPDATE users SET identity_key = ?, spk_id = ?, spk = ?, spk_sig = ? WHERE name = ?`),
-			ks.identityKey, int64(ks.spk.ID), ks.spk.Key, ks.spk.Signature, name); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, c.q(`DELETE FROM prekeys WHERE "user" = ?`), name); err != nil {
+		if _, err := tx.ExecContext(ctx, c.q(`DELETE FROM device_links WHERE "user" = ? OR expires < ?`), name, c.now().Unix()); err != nil {
 			return err
 		}
 		c.deleted()
-		return c.addPreKeysTx(ctx, tx, name, ks.opks)
+		_, err := tx.ExecContext(ctx, c.q(`INSERT INTO device_links (code_hash, "user", expires, provision) VALUES (?, ?, ?, ?)`),
+			hashToken(code), name, expires, provision)
+		return err
 	})
 }
 
-// checkIdentityFree fails with errKeyTaken if a user other than name has
-// identity key ik. Two names with one identity key are an unknown
-// key-share: whoever registered "alice2" with alice's public keys (all of
-// them public, so copying needs no secret) has contacts run X3DH with
-// alice's keys, and alice receives, and may believe, messages meant for
-// "alice2". The unique index on identity_key enforces the same rule; this
-// check turns it into an error the handlers can name.
-func (c *sqlCore) checkIdentityFree(ctx context.Context, tx *sql.Tx, name string, ik []byte) error {
-	var n int
-	if err := tx.QueryRowContext(ctx, c.q(`SELECT count(*) FROM users WHERE identity_key = ? AND name != ?`), ik, name).Scan(&n); err != nil {
+// provision returns the provisioning message of name's link code code, if
+// it is live, or errBadLink. It does not use the code up.
+func (c *sqlCore) provision(ctx context.Context, name, code string) ([]byte, error) {
+	var p []byte
+	err := c.db.QueryRowContext(ctx, c.q(`SELECT provision FROM device_links WHERE code_hash = ? AND "user" = ? AND expires >= ?`),
+		hashToken(code), name, c.now().Unix()).Scan(&p)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errBadLink
+	}
+	return p, err
+}
+
+// addDevice adds a device to name's account if code is the account's
+// link code and has not expired, using the code up, and returns the new
+// device's id: one above the highest. On PostgreSQL the account's row is
+// locked first, so that two devices joining at once cannot both take the
+// same id or both pass the MaxDevices check.
+func (c *sqlCore) addDevice(ctx context.Context, name, token, code string, ks *keySet) (uint32, error) {
+	var id uint32
+	err := c.tx(ctx, func(tx *sql.Tx) error {
+		if c.pg {
+			if _, err := tx.ExecContext(ctx, `SELECT 1 FROM users WHERE name = $1 FOR UPDATE`, name); err != nil {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx, c.q(`DELETE FROM device_links WHERE code_hash = ? AND "user" = ? AND expires >= ?`),
+			hashToken(code), name, c.now().Unix())
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			if err == nil {
+				err = errBadLink
+			}
+			return err
+		}
+		c.deleted()
+		var n int
+		var top int64
+		if err := tx.QueryRowContext(ctx, c.q(`SELECT count(*), coalesce(max(id), 0) FROM devices WHERE "user" = ?`), name).Scan(&n, &top); err != nil {
+			return err
+		}
+		if n >= c.cfg.MaxDevices {
+			return errTooManyDevices
+		}
+		id = uint32(top + 1)
+		if err := c.checkIdentityFree(ctx, tx, device{name, id}, ks.identityKey); err != nil {
+			return err
+		}
+		return c.insertDevice(ctx, tx, device{name, id}, token, ks)
+	})
+	return id, err
+}
+
+// replaceKeys swaps every key of d for those of ks: the old one-time
+// prekeys belong to the old identity and go with it.
+func (c *sqlCore) replaceKeys(ctx context.Context, d device, ks *keySet) error {
+	return c.tx(ctx, func(tx *sql.Tx) error {
+		if err := c.checkIdentityFree(ctx, tx, d, ks.identityKey); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx,
+			c.q(`UPDATE devices SET identity_key = ?, spk_id = ?, spk = ?, spk_sig = ? WHERE "user" = ? AND id = ?`),
+			ks.identityKey, int64(ks.spk.ID), ks.spk.Key, ks.spk.Signature, d.user, int64(d.id)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, c.q(`DELETE FROM prekeys WHERE "user" = ? AND device = ?`), d.user, int64(d.id)); err != nil {
+			return err
+		}
+		c.deleted()
+		return c.addPreKeysTx(ctx, tx, d, ks.opks)
+	})
+}
+
+// checkIdentityFree claims identity key ik for d's user, in tx, or fails
+// with errKeyTaken if another user has it. Two names with one identity
+// key are an unknown key-share: whoever registered "alice2" with alice's
+// public keys (all of them public, so copying needs no secret) has
+// contacts run X3DH with alice's keys, and alice receives, and may
+// believe, messages meant for "alice2". The devices of one user share
+// their identity key (see package client), so the rule is per user, kept
+// in identity_keys: its primary key makes the claim one step on
+// PostgreSQL too, where a concurrent claim waits for the first to commit
+// and then sees it. A key once claimed stays its user's, after a reset
+// too.
+func (c *sqlCore) checkIdentityFree(ctx context.Context, tx *sql.Tx, d device, ik []byte) error {
+	if _, err := tx.ExecContext(ctx, c.q(`INSERT INTO identity_keys (key, "user") VALUES (?, ?) ON CONFLICT (key) DO NOTHING`), ik, d.user); err != nil {
 		return err
 	}
-	if n > 0 {
+	var owner string
+	if err := tx.QueryRowContext(ctx, c.q(`SELECT "user" FROM identity_keys WHERE key = ?`), ik).Scan(&owner); err != nil {
+		return err
+	}
+	if owner != d.user {
 		return errKeyTaken
 	}
 	return nil
 }
 
-func (c *sqlCore) identityKey(ctx context.Context, name string) ([]byte, error) {
+func (c *sqlCore) identityKey(ctx context.Context, d device) ([]byte, error) {
 	var ik []byte
-	err := c.db.QueryRowContext(ctx, c.q(`SELECT identity_key FROM users WHERE name = ?`), name).Scan(&ik)
+	err := c.db.QueryRowContext(ctx, c.q(`SELECT identity_key FROM devices WHERE "user" = ? AND id = ?`), d.user, int64(d.id)).Scan(&ik)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errUnknownUser
 	}
 	return ik, err
 }
 
-// storedBundle returns name's identity and signed prekeys as a bundle
+// storedBundle returns d's identity and signed prekeys as a bundle
 // without a one-time prekey, to check new one-time prekeys against.
-func (c *sqlCore) storedBundle(ctx context.Context, name string) (*x3dh.Bundle, error) {
-	b := api.Bundle{Name: name}
-	err := c.db.QueryRowContext(ctx, c.q(`SELECT identity_key, spk_id, spk, spk_sig FROM users WHERE name = ?`), name).
+func (c *sqlCore) storedBundle(ctx context.Context, d device) (*x3dh.Bundle, error) {
+	b := api.Bundle{Name: d.user, Device: d.id}
+	err := c.db.QueryRowContext(ctx, c.q(`SELECT identity_key, spk_id, spk, spk_sig FROM devices WHERE "user" = ? AND id = ?`), d.user, int64(d.id)).
 		Scan(&b.IdentityKey, &b.SignedPreKey.ID, &b.SignedPreKey.Key, &b.SignedPreKey.Signature)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errUnknownUser
@@ -327,12 +461,12 @@ func (c *sqlCore) storedBundle(ctx context.Context, name string) (*x3dh.Bundle, 
 	return b.X3DH()
 }
 
-// setSignedPreKey stores spk as name's signed prekey and reports whether
+// setSignedPreKey stores spk as d's signed prekey and reports whether
 // it differs from the one stored.
-func (c *sqlCore) setSignedPreKey(ctx context.Context, name string, spk api.SignedPreKey) (changed bool, err error) {
+func (c *sqlCore) setSignedPreKey(ctx context.Context, d device, spk api.SignedPreKey) (changed bool, err error) {
 	res, err := c.db.ExecContext(ctx,
-		c.q(`UPDATE users SET spk_id = ?, spk = ?, spk_sig = ? WHERE name = ? AND (spk_id != ? OR spk != ? OR spk_sig != ?)`),
-		int64(spk.ID), spk.Key, spk.Signature, name, int64(spk.ID), spk.Key, spk.Signature)
+		c.q(`UPDATE devices SET spk_id = ?, spk = ?, spk_sig = ? WHERE "user" = ? AND id = ? AND (spk_id != ? OR spk != ? OR spk_sig != ?)`),
+		int64(spk.ID), spk.Key, spk.Signature, d.user, int64(d.id), int64(spk.ID), spk.Key, spk.Signature)
 	if err != nil {
 		return false, err
 	}
@@ -340,21 +474,21 @@ func (c *sqlCore) setSignedPreKey(ctx context.Context, name string, spk api.Sign
 	return n > 0, err
 }
 
-func (c *sqlCore) addPreKeys(ctx context.Context, name string, opks []api.PreKey) error {
-	return c.tx(ctx, func(tx *sql.Tx) error { return c.addPreKeysTx(ctx, tx, name, opks) })
+func (c *sqlCore) addPreKeys(ctx context.Context, d device, opks []api.PreKey) error {
+	return c.tx(ctx, func(tx *sql.Tx) error { return c.addPreKeysTx(ctx, tx, d, opks) })
 }
 
-// addPreKeysTx adds opks to name's stock. On PostgreSQL it first locks
-// name's row, so that two instances adding at once cannot both pass the
+// addPreKeysTx adds opks to d's stock. On PostgreSQL it first locks
+// d's row, so that two instances adding at once cannot both pass the
 // MaxPreKeys check; SQLite's single connection serialises it anyway.
-func (c *sqlCore) addPreKeysTx(ctx context.Context, tx *sql.Tx, name string, opks []api.PreKey) error {
+func (c *sqlCore) addPreKeysTx(ctx context.Context, tx *sql.Tx, d device, opks []api.PreKey) error {
 	if c.pg {
-		if _, err := tx.ExecContext(ctx, `SELECT 1 FROM users WHERE name = $1 FOR UPDATE`, name); err != nil {
+		if _, err := tx.ExecContext(ctx, `SELECT 1 FROM devices WHERE "user" = $1 AND id = $2 FOR UPDATE`, d.user, int64(d.id)); err != nil {
 			return err
 		}
 	}
 	var n int
-	if err := tx.QueryRowContext(ctx, c.q(`SELECT count(*) FROM prekeys WHERE "user" = ?`), name).Scan(&n); err != nil {
+	if err := tx.QueryRowContext(ctx, c.q(`SELECT count(*) FROM prekeys WHERE "user" = ? AND device = ?`), d.user, int64(d.id)).Scan(&n); err != nil {
 		return err
 	}
 	if n+len(opks) > c.cfg.MaxPreKeys {
@@ -362,30 +496,32 @@ func (c *sqlCore) addPreKeysTx(ctx context.Context, tx *sql.Tx, name string, opk
 	}
 	for _, pk := range opks {
 		var exists int
-		if err := tx.QueryRowContext(ctx, c.q(`SELECT count(*) FROM prekeys WHERE "user" = ? AND id = ?`), name, int64(pk.ID)).Scan(&exists); err != nil {
+		if err := tx.QueryRowContext(ctx, c.q(`SELECT count(*) FROM prekeys WHERE "user" = ? AND device = ? AND id = ?`),
+			d.user, int64(d.id), int64(pk.ID)).Scan(&exists); err != nil {
 			return err
 		}
 		if exists > 0 {
 			return errPreKeyExists
 		}
-		if _, err := tx.ExecContext(ctx, c.q(`INSERT INTO prekeys ("user", id, key) VALUES (?, ?, ?)`), name, int64(pk.ID), pk.Key); err != nil {
+		if _, err := tx.ExecContext(ctx, c.q(`INSERT INTO prekeys ("user", device, id, key) VALUES (?, ?, ?, ?)`),
+			d.user, int64(d.id), int64(pk.ID), pk.Key); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (c *sqlCore) countPreKeys(ctx context.Context, name string) (int, error) {
+func (c *sqlCore) countPreKeys(ctx context.Context, d device) (int, error) {
 	var n int
-	err := c.db.QueryRowContext(ctx, c.q(`SELECT count(*) FROM prekeys WHERE "user" = ?`), name).Scan(&n)
+	err := c.db.QueryRowContext(ctx, c.q(`SELECT count(*) FROM prekeys WHERE "user" = ? AND device = ?`), d.user, int64(d.id)).Scan(&n)
 	return n, err
 }
 
-// takeBundle reads name's bundle and removes the one-time prekey it hands
+// takeBundle reads d's bundle and removes the one-time prekey it hands
 // out, in one transaction: no two callers can get the same prekey, and the
 // prekey always belongs to the identity key it is returned with. The
 // lowest id goes first, if there is one and mayTake allows it; mayTake is
-// asked only then, so that fetches of unknown users or of an empty stock
+// asked only then, so that fetches of unknown devices or of an empty stock
 // spend nothing of the owner's allowance. remaining is the count left
 // afterwards.
 //
@@ -402,27 +538,30 @@ func (c *sqlCore) countPreKeys(ctx context.Context, name string) (int, error) {
 // pick the next row instead of waiting for the first to commit and then
 // finding its row gone. A stock whose every row is locked by others
 // counts as exhausted for this fetch.
-func (c *sqlCore) takeBundle(ctx context.Context, name string, mayTake func() bool) (b *api.Bundle, remaining int, err error) {
-	take := `DELETE FROM prekeys WHERE "user" = ? AND id =
-		(SELECT id FROM prekeys WHERE "user" = ? ORDER BY id LIMIT 1) RETURNING id, key`
+func (c *sqlCore) takeBundle(ctx context.Context, d device, mayTake func() bool) (b *api.Bundle, remaining int, err error) {
+	take := `DELETE FROM prekeys WHERE "user" = ? AND device = ? AND id =
+		(SELECT id FROM prekeys WHERE "user" = ? AND device = ? ORDER BY id LIMIT 1) RETURNING id, key`
 	if c.pg {
-		take = `DELETE FROM prekeys WHERE "user" = $1 AND id =
-			(SELECT id FROM prekeys WHERE "user" = $2 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, key`
+		take = `DELETE FROM prekeys WHERE "user" = $1 AND device = $2 AND id =
+			(SELECT id FROM prekeys WHERE "user" = $3 AND device = $4 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, key`
 	}
-	if ok, err := c.userExists(ctx, name); err != nil || !ok {
+	if ok, err := c.deviceExists(ctx, d); err != nil || !ok {
 		if err == nil {
 			err = errUnknownUser
+			if ok, _ := c.userExists(ctx, d.user); ok {
+				err = errUnknownDevice
+			}
 		}
 		return nil, 0, err
 	}
-	n, err := c.countPreKeys(ctx, name)
+	n, err := c.countPreKeys(ctx, d)
 	if err != nil {
 		return nil, 0, err
 	}
 	takeOne := n > 0 && mayTake()
 	err = c.tx(ctx, func(tx *sql.Tx) error {
-		b = &api.Bundle{Name: name}
-		err := tx.QueryRowContext(ctx, c.q(`SELECT identity_key, spk_id, spk, spk_sig FROM users WHERE name = ?`), name).
+		b = &api.Bundle{Name: d.user, Device: d.id}
+		err := tx.QueryRowContext(ctx, c.q(`SELECT identity_key, spk_id, spk, spk_sig FROM devices WHERE "user" = ? AND id = ?`), d.user, int64(d.id)).
 			Scan(&b.IdentityKey, &b.SignedPreKey.ID, &b.SignedPreKey.Key, &b.SignedPreKey.Signature)
 		if errors.Is(err, sql.ErrNoRows) {
 			return errUnknownUser
@@ -430,7 +569,7 @@ func (c *sqlCore) takeBundle(ctx context.Context, name string, mayTake func() bo
 		if err != nil {
 			return err
 		}
-		if err := tx.QueryRowContext(ctx, c.q(`SELECT count(*) FROM prekeys WHERE "user" = ?`), name).Scan(&remaining); err != nil {
+		if err := tx.QueryRowContext(ctx, c.q(`SELECT count(*) FROM prekeys WHERE "user" = ? AND device = ?`), d.user, int64(d.id)).Scan(&remaining); err != nil {
 			return err
 		}
 		switch {
@@ -442,7 +581,7 @@ func (c *sqlCore) takeBundle(ctx context.Context, name string, mayTake func() bo
 			return nil
 		}
 		var pk api.PreKey
-		switch err := tx.QueryRowContext(ctx, take, name, name).Scan(&pk.ID, &pk.Key); {
+		switch err := tx.QueryRowContext(ctx, take, d.user, int64(d.id), d.user, int64(d.id)).Scan(&pk.ID, &pk.Key); {
 		case errors.Is(err, sql.ErrNoRows):
 			b.Exhausted = true
 			return nil
@@ -462,16 +601,16 @@ func (c *sqlCore) takeBundle(ctx context.Context, name string, mayTake func() bo
 
 type queued struct {
 	seq  int64
-	from string
+	from device
 	body []byte
 }
 
 // pending returns up to limit envelopes for recipient after sequence
 // number after, oldest first.
-func (c *sqlCore) pending(ctx context.Context, recipient string, after int64, limit int) ([]queued, error) {
+func (c *sqlCore) pending(ctx context.Context, recipient device, after int64, limit int) ([]queued, error) {
 	rows, err := c.db.QueryContext(ctx,
-		c.q(`SELECT seq, sender, body FROM queue WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?`),
-		recipient, after, limit)
+		c.q(`SELECT seq, sender, sender_device, body FROM queue WHERE recipient = ? AND device = ? AND seq > ? ORDER BY seq LIMIT ?`),
+		recipient.user, int64(recipient.id), after, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -479,16 +618,26 @@ func (c *sqlCore) pending(ctx context.Context, recipient string, after int64, li
 	var out []queued
 	for rows.Next() {
 		var q queued
-		if err := rows.Scan(&q.seq, &q.from, &q.body); err != nil {
+		var dev int64
+		if err := rows.Scan(&q.seq, &q.from.user, &dev, &q.body); err != nil {
 			return nil, err
 		}
+		q.from.id = uint32(dev)
 		out = append(out, q)
 	}
 	return out, rows.Err()
 }
 
-func (c *sqlCore) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := c.db.BeginTx(ctx, nil)
+func (c *sqlCore) tx(ctx context.Context, fn func(*sql.Tx) error) error { return txOn(ctx, c.db, fn) }
+
+// beginner is a *sql.DB or a *sql.Conn: what a transaction runs on.
+type beginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+// txOn runs fn in a transaction on db and commits if fn succeeds.
+func txOn(ctx context.Context, db beginner, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}

@@ -3,18 +3,28 @@
 //
 // Usage:
 //
-//	chat -name alice [-to bob] [-server http://127.0.0.1:8080] [-dir ~/.ratchetkit-chat/alice] [-ca cert.pem]
+//	chat -name alice [-to bob] [-server http://127.0.0.1:8080] [-dir ~/.ratchetkit-chat/alice] [-ca cert.pem] [-link CODE]
 //
-// The first run registers the name on the server; later runs reuse the
-// account, keys and sessions kept in the directory. Type a line to send it
-// to the current peer; commands start with a slash:
+// The first run registers the name on the server, or, with -link, joins
+// the name's account as another device (the code comes from /device add
+// on a device the account has already; give this device its own -dir);
+// later runs reuse the account, keys and sessions kept in the directory.
+// Type a line to send it to the current peer or group; commands start
+// with a slash:
 //
-//	/to NAME        talk to NAME
-//	/safety [NAME]  show the safety number with NAME (default: current peer)
-//	/approve NAME   accept NAME's new identity key after comparing numbers
-//	/prekeys        how many one-time prekeys the server holds for you
-//	/reset          replace your own identity key (asks to confirm)
-//	/quit           leave (also Ctrl-D)
+//	/to NAME                    talk to NAME
+//	/g GROUP [TEXT]             talk to GROUP from now on, or send it TEXT once
+//	/group create GROUP [NAME…] make a group of you and the NAMEs
+//	/group add GROUP NAME       add NAME to GROUP
+//	/group remove GROUP NAME    remove NAME from GROUP (everyone's keys rotate)
+//	/groups                     list your groups and their members
+//	/device add                 a link code for a new device of yours
+//	/devices [NAME]             the devices of NAME (default: you)
+//	/safety [NAME]              show the safety number with NAME (default: current peer)
+//	/approve NAME               accept NAME's new identity key after comparing numbers
+//	/prekeys                    how many one-time prekeys the server holds for you
+//	/reset                      replace your own identity key (asks to confirm)
+//	/quit                       leave (also Ctrl-D)
 //
 // CHAT_SERVER sets the default server URL.
 package main
@@ -62,6 +72,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	dir := fs.String("dir", "", "state `directory` (default ~/.ratchetkit-chat/NAME)")
 	caFile := fs.String("ca", "", "PEM `file` of a CA certificate to trust for https")
 	invite := fs.String("invite", envOr("CHAT_INVITE", ""), "invite `code` for registering on a server that asks for one (CHAT_INVITE)")
+	link := fs.String("link", "", "link `code` from another device of the account (/device add): join it as a new device")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -74,6 +85,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 			return err
 		}
 		*dir = filepath.Join(home, ".ratchetkit-chat", *name)
+		if *link != "" {
+			*dir += "-" + strconv.FormatInt(time.Now().Unix(), 10)
+		}
 	}
 	hc := http.DefaultClient
 	if *caFile != "" {
@@ -90,7 +104,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 
 	ui := &ui{out: stdout, peer: *to}
 	c, err := client.Open(ctx, client.Config{
-		Dir: *dir, Server: *serverURL, Name: *name, Invite: *invite, HTTPClient: hc, OnEvent: ui.event,
+		Dir: *dir, Server: *serverURL, Name: *name, Invite: *invite, Link: *link, HTTPClient: hc, OnEvent: ui.event,
 	})
 	if err != nil {
 		return err
@@ -100,7 +114,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	if err := c.Connect(ctx); err != nil {
 		return err
 	}
-	ui.printf("You are %s. Type /help for commands.", c.Name())
+	ui.printf("You are %s, device %d. Type /help for commands.", c.Name(), c.Device())
 	if ui.peer != "" {
 		ui.printf("Talking to %s.", ui.peer)
 	}
@@ -138,10 +152,11 @@ func envOr(name, def string) string {
 // ui prints events and runs commands. Output from the client's goroutines
 // and from commands goes through one lock, line by line.
 type ui struct {
-	c    *client.Client
-	mu   sync.Mutex
-	out  io.Writer
-	peer string // only the command loop touches it
+	c     *client.Client
+	mu    sync.Mutex
+	out   io.Writer
+	peer  string // only the command loop touches peer and group
+	group string // set: lines go to this group instead
 }
 
 func (u *ui) printf(format string, args ...any) {
@@ -153,7 +168,18 @@ func (u *ui) printf(format string, args ...any) {
 func (u *ui) event(ev client.Event) {
 	switch ev.Kind {
 	case client.EventMessage:
-		u.printf("[%s] %s", ev.Peer, sanitize(ev.Text))
+		switch {
+		case ev.Group != "":
+			u.printf("[%s/%s] %s", ev.Group, ev.Peer, sanitize(ev.Text))
+		case ev.To != "":
+			u.printf("[you → %s, from device %d] %s", ev.To, ev.Device, sanitize(ev.Text))
+		default:
+			u.printf("[%s] %s", ev.Peer, sanitize(ev.Text))
+		}
+	case client.EventDeviceRejected:
+		u.printf("!! The server lists a device %d of %s whose identity key is not %s's: nothing goes to it, and its messages are held. Someone who controls the server may have added it.", ev.Device, ev.Peer, ev.Peer)
+	case client.EventGroup:
+		u.printf("(%s: %s, by %s; members: %s.)", ev.Group, ev.Text, ev.Peer, strings.Join(ev.Members, ", "))
 	case client.EventIdentityChanged:
 		u.warnIdentity(ev.Peer, ev.Safety)
 	case client.EventUndecryptable:
@@ -171,6 +197,10 @@ func (u *ui) event(ev client.Event) {
 	case client.EventError:
 		u.printf("!! %v", ev.Err)
 	case client.EventSessionStarted:
+		if ev.Peer == u.c.Name() {
+			// The device list is the server's word: say so when it grows.
+			u.printf("!! Your account has a device %d this one had not written to before. If you did not add it (/device add), someone who had your link code did: it reads what you send from now on.", ev.Device)
+		}
 		if !ev.OneTimePreKey {
 			u.printf("(The server had no one-time prekey left for %s: this session starts from the signed prekey alone.)", ev.Peer)
 		}
@@ -209,14 +239,66 @@ func (u *ui) command(ctx context.Context, line string, lines <-chan string) bool
 	case "/quit", "/exit":
 		return true
 	case "/help":
-		u.printf("/to NAME · /safety [NAME] · /approve NAME · /prekeys · /reset · /quit")
+		u.printf("/to NAME · /g GROUP [TEXT] · /group create|add|remove GROUP [NAME…] · /groups · /device add · /devices [NAME] · /safety [NAME] · /approve NAME · /prekeys · /reset · /quit")
 	case "/to":
 		if !api.ValidName(arg) {
 			u.printf("Usage: /to NAME")
 			return false
 		}
-		u.peer = arg
+		u.peer, u.group = arg, ""
 		u.printf("Talking to %s.", arg)
+	case "/g":
+		group, text, _ := strings.Cut(arg, " ")
+		if !api.ValidName(group) {
+			u.printf("Usage: /g GROUP [TEXT]")
+			return false
+		}
+		if text = strings.TrimSpace(text); text != "" {
+			u.sendGroup(ctx, group, text)
+			return false
+		}
+		u.group = group
+		u.printf("Talking to group %s.", group)
+	case "/group":
+		u.groupCommand(ctx, strings.Fields(arg))
+	case "/groups":
+		gs, err := u.c.Groups(ctx)
+		if err != nil {
+			u.printf("!! %v", err)
+			return false
+		}
+		for _, g := range gs {
+			left := ""
+			if !g.Member {
+				left = " (you were removed)"
+			}
+			u.printf("%s: %s%s", g.Name, strings.Join(g.Members, ", "), left)
+		}
+		if len(gs) == 0 {
+			u.printf("No groups yet: /group create GROUP NAME…")
+		}
+	case "/device":
+		if arg != "add" {
+			u.printf("Usage: /device add")
+			return false
+		}
+		code, err := u.c.LinkCode(ctx)
+		if err != nil {
+			u.printf("!! %v", err)
+			return false
+		}
+		u.printf("On the new device, within 10 minutes, run:\n    chat -name %s -link %s\nThe code works once and gives the new device your identity key. Anyone who has it can add a device that reads your messages from then on: keep it to yourself.", u.c.Name(), code)
+	case "/devices":
+		who := u.c.Name()
+		if arg != "" {
+			who = arg
+		}
+		ids, err := u.c.Devices(ctx, who)
+		if err != nil {
+			u.printf("!! %v", err)
+			return false
+		}
+		u.printf("%s has devices %v.", who, ids)
 	case "/safety":
 		peer := u.peer
 		if arg != "" {
@@ -263,17 +345,39 @@ func (u *ui) command(ctx context.Context, line string, lines <-chan string) bool
 	return false
 }
 
-func (u *ui) send(ctx context.Context, text string) {
-	if u.peer == "" {
-		u.printf("Choose someone to talk to first: /to NAME")
+// groupCommand runs /group create|add|remove.
+func (u *ui) groupCommand(ctx context.Context, args []string) {
+	if len(args) < 2 || (args[0] != "create" && len(args) != 3) {
+		u.printf("Usage: /group create GROUP [NAME…] · /group add GROUP NAME · /group remove GROUP NAME")
 		return
 	}
-	if strings.TrimSpace(text) == "" {
+	var err error
+	switch args[0] {
+	case "create":
+		err = u.c.CreateGroup(ctx, args[1], args[2:]...)
+	case "add":
+		err = u.c.AddMember(ctx, args[1], args[2])
+	case "remove":
+		err = u.c.RemoveMember(ctx, args[1], args[2])
+	default:
+		u.printf("Unknown group command %s.", sanitize(args[0]))
 		return
 	}
+	if err != nil {
+		u.printf("!! %v", err)
+		return
+	}
+	u.printf("Done: group %s %s.", args[1], args[0])
+}
+
+func (u *ui) sendGroup(ctx context.Context, group, text string) {
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	err := u.c.Send(sctx, u.peer, text)
+	u.sent(u.c.SendGroup(sctx, group, text))
+}
+
+// sent reports what went wrong with a send, if anything.
+func (u *ui) sent(err error) {
 	if ie, ok := errors.AsType[*client.IdentityChangedError](err); ok {
 		u.warnIdentity(ie.Peer, ie.Safety)
 		return
@@ -285,6 +389,23 @@ func (u *ui) send(ctx context.Context, text string) {
 	if err != nil {
 		u.printf("!! %v", err)
 	}
+}
+
+func (u *ui) send(ctx context.Context, text string) {
+	if u.group != "" && strings.TrimSpace(text) != "" {
+		u.sendGroup(ctx, u.group, text)
+		return
+	}
+	if u.peer == "" {
+		u.printf("Choose someone to talk to first: /to NAME")
+		return
+	}
+	if strings.TrimSpace(text) == "" {
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	u.sent(u.c.Send(sctx, u.peer, text))
 }
 
 func isPowerOfTen(n int) bool {

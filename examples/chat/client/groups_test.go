@@ -1,0 +1,146 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/ratchetkit/ratchetkit/senderkey"
+)
+
+// crafted encrypts content bytes from c to peer's first device, as a
+// hostile client would, and returns the envelope body.
+func crafted(t *testing.T, c *Client, peer string, pt []byte) []byte {
+	t.Helper()
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	c.keysMu.RLock()
+	defer c.keysMu.RUnlock()
+	envs, err := c.fanout(ctx(t), peer, pt, nil)
+	if err != nil || len(envs) != 1 {
+		t.Fatalf("crafting an envelope: %d, %v", len(envs), err)
+	}
+	return envs[0].body
+}
+
+// lastErr returns the error of rec's last event of kind.
+func (r *recorder) lastErr(kind EventKind) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.events) - 1; i >= 0; i-- {
+		if r.events[i].Kind == kind {
+			return r.events[i].Err
+		}
+	}
+	return nil
+}
+
+// A contact who is not in a group can neither change it nor hand out a
+// sender key for it; malformed contents and states are refused; a group
+// message without a distributed chain fails; and a contact can put the
+// user in at most MaxGroups groups.
+func TestGroupHostileContact(t *testing.T) {
+	ts := newServer(t)
+	var ra, rb, rm recorder
+	alice := ts.open(t, t.TempDir(), "alice", &ra)
+	bob := ts.openWith(t, t.TempDir(), "bob", &rb, func(c *Config) { c.FailedDecryptBurst = 1000 })
+	mallory := ts.open(t, t.TempDir(), "mallory", &rm)
+	for _, c := range []*Client{alice, bob} {
+		if err := c.Connect(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := alice.CreateGroup(ctx(t), "team", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.SendGroup(ctx(t), "team", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bob to read alice's group message", func() bool { return len(rb.texts("alice")) == 1 })
+	bob.Disconnect()
+	team, err := loadGroup(ctx(t), bob.chat, "name", "team")
+	if err != nil || team == nil {
+		t.Fatalf("bob's group: %+v, %v", team, err)
+	}
+
+	seq := int64(1 << 40)
+	deliver := func(pt []byte) {
+		t.Helper()
+		seq++
+		if err := bob.receive(ctx(t), seq, "mallory", crafted(t, mallory, "bob", pt)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refused := func(what string, want error) {
+		t.Helper()
+		if err := rb.lastErr(EventUndecryptable); !errors.Is(err, want) {
+			t.Fatalf("%s: bob's last failure %v, want %v", what, err, want)
+		}
+		g, err := loadGroup(ctx(t), bob.chat, "id", team.id[:])
+		if err != nil || g.Version != team.Version || len(g.Members) != 2 {
+			t.Fatalf("%s changed bob's group: %+v, %v", what, g, err)
+		}
+	}
+
+	// Mallory learned the group's id: a newer state with her in it is
+	// not hers to make.
+	st := team.groupState
+	st.Version = 99
+	st.Members = []string{"alice", "bob", "mallory"}
+	deliver((&content{Group: &st}).bytes())
+	refused("a state from a non-member", errNotMember)
+
+	var rec senderkey.Record
+	dm, err := rec.DistributionMessage(team.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliver((&content{Group: &team.groupState, Dist: dm.Bytes()}).bytes())
+	refused("a sender key from a non-member", errNotMember)
+	forged, err := rec.Encrypt(team.id, []byte("I am in the group"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq++
+	if err := bob.receive(ctx(t), seq, "mallory", forged); err != nil {
+		t.Fatal(err)
+	}
+	refused("a group message without a chain", senderkey.ErrNoState)
+
+	big := team.groupState
+	big.Version = 100
+	big.Members = nil
+	for i := range MaxGroupMembers + 1 {
+		big.Members = append(big.Members, fmt.Sprintf("m%d", i))
+	}
+	for what, bad := range map[string]groupState{
+		"too many members":  big,
+		"a repeated member": {ID: team.ID, Name: "team", Version: 100, Members: []string{"alice", "alice"}},
+		"a bad name":        {ID: team.ID, Name: "Team!", Version: 100, Members: []string{"alice"}},
+		"a short id":        {ID: team.ID[:8], Name: "team", Version: 100, Members: []string{"alice"}},
+	} {
+		deliver((&content{Group: &bad}).bytes())
+		refused(what, errBadContent)
+	}
+	deliver([]byte(`{"text":"hi","extra":1}`))
+	refused("an unknown field", errBadContent)
+	deliver([]byte(`{"text":"hi"} {}`))
+	refused("two values", errBadContent)
+	if n := len(rb.texts("mallory")); n != 0 {
+		t.Fatalf("bob shows %d texts of mallory's", n)
+	}
+
+	// Mallory makes groups of herself and bob: the first MaxGroups - 1
+	// are kept (bob has one already), the rest refused.
+	for i := range MaxGroups + 5 {
+		id := senderkey.NewDistributionID()
+		deliver((&content{Group: &groupState{ID: id[:], Name: fmt.Sprintf("spam%d", i), Version: 1, Members: []string{"mallory", "bob"}}}).bytes())
+	}
+	gs, err := bob.Groups(ctx(t))
+	if err != nil || len(gs) != MaxGroups {
+		t.Fatalf("bob has %d groups, %v; want %d", len(gs), err, MaxGroups)
+	}
+	if rb.count(EventError) < 5 {
+		t.Fatalf("bob reported %d refused groups, want 5", rb.count(EventError))
+	}
+}
