@@ -143,7 +143,7 @@ func recordSPQRTranscript(t *testing.T) {
 	}
 	p := libsignaltest.Live(t, ls.Name)
 	cryptotest.SetGlobalRandom(t, tr.GoSeed)
-	s, goEnd, lsEnd := liveGoInitiator(t, p, &libsignaltest.Session{Bundle: tr.Bundle})
+	s, goEnd, lsEnd := liveGoInitiator(t, p, &libsignaltest.Session{Bundle: tr.Bundle}, nil)
 	rec := goEnd
 	rec.Send = func(pt []byte) signallive.Msg {
 		m := goEnd.Send(pt)
@@ -270,7 +270,7 @@ func spqrTurns(t *testing.T, rng *mrand.Rand, goEnd, lsEnd signallive.End, goSta
 func replaySPQRTranscript(t *testing.T, tr *spqrTranscript, reloadEvery int) *Session {
 	t.Helper()
 	cryptotest.SetGlobalRandom(t, tr.GoSeed)
-	s, goEnd, _ := liveGoInitiator(t, nil, &libsignaltest.Session{Bundle: tr.Bundle})
+	s, goEnd, _ := liveGoInitiator(t, nil, &libsignaltest.Session{Bundle: tr.Bundle}, nil)
 	var sent, received, refused int
 	var maxEpoch [2]uint64 // sent by Go, by libsignal (and decrypted)
 	for i := range tr.Events {
