@@ -196,7 +196,7 @@ func pqError(err error) error {
 	case errors.Is(err, spqr.ErrTooFar):
 		return ErrTooManySkipped
 	case errors.Is(err, spqr.ErrKeyUsed), errors.Is(err, spqr.ErrKeyTrimmed):
-		return ErrDuplicate
+		return ErrSPQRKeyUsed
 	}
 	return ErrMalformed
 }

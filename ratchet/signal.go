@@ -2,6 +2,7 @@ package ratchet
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/ratchetkit/ratchetkit/internal/curve"
@@ -44,6 +45,18 @@ const (
 	// its skipped keys.
 	SignalMaxReceivingChains = 5
 )
+
+// ErrSPQRKeyUsed reports a Signal message whose Double Ratchet position
+// is new to the session but whose SPQR key (the epoch and index its
+// payload names) the session has used or trimmed already. It wraps
+// ErrDuplicate: to this session the message is a replay, refused with
+// nothing changed. But it may be a genuine message of another session
+// with the same peer, whose SPQR indexes run alike: libsignal takes this
+// SPQR error as an invalid message for one state and goes on to its
+// archived states (only a used Double Ratchet key, DuplicatedMessage,
+// stops its search), and so does package session. ErrDuplicate without
+// ErrSPQRKeyUsed is a Double Ratchet key already used or dropped.
+var ErrSPQRKeyUsed = fmt.Errorf("%w: SPQR key already used or trimmed", ErrDuplicate)
 
 // signalState is the part of a Signal session's state that profile v1
 // does not have: both identity keys (the tag covers them; also kept as
@@ -209,8 +222,9 @@ func (s *Session) findChain(pub *[32]byte) int {
 // the SPQR step.
 //
 // Errors: ErrMalformed (not a strict SignalMessage with an SPQR payload),
-// ErrDuplicate (a counter already used, or whose seed was dropped; an SPQR
-// index already used), ErrTooManySkipped (a jump above SignalMaxJump or
+// ErrDuplicate (a counter already used, or whose seed was dropped),
+// ErrSPQRKeyUsed (an SPQR index already used or trimmed; it wraps
+// ErrDuplicate), ErrTooManySkipped (a jump above SignalMaxJump or
 // spqr.MaxJump), ErrAuthentication, an error wrapping keys.ErrSmallOrder,
 // and at a DH ratchet step an error from crypto/rand.
 func (s *Session) signalDecrypt(dst, msg []byte) ([]byte, error) {

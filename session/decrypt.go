@@ -158,8 +158,13 @@ func (d *decryption) tryAll(s *addrState) ([]byte, error) {
 				return out, nil
 			}
 			// libsignal reports a used or dropped message key at once,
-			// without trying the other sessions.
-			if r.proto == ratchet.Signal && errors.Is(err, ratchet.ErrDuplicate) {
+			// without trying the other sessions. An SPQR key already
+			// used is this session's failure only, as in libsignal: the
+			// message may be another session's, whose SPQR indexes run
+			// alike (a revived session's answer). If no session reads
+			// it, it is still reported as a duplicate when it is the
+			// current session's error.
+			if r.proto == ratchet.Signal && errors.Is(err, ratchet.ErrDuplicate) && !errors.Is(err, ratchet.ErrSPQRKeyUsed) {
 				return nil, err
 			}
 		}

@@ -72,8 +72,10 @@
 //     on the current session, then on the archived ones (up to 40, the
 //     one that stopped being current most recently first; a new session
 //     beyond 40 drops the one archived longest), and the one that
-//     decrypts becomes current; ratchet.ErrDuplicate from any
-//     session ends the search at once, as in libsignal.
+//     decrypts becomes current. A used or dropped Double Ratchet key
+//     (ratchet.ErrDuplicate) from any session ends the search at once,
+//     as in libsignal; an SPQR key already used
+//     (ratchet.ErrSPQRKeyUsed) fails that session only.
 //
 // Records of Signal sessions are version 2 (signal_record.go); a store's
 // records of one protocol are refused by a Manager of the other with
