@@ -134,8 +134,8 @@ func (d *decryption) attempt(s *addrState) ([]byte, error) {
 
 // tryAll decrypts a ratchet message with the current session, then with
 // the archived ones that can take it (see mayTry), in the record's order
-// (see record.makeCurrent), and makes the one that succeeds current. Sessions whose peer key is not
-// trusted are not tried.
+// (see record.makeCurrent), and makes the one that succeeds current.
+// Sessions whose peer key is not trusted are not tried.
 func (d *decryption) tryAll(s *addrState) ([]byte, error) {
 	r := &s.rec
 	msg := d.msg.inner
