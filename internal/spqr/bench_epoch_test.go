@@ -237,15 +237,7 @@ func BenchmarkEpochMemory(b *testing.B) {
 	c := &conversation{t: b, r: mrand.New(mrand.NewPCG(43, 43)), stats: map[string]int{}}
 	c.a, c.b = newPair(43)
 	for range 6000 {
-		to := c.r.IntN(2)
-		switch op := c.r.IntN(10); {
-		case op < 5:
-			c.send(to)
-		case op < 6 && len(c.queues[to]) > 0:
-			c.queues[to] = c.queues[to][1:]
-		default:
-			c.deliver(to, c.r.IntN(5), false, 0)
-		}
+		c.lossyStep(5)
 		for _, r := range []*Ratchet{c.a, c.b} {
 			s, err := r.AppendBinary(nil)
 			if err != nil {

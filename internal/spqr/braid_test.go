@@ -49,6 +49,21 @@ type conversation struct {
 
 func (c *conversation) party(i int) *Ratchet { return [2]*Ratchet{c.b, c.a}[i] }
 
+// lossyStep takes one random step of a lossy conversation: half the time a
+// party sends, a tenth of the time the oldest message to a party is lost,
+// and otherwise one of the first window messages to a party is delivered.
+func (c *conversation) lossyStep(window int) {
+	to := c.r.IntN(2)
+	switch op := c.r.IntN(10); {
+	case op < 5:
+		c.send(to)
+	case op < 6 && len(c.queues[to]) > 0:
+		c.queues[to] = c.queues[to][1:]
+	default:
+		c.deliver(to, c.r.IntN(window), false, 0)
+	}
+}
+
 func (c *conversation) send(to int) {
 	from := c.party(1 - to)
 	msg, key, err := from.Send()

@@ -17,15 +17,7 @@ var savedStates = sync.OnceValue(func() [][]byte {
 	a, b := newPair(32)
 	c := &conversation{t: panicTB{}, r: rand.New(rand.NewPCG(32, 32)), a: a, b: b, stats: map[string]int{}}
 	for i := range 1500 {
-		to := c.r.IntN(2)
-		switch op := c.r.IntN(10); {
-		case op < 5:
-			c.send(to)
-		case op < 6 && len(c.queues[to]) > 0:
-			c.queues[to] = c.queues[to][1:]
-		default:
-			c.deliver(to, c.r.IntN(6), false, 0)
-		}
+		c.lossyStep(6)
 		if i%100 == 99 {
 			for _, r := range []*Ratchet{c.a, c.b} {
 				s, err := r.AppendBinary(nil)

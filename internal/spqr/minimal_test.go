@@ -221,15 +221,7 @@ func TestMinimalUpgrade(t *testing.T) {
 			}
 			c := &conversation{t: t, r: rand.New(rand.NewPCG(11, 12)), a: a, b: b, stats: map[string]int{}}
 			for range 2000 {
-				to := c.r.IntN(2)
-				switch op := c.r.IntN(10); {
-				case op < 5:
-					c.send(to)
-				case op < 6 && len(c.queues[to]) > 0:
-					c.queues[to] = c.queues[to][1:]
-				default:
-					c.deliver(to, c.r.IntN(4), false, 0)
-				}
+				c.lossyStep(4)
 			}
 			if a.Epoch() < 3 || b.Epoch() < 3 {
 				t.Fatalf("after the upgrade: epochs %d and %d", a.Epoch(), b.Epoch())

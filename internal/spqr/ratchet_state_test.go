@@ -40,15 +40,7 @@ func TestStateRoundTrip(t *testing.T) {
 	c := &conversation{t: t, r: rand.New(rand.NewPCG(21, 21)), a: a, b: b, stats: map[string]int{}}
 	seen := map[braidState]bool{}
 	for range 3000 {
-		to := c.r.IntN(2)
-		switch op := c.r.IntN(10); {
-		case op < 5:
-			c.send(to)
-		case op < 6 && len(c.queues[to]) > 0:
-			c.queues[to] = c.queues[to][1:]
-		default:
-			c.deliver(to, c.r.IntN(4), false, 0)
-		}
+		c.lossyStep(4)
 		c.a, c.b = reload(t, c.a), reload(t, c.b)
 		seen[c.a.braid.state], seen[c.b.braid.state] = true, true
 	}
