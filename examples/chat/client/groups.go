@@ -21,6 +21,12 @@ const (
 	MaxGroups       = 100
 )
 
+// maxVersionStep bounds how far past the version a client holds a
+// group's new state may go: far more changes than members make between
+// two messages, and far too few for a member to push a group to the end
+// of its version range (2^44 states).
+const maxVersionStep = 1 << 20
+
 // Group is a group as the client knows it.
 type Group struct {
 	Name    string
@@ -399,6 +405,19 @@ func (c *Client) onGroup(ctx context.Context, fromDev device, ct *content) {
 	authorized := own || (cur != nil && slices.Contains(cur.Members, from)) || (cur == nil && slices.Contains(st.Members, from))
 	if !authorized {
 		c.emit(Event{Kind: EventUndecryptable, Peer: from, Device: fromDev.id, Err: errNotMember})
+		return
+	}
+	// A state may run at most maxVersionStep ahead of the one held (of
+	// none, for a new group): one at the highest version would make the
+	// next change wrap to 0, which every member ignores, and so a member
+	// who sent it could never be removed.
+	var held uint64
+	if cur != nil {
+		held = cur.Version
+	}
+	if st.Version > held && st.Version-held > maxVersionStep {
+		c.failures.take(from)
+		c.emit(Event{Kind: EventUndecryptable, Peer: from, Device: fromDev.id, Err: errBadContent})
 		return
 	}
 	g := cur

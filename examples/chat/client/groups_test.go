@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -143,4 +144,72 @@ func TestGroupHostileContact(t *testing.T) {
 	if rb.count(EventError) < 5 {
 		t.Fatalf("bob reported %d refused groups, want 5", rb.count(EventError))
 	}
+}
+
+// A member cannot make herself unremovable by sending a state at the
+// highest version: the next change would wrap to 0 and every member would
+// ignore it. A state that jumps more than maxVersionStep past the one
+// held is refused, so the removal that follows is taken.
+func TestGroupVersionJumpRefused(t *testing.T) {
+	ts := newServer(t)
+	var ra, rb, rm recorder
+	alice := ts.open(t, t.TempDir(), "alice", &ra)
+	bob := ts.open(t, t.TempDir(), "bob", &rb)
+	mallory := ts.open(t, t.TempDir(), "mallory", &rm)
+	for _, c := range []*Client{alice, bob, mallory} {
+		if err := c.Connect(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := alice.CreateGroup(ctx(t), "team", "bob", "mallory"); err != nil {
+		t.Fatal(err)
+	}
+	hasGroup := func(c *Client, version uint64) func() bool {
+		return func() bool {
+			g, err := loadGroup(ctx(t), c.chat, "name", "team")
+			return err == nil && g != nil && g.Version == version
+		}
+	}
+	waitFor(t, "bob to learn of the group", hasGroup(bob, 1))
+	waitFor(t, "mallory to learn of the group", hasGroup(mallory, 1))
+	team, err := loadGroup(ctx(t), mallory.chat, "name", "team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, peer := range []string{"alice", "bob"} {
+		st := team.groupState
+		st.Version = ^uint64(0)
+		if err := mallory.sendContent(ctx(t), peer, &content{Group: &st}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "bob to refuse mallory's state", func() bool { return errors.Is(rb.lastErr(EventUndecryptable), errBadContent) })
+	waitFor(t, "alice to refuse mallory's state", func() bool { return errors.Is(ra.lastErr(EventUndecryptable), errBadContent) })
+	if err := alice.RemoveMember(ctx(t), "team", "mallory"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bob to take mallory's removal", hasGroup(bob, 2))
+	g, err := loadGroup(ctx(t), bob.chat, "name", "team")
+	if err != nil || len(g.Members) != 2 {
+		t.Fatalf("bob's group after the removal: %+v, %v", g, err)
+	}
+}
+
+// sendContent sends ct to every device of peer through the server, as a
+// hostile client would.
+func (c *Client) sendContent(ctx context.Context, peer string, ct *content) error {
+	c.sendMu.Lock()
+	c.keysMu.RLock()
+	envs, err := c.fanout(ctx, peer, ct.bytes(), nil)
+	var ids []int64
+	var done chan error
+	if err == nil {
+		ids, done, err = c.enqueue(ctx, envs, true)
+	}
+	c.keysMu.RUnlock()
+	c.sendMu.Unlock()
+	if err != nil {
+		return err
+	}
+	return c.wait(ctx, ids, done)
 }
