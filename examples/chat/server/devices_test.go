@@ -258,3 +258,21 @@ func testDeviceRegistrationLimits(t *testing.T, be backend) {
 	ts.wantError(t, "POST", "/v1/devices/link", alice.token, api.LinkRequest{Code: strings.Repeat("a", 64), Provision: []byte("p")},
 		http.StatusTooManyRequests, api.CodeRateLimited)
 }
+
+// Every identity reset claims its new key for the account for good (see
+// checkIdentityFree), so resets are limited per account like link codes:
+// past LinkBurst, one is refused before anything is stored.
+func TestResetRateLimited(t *testing.T) { eachBackend(t, testResetRateLimited) }
+
+func testResetRateLimited(t *testing.T, be backend) {
+	ts := newServer(t, be, server.Config{LinkBurst: 3})
+	bob := ts.register(t, "bob", 0)
+	reset := func() api.KeysRequest {
+		ik, spk, _ := newKeys(t, 500, 0)
+		return api.KeysRequest{IdentityKey: ik.PublicKey().Encode(), SignedPreKey: api.NewSignedPreKey(spk)}
+	}
+	for range 3 {
+		ts.mustDo(t, "PUT", "/v1/keys", bob.token, reset(), http.StatusOK, nil)
+	}
+	ts.wantError(t, "PUT", "/v1/keys", bob.token, reset(), http.StatusTooManyRequests, api.CodeRateLimited)
+}

@@ -317,7 +317,15 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 // signed prekey and one-time prekeys are all replaced at once. Queued
 // envelopes stay; those made for the old identity will not decrypt, which
 // the client reports.
+//
+// Resets are limited per account, as link codes are: each claims its new
+// identity key for the account for good (checkIdentityFree), so that
+// unlimited resets would grow the database without bound.
 func (s *Server) handleReplaceKeys(w http.ResponseWriter, r *http.Request) {
+	if ok, wait := s.resets.allow(r.Context(), user(r)); !ok {
+		s.rateLimited(w, r, wait)
+		return
+	}
 	var req api.KeysRequest
 	if e := decode(w, r, &req); e != nil {
 		s.failErr(w, r, e)

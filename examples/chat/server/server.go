@@ -122,7 +122,8 @@
 //     was refused; now the 86th is refused with api.CodeShareFull and
 //     others' envelopes are stored.
 //   - Devices. MaxDevices per account (6); link codes LinkRate/LinkBurst
-//     per account (5 at once, then 1 a minute), one live at a time; a
+//     per account (5 at once, then 1 a minute), one live at a time, and
+//     identity resets the same (each claims a key for good); a
 //     provisioning fetch and a device registration each spend the client
 //     address's registration allowance, so that guessing link codes (256
 //     bits as the server sees them, 128 as the user types them) costs
@@ -390,7 +391,8 @@ type Config struct {
 	MaxDBConns     int
 	// MaxDevices bounds the devices of one account (default and at most
 	// api.MaxDevices). LinkRate and LinkBurst limit the link codes one
-	// account asks for (default 1 per minute, burst 5).
+	// account asks for (default 1 per minute, burst 5), and, apart, its
+	// identity resets.
 	MaxDevices int
 	LinkRate   float64
 	LinkBurst  int
@@ -465,6 +467,7 @@ type Server struct {
 	sends    rateLimiter
 	lists    rateLimiter
 	links    rateLimiter
+	resets   rateLimiter
 	ipConns  *counter
 	busy     *counter // requests in progress per user
 	hub      hub
@@ -521,6 +524,7 @@ func New(cfg Config) (*Server, error) {
 	s.prekeys = s.st.limiter("prekeys", cfg.PreKeyRate, cfg.PreKeyBurst)
 	s.lists = s.st.limiter("devices", 2*cfg.BundleRate, 2*cfg.BundleBurst)
 	s.links = s.st.limiter("links", cfg.LinkRate, cfg.LinkBurst)
+	s.resets = s.st.limiter("resets", cfg.LinkRate, cfg.LinkBurst)
 	s.ipConns = newCounter(cfg.MaxConnsPerIP)
 	s.busy = newCounter(cfg.MaxConnsPerUser)
 	if err := s.st.loadInvites(ctx, cfg.InviteCodes); err != nil {
