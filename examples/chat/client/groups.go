@@ -402,7 +402,10 @@ func (c *Client) onGroup(ctx context.Context, fromDev device, ct *content) {
 		return
 	}
 	own := from == c.name
-	authorized := own || (cur != nil && slices.Contains(cur.Members, from)) || (cur == nil && slices.Contains(st.Members, from))
+	// A group not known yet is taken only from one of its members and
+	// with the user in it: one without the user is nothing to keep.
+	authorized := own || (cur != nil && slices.Contains(cur.Members, from)) ||
+		(cur == nil && slices.Contains(st.Members, from) && slices.Contains(st.Members, c.name))
 	if !authorized {
 		c.emit(Event{Kind: EventUndecryptable, Peer: from, Device: fromDev.id, Err: errNotMember})
 		return

@@ -213,3 +213,24 @@ func (c *Client) sendContent(ctx context.Context, peer string, ct *content) erro
 	}
 	return c.wait(ctx, ids, done)
 }
+
+// A group the client has not heard of is taken only with the user in it:
+// a stranger's state of a group without the user would be stored, take
+// one of the MaxGroups places and be shown as "you were added".
+func TestGroupNewWithoutUserRefused(t *testing.T) {
+	ts := newServer(t)
+	var rb, rm recorder
+	bob := ts.open(t, t.TempDir(), "bob", &rb)
+	mallory := ts.open(t, t.TempDir(), "mallory", &rm)
+	id := senderkey.NewDistributionID()
+	st := groupState{ID: id[:], Name: "club", Version: 1, Members: []string{"mallory", "carol"}}
+	if err := bob.receive(ctx(t), 1<<40, "mallory", crafted(t, mallory, "bob", (&content{Group: &st}).bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if err := rb.lastErr(EventUndecryptable); !errors.Is(err, errNotMember) {
+		t.Fatalf("bob's last failure %v, want %v", err, errNotMember)
+	}
+	if gs, err := bob.Groups(ctx(t)); err != nil || len(gs) != 0 {
+		t.Fatalf("bob keeps groups %+v, %v", gs, err)
+	}
+}
