@@ -155,7 +155,7 @@ func (m *Manager) EncryptToDevices(ctx context.Context, self store.Address, to [
 	// less than fanoutOverhead bytes; a longer one (a prekey message)
 	// gets an allocation of its own.
 	buf := make([]byte, 0, n*(len(plaintext)+fanoutOverhead))
-	for i, l := range to {
+	for _, l := range to {
 		devs := slices.Clone(l.Devices)
 		slices.Sort(devs)
 		devs = slices.Compact(devs)
@@ -177,9 +177,13 @@ func (m *Manager) EncryptToDevices(ctx context.Context, self store.Address, to [
 			msg = msg[:len(msg):len(msg)]
 			rep.Sent = append(rep.Sent, FanoutMessage{Address: addr, Message: msg, Type: m.messageType(msg), Started: started})
 		}
+	}
+	// Stale only once every list is done: a name may come in several
+	// lists, and a device a later one lists is not stale.
+	for i, l := range to {
 		for _, id := range stored[i] {
 			addr := store.Address{Name: l.Name, DeviceID: id}
-			if _, listed := slices.BinarySearch(devs, id); listed || seen[addr] {
+			if seen[addr] {
 				continue
 			}
 			seen[addr] = true

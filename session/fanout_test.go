@@ -764,3 +764,22 @@ func TestLiveFanout(t *testing.T) {
 		}
 	}
 }
+
+// TestFanoutNameInTwoLists: a name whose devices come in two lists is
+// one user's list split in two; a device of the second list is sent to,
+// not reported stale because the first list left it out.
+func TestFanoutNameInTwoLists(t *testing.T) {
+	n := newFoNet(t, ratchet.ProfileV1)
+	a1 := n.add("alice", 1, nil)
+	n.add("bob", 1, nil)
+	n.add("bob", 2, nil)
+	n.deliver(a1, n.fanout(a1, "start", "bob"), "start")
+	lists := []session.DeviceList{{Name: "bob", Devices: []uint32{1}}, {Name: "bob", Devices: []uint32{2}}}
+	rep, err := a1.m.EncryptToDevices(t.Context(), a1.addr, lists, []byte("split"), n.fetch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAddrs(t, "sent", sentTo(rep), addrs("bob", 1, 2))
+	wantAddrs(t, "stale", rep.Stale)
+	n.deliver(a1, rep, "split")
+}
