@@ -147,13 +147,20 @@ func (m *Manager) EncryptToDevices(ctx context.Context, self store.Address, to [
 	if self != (store.Address{}) {
 		seen[self] = true
 	}
-	n := 0
-	for _, l := range to {
-		n += len(l.Devices)
-	}
 	// One buffer for the messages: a steady message is the plaintext and
 	// less than fanoutOverhead bytes; a longer one (a prekey message)
-	// gets an allocation of its own.
+	// gets an allocation of its own. Its room is one message per stored
+	// session of the names listed, not per device listed: the lists are
+	// the server's word, and many repeated or unknown ids must not buy
+	// an allocation of their number times the plaintext.
+	n := 0
+	names := make(map[string]bool, len(to))
+	for i, l := range to {
+		if !names[l.Name] {
+			names[l.Name] = true
+			n += len(stored[i])
+		}
+	}
 	buf := make([]byte, 0, n*(len(plaintext)+fanoutOverhead))
 	for _, l := range to {
 		devs := slices.Clone(l.Devices)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	mathrand "math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -782,4 +783,40 @@ func TestFanoutNameInTwoLists(t *testing.T) {
 	wantAddrs(t, "sent", sentTo(rep), addrs("bob", 1, 2))
 	wantAddrs(t, "stale", rep.Stale)
 	n.deliver(a1, rep, "split")
+}
+
+// TestFanoutHugeList: the lists are the server's word, so a list of many
+// repeated or unknown device ids must not buy an allocation of their
+// number times the plaintext: what the call allocates stays near what it
+// returns.
+func TestFanoutHugeList(t *testing.T) {
+	n := newFoNet(t, ratchet.ProfileV1)
+	a1 := n.add("alice", 1, nil)
+	n.add("bob", 1, nil)
+	n.deliver(a1, n.fanout(a1, "start", "bob"), "start")
+	const count = 4096
+	repeated := session.DeviceList{Name: "bob", Devices: make([]uint32, count)}
+	for i := range repeated.Devices {
+		repeated.Devices[i] = 1
+	}
+	unknown := session.DeviceList{Name: "carol"}
+	for id := range uint32(count) {
+		unknown.Devices = append(unknown.Devices, id+1)
+	}
+	pt := make([]byte, 16<<10)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	rep, err := a1.m.EncryptToDevices(t.Context(), a1.addr, []session.DeviceList{repeated, unknown}, pt, nil)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAddrs(t, "sent", sentTo(rep), addrs("bob", 1))
+	if len(rep.Failed) != count {
+		t.Fatalf("%d failed, want %d", len(rep.Failed), count)
+	}
+	// count*len(pt) is 64 MiB; one message and the failures take a few.
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Fatalf("EncryptToDevices allocated %d MiB for one message of %d KiB", got>>20, len(pt)>>10)
+	}
 }
