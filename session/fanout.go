@@ -147,25 +147,36 @@ func (m *Manager) EncryptToDevices(ctx context.Context, self store.Address, to [
 	if self != (store.Address{}) {
 		seen[self] = true
 	}
+	lists := make([][]uint32, len(to))
+	for i, l := range to {
+		devs := slices.Clone(l.Devices)
+		slices.Sort(devs)
+		lists[i] = slices.Compact(devs)
+	}
 	// One buffer for the messages: a steady message is the plaintext and
 	// less than fanoutOverhead bytes; a longer one (a prekey message)
-	// gets an allocation of its own. Its room is one message per stored
-	// session of the names listed, not per device listed: the lists are
-	// the server's word, and many repeated or unknown ids must not buy
-	// an allocation of their number times the plaintext.
+	// gets an allocation of its own. Its room is one message per device
+	// both listed and with a stored session (in the first list of each
+	// name), not per device listed: the lists are the server's word, and
+	// many repeated or unknown ids (or sessions kept from a long list of
+	// old) must not buy an allocation of their number times the
+	// plaintext.
 	n := 0
 	names := make(map[string]bool, len(to))
 	for i, l := range to {
-		if !names[l.Name] {
-			names[l.Name] = true
-			n += len(stored[i])
+		if names[l.Name] {
+			continue
+		}
+		names[l.Name] = true
+		for _, id := range stored[i] {
+			if _, listed := slices.BinarySearch(lists[i], id); listed {
+				n++
+			}
 		}
 	}
 	buf := make([]byte, 0, n*(len(plaintext)+fanoutOverhead))
-	for _, l := range to {
-		devs := slices.Clone(l.Devices)
-		slices.Sort(devs)
-		devs = slices.Compact(devs)
+	for i, l := range to {
+		devs := lists[i]
 		for _, id := range devs {
 			addr := store.Address{Name: l.Name, DeviceID: id}
 			if seen[addr] {

@@ -820,3 +820,32 @@ func TestFanoutHugeList(t *testing.T) {
 		t.Fatalf("EncryptToDevices allocated %d MiB for one message of %d KiB", got>>20, len(pt)>>10)
 	}
 }
+
+// TestFanoutListShrunk: sessions kept from a longer list of old (stale
+// now) do not size the call's allocation either: one device listed, one
+// message's worth.
+func TestFanoutListShrunk(t *testing.T) {
+	n := newFoNet(t, ratchet.ProfileV1)
+	a1 := n.add("alice", 1, nil)
+	for id := uint32(1); id <= 64; id++ {
+		n.add("bob", id, nil)
+	}
+	n.fanout(a1, "start", "bob")
+	pt := make([]byte, 64<<10)
+	one := []session.DeviceList{{Name: "bob", Devices: []uint32{1}}}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	rep, err := a1.m.EncryptToDevices(t.Context(), a1.addr, one, pt, nil)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAddrs(t, "sent", sentTo(rep), addrs("bob", 1))
+	if len(rep.Stale) != 63 {
+		t.Fatalf("%d stale, want 63", len(rep.Stale))
+	}
+	// 64 messages' room would be 4 MiB.
+	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+		t.Fatalf("EncryptToDevices allocated %d KiB for one message of %d KiB", got>>10, len(pt)>>10)
+	}
+}
