@@ -234,11 +234,16 @@ func (r *Record) Decrypt(msg []byte) ([]byte, error) {
 		return pt, nil
 	}
 	all := append(s.skipped, fresh...)
+	// The seeds are in all now: wipe the copies left behind, fresh's and,
+	// if append moved them, the old array's.
+	clear(fresh)
+	if len(s.skipped) > 0 && &all[0] != &s.skipped[0] {
+		clear(s.skipped)
+	}
 	if drop := len(all) - MaxSkippedKeys; drop > 0 {
-		for i := range all[:drop] {
-			clear(all[i].seed[:])
-		}
-		all = all[:copy(all, all[drop:])]
+		n := copy(all, all[drop:])
+		clear(all[n:]) // the dropped keys' and the moved ones' old places
+		all = all[:n]
 	}
 	s.skipped = all
 	s.chainKey = nextChain

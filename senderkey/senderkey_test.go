@@ -144,6 +144,24 @@ func TestSkippedKeysBound(t *testing.T) {
 	}
 }
 
+// TestSkippedKeysWiped: dropping the oldest skipped keys leaves no copy of
+// a seed past the slice's length, where the next commit may not reach.
+func TestSkippedKeysWiped(t *testing.T) {
+	id, sender, recv := pair(t)
+	msgs := send(t, sender, id, 3002)
+	for _, i := range []int{1500, 3001} {
+		if _, err := recv.Decrypt(msgs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sk := recv.states[0].skipped
+	for i, k := range sk[len(sk):cap(sk)] {
+		if k.seed != ([32]byte{}) {
+			t.Fatalf("a seed is left at %d, past the %d kept", len(sk)+i, len(sk))
+		}
+	}
+}
+
 // TestStatesBound: a sixth chain drops the oldest; processing a held chain
 // again moves it to the front without rewinding it.
 func TestStatesBound(t *testing.T) {

@@ -147,18 +147,36 @@ func (m *Manager) EncryptToDevices(ctx context.Context, self store.Address, to [
 	if self != (store.Address{}) {
 		seen[self] = true
 	}
-	n := 0
-	for _, l := range to {
-		n += len(l.Devices)
-	}
-	// One buffer for the messages: a steady message is the plaintext and
-	// less than fanoutOverhead bytes; a longer one (a prekey message)
-	// gets an allocation of its own.
-	buf := make([]byte, 0, n*(len(plaintext)+fanoutOverhead))
+	lists := make([][]uint32, len(to))
 	for i, l := range to {
 		devs := slices.Clone(l.Devices)
 		slices.Sort(devs)
-		devs = slices.Compact(devs)
+		lists[i] = slices.Compact(devs)
+	}
+	// One buffer for the messages: a steady message is the plaintext and
+	// less than fanoutOverhead bytes; a longer one (a prekey message)
+	// gets an allocation of its own. Its room is one message per device
+	// both listed and with a stored session (in the first list of each
+	// name), not per device listed: the lists are the server's word, and
+	// many repeated or unknown ids (or sessions kept from a long list of
+	// old) must not buy an allocation of their number times the
+	// plaintext.
+	n := 0
+	names := make(map[string]bool, len(to))
+	for i, l := range to {
+		if names[l.Name] {
+			continue
+		}
+		names[l.Name] = true
+		for _, id := range stored[i] {
+			if _, listed := slices.BinarySearch(lists[i], id); listed {
+				n++
+			}
+		}
+	}
+	buf := make([]byte, 0, n*(len(plaintext)+fanoutOverhead))
+	for i, l := range to {
+		devs := lists[i]
 		for _, id := range devs {
 			addr := store.Address{Name: l.Name, DeviceID: id}
 			if seen[addr] {
@@ -177,9 +195,13 @@ func (m *Manager) EncryptToDevices(ctx context.Context, self store.Address, to [
 			msg = msg[:len(msg):len(msg)]
 			rep.Sent = append(rep.Sent, FanoutMessage{Address: addr, Message: msg, Type: m.messageType(msg), Started: started})
 		}
+	}
+	// Stale only once every list is done: a name may come in several
+	// lists, and a device a later one lists is not stale.
+	for i, l := range to {
 		for _, id := range stored[i] {
 			addr := store.Address{Name: l.Name, DeviceID: id}
-			if _, listed := slices.BinarySearch(devs, id); listed || seen[addr] {
+			if seen[addr] {
 				continue
 			}
 			seen[addr] = true

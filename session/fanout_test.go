@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	mathrand "math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -762,5 +763,89 @@ func TestLiveFanout(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestFanoutNameInTwoLists: a name whose devices come in two lists is
+// one user's list split in two; a device of the second list is sent to,
+// not reported stale because the first list left it out.
+func TestFanoutNameInTwoLists(t *testing.T) {
+	n := newFoNet(t, ratchet.ProfileV1)
+	a1 := n.add("alice", 1, nil)
+	n.add("bob", 1, nil)
+	n.add("bob", 2, nil)
+	n.deliver(a1, n.fanout(a1, "start", "bob"), "start")
+	lists := []session.DeviceList{{Name: "bob", Devices: []uint32{1}}, {Name: "bob", Devices: []uint32{2}}}
+	rep, err := a1.m.EncryptToDevices(t.Context(), a1.addr, lists, []byte("split"), n.fetch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAddrs(t, "sent", sentTo(rep), addrs("bob", 1, 2))
+	wantAddrs(t, "stale", rep.Stale)
+	n.deliver(a1, rep, "split")
+}
+
+// TestFanoutHugeList: the lists are the server's word, so a list of many
+// repeated or unknown device ids must not buy an allocation of their
+// number times the plaintext: what the call allocates stays near what it
+// returns.
+func TestFanoutHugeList(t *testing.T) {
+	n := newFoNet(t, ratchet.ProfileV1)
+	a1 := n.add("alice", 1, nil)
+	n.add("bob", 1, nil)
+	n.deliver(a1, n.fanout(a1, "start", "bob"), "start")
+	const count = 4096
+	repeated := session.DeviceList{Name: "bob", Devices: make([]uint32, count)}
+	for i := range repeated.Devices {
+		repeated.Devices[i] = 1
+	}
+	unknown := session.DeviceList{Name: "carol"}
+	for id := range uint32(count) {
+		unknown.Devices = append(unknown.Devices, id+1)
+	}
+	pt := make([]byte, 16<<10)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	rep, err := a1.m.EncryptToDevices(t.Context(), a1.addr, []session.DeviceList{repeated, unknown}, pt, nil)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAddrs(t, "sent", sentTo(rep), addrs("bob", 1))
+	if len(rep.Failed) != count {
+		t.Fatalf("%d failed, want %d", len(rep.Failed), count)
+	}
+	// count*len(pt) is 64 MiB; one message and the failures take a few.
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Fatalf("EncryptToDevices allocated %d MiB for one message of %d KiB", got>>20, len(pt)>>10)
+	}
+}
+
+// TestFanoutListShrunk: sessions kept from a longer list of old (stale
+// now) do not size the call's allocation either: one device listed, one
+// message's worth.
+func TestFanoutListShrunk(t *testing.T) {
+	n := newFoNet(t, ratchet.ProfileV1)
+	a1 := n.add("alice", 1, nil)
+	for id := uint32(1); id <= 64; id++ {
+		n.add("bob", id, nil)
+	}
+	n.fanout(a1, "start", "bob")
+	pt := make([]byte, 64<<10)
+	one := []session.DeviceList{{Name: "bob", Devices: []uint32{1}}}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	rep, err := a1.m.EncryptToDevices(t.Context(), a1.addr, one, pt, nil)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAddrs(t, "sent", sentTo(rep), addrs("bob", 1))
+	if len(rep.Stale) != 63 {
+		t.Fatalf("%d stale, want 63", len(rep.Stale))
+	}
+	// 64 messages' room would be 4 MiB.
+	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+		t.Fatalf("EncryptToDevices allocated %d KiB for one message of %d KiB", got>>10, len(pt)>>10)
 	}
 }
