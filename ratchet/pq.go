@@ -120,7 +120,11 @@ func (u *upgradePQ) start() *fullPQ {
 	if u.next != nil {
 		u.next.Clear()
 	}
-	c, err := spqr.ParseMinimal(u.m.AppendBinary(nil))
+	// The copy goes through the state's encoding, which holds every key
+	// of u.m: wipe it once parsed (ParseMinimal copies what it keeps).
+	b := u.m.AppendBinary(nil)
+	c, err := spqr.ParseMinimal(b)
+	clear(b)
 	if err != nil {
 		panic("ratchet: internal error: a minimal SPQR state does not parse back")
 	}

@@ -114,6 +114,7 @@ func (r *Ratchet) Receive(b []byte) (key [KeySize]byte, commit func(), err error
 		return key, nil, err
 	}
 	if secret != nil && secret.Epoch != r.chains.current+1 {
+		clear(secret.Secret[:])
 		return key, nil, ErrEpochOutOfRange
 	}
 	// The key's epoch is never the one a secret here adds: the braid gives
@@ -121,6 +122,9 @@ func (r *Ratchet) Receive(b []byte) (key [KeySize]byte, commit func(), err error
 	// from chain epoch e − 1.
 	key, commitKey, err := r.chains.RecvKey(m.Epoch-1, m.Index)
 	if err != nil {
+		if secret != nil {
+			clear(secret.Secret[:])
+		}
 		return key, nil, err
 	}
 	return key, func() {
