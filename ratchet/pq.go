@@ -119,21 +119,27 @@ type upgradePQ struct {
 	initiator bool
 	resolved  bool    // initiator (or minimal) is known
 	minimal   bool    // too long to tell: u.m runs as it is
+	bad       bool    // neither side's: every message fails
 	next      *fullPQ // the upgraded copy the last Send or Recv used
 	done      bool    // next has sent or committed a message
 }
 
 // resolve tells u's direction once (Minimal.Initiator). It changes no
-// state: a state that is neither side's is an error each time.
+// state: a state that is neither side's is an error each time (found
+// once: the steps are not paid again per message).
 func (u *upgradePQ) resolve() error {
 	if u.resolved {
 		return nil
+	}
+	if u.bad {
+		return invalid("SPQR state")
 	}
 	initiator, err := u.m.Initiator()
 	switch {
 	case errors.Is(err, spqr.ErrUpgradeTooLong):
 		u.minimal = true
 	case err != nil:
+		u.bad = true
 		return invalid("SPQR state")
 	}
 	u.initiator, u.resolved = initiator, true

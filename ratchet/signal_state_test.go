@@ -291,6 +291,9 @@ func TestSignalMinimalStateEstablishedAtUse(t *testing.T) {
 	if _, err := s.Encrypt([]byte("x")); !errors.Is(err, ErrInvalidState) {
 		t.Fatalf("Encrypt: %v", err)
 	}
+	if u, ok := s.sig.pq.(*upgradePQ); !ok || !u.bad {
+		t.Fatal("the refusal is not remembered: each message would step the chains again")
+	}
 	decryptFails(t, s, mustEncrypt(t, alice, "a2"), ErrInvalidState)
 	if !bytes.Equal(state(t, s), bad) {
 		t.Fatal("a refused message changed the state")
