@@ -106,11 +106,44 @@ func (f *fullPQ) Clear() {
 // has gone out or authenticated. Until then the state re-marshals as it
 // was loaded, so a load changes nothing by itself and a refused message
 // leaves the state as it was, as for the other kinds.
+//
+// Telling the direction of an established state costs chain steps
+// (Minimal.Initiator, up to spqr.MaxUpgradeSteps twice), so it is done at
+// the state's first Send or Recv, not at load: a session record parses
+// every archived state on every load, and an archived state re-marshals
+// as it was loaded, so a check at load would be paid again on every load
+// for every such state. A state too long to tell stays minimal (u.m
+// itself sends and receives); one that is neither side's fails there.
 type upgradePQ struct {
 	m         *spqr.Minimal
 	initiator bool
+	resolved  bool    // initiator (or minimal) is known
+	minimal   bool    // too long to tell: u.m runs as it is
+	bad       bool    // neither side's: every message fails
 	next      *fullPQ // the upgraded copy the last Send or Recv used
 	done      bool    // next has sent or committed a message
+}
+
+// resolve tells u's direction once (Minimal.Initiator). It changes no
+// state: a state that is neither side's is an error each time (found
+// once: the steps are not paid again per message).
+func (u *upgradePQ) resolve() error {
+	if u.resolved {
+		return nil
+	}
+	if u.bad {
+		return invalid("SPQR state")
+	}
+	initiator, err := u.m.Initiator()
+	switch {
+	case errors.Is(err, spqr.ErrUpgradeTooLong):
+		u.minimal = true
+	case err != nil:
+		u.bad = true
+		return invalid("SPQR state")
+	}
+	u.initiator, u.resolved = initiator, true
+	return nil
 }
 
 var _ pqRatchet = (*upgradePQ)(nil)
@@ -120,7 +153,11 @@ func (u *upgradePQ) start() *fullPQ {
 	if u.next != nil {
 		u.next.Clear()
 	}
-	c, err := spqr.ParseMinimal(u.m.AppendBinary(nil))
+	// The copy goes through the state's encoding, which holds every key
+	// of u.m: wipe it once parsed (ParseMinimal copies what it keeps).
+	b := u.m.AppendBinary(nil)
+	c, err := spqr.ParseMinimal(b)
+	clear(b)
 	if err != nil {
 		panic("ratchet: internal error: a minimal SPQR state does not parse back")
 	}
@@ -129,16 +166,32 @@ func (u *upgradePQ) start() *fullPQ {
 }
 
 func (u *upgradePQ) Send(dst []byte) ([]byte, [32]byte, error) {
+	if err := u.resolve(); err != nil {
+		return dst, [32]byte{}, err
+	}
+	if u.minimal {
+		return u.m.Send(dst)
+	}
 	out, key, err := u.start().Send(dst)
 	u.done = err == nil
 	return out, key, err
 }
 
 func (u *upgradePQ) Recv(payload []byte) ([32]byte, error) {
+	if err := u.resolve(); err != nil {
+		return [32]byte{}, err
+	}
+	if u.minimal {
+		return u.m.Recv(payload)
+	}
 	return u.start().Recv(payload)
 }
 
 func (u *upgradePQ) Commit(payload []byte) {
+	if u.minimal {
+		u.m.Commit(payload)
+		return
+	}
 	u.next.Commit(payload)
 	u.done = true
 }
@@ -154,9 +207,15 @@ func (u *upgradePQ) Clear() {
 }
 
 // settlePQ adopts the full SPQR state of an upgrade once its first
-// message has been sent or decrypted.
+// message has been sent or decrypted (or the minimal state, if it was too
+// long to upgrade).
 func (g *signalState) settlePQ() {
-	if u, ok := g.pq.(*upgradePQ); ok && u.done {
+	u, ok := g.pq.(*upgradePQ)
+	switch {
+	case !ok:
+	case u.minimal:
+		g.pq = u.m
+	case u.done:
 		g.pq = u.next
 		u.m.Clear()
 	}
@@ -193,6 +252,8 @@ func parsePQ(kind byte, b []byte) (pqRatchet, error) {
 // pqError maps an SPQR error of a received payload to the session's.
 func pqError(err error) error {
 	switch {
+	case errors.Is(err, ErrInvalidState): // a loaded minimal state that is neither side's
+		return err
 	case errors.Is(err, spqr.ErrTooFar):
 		return ErrTooManySkipped
 	case errors.Is(err, spqr.ErrKeyUsed), errors.Is(err, spqr.ErrKeyTrimmed):

@@ -2,7 +2,6 @@ package ratchet
 
 import (
 	"encoding/binary"
-	"errors"
 	"slices"
 
 	"github.com/ratchetkit/ratchetkit/internal/curve"
@@ -181,22 +180,29 @@ func (s *Session) parseSignal(b []byte) error {
 // a peer's braid, libsignal's included, can only be waiting for (see
 // Upgrade and SIGNAL.md). The state does not record which side it is once
 // it has received, so the direction comes from the chains
-// (Minimal.Initiator), checked against the phase where that tells; a
-// state that is neither side's is refused here, at load. A state too long
-// in both directions to tell cheaply (spqr.MaxUpgradeSteps) stays on
-// minimal SPQR, which libsignal accepts as it did before.
+// (Minimal.Initiator). Before the session has received, one chain is
+// still at index 0 and telling is free: it is checked here, against the
+// phase, and a state that is neither side's, or the other side's, is
+// refused at load. An established state is told at its first use instead
+// (see upgradePQ), where one that is neither side's fails its messages
+// with ErrInvalidState and one too long in both directions to tell
+// cheaply (spqr.MaxUpgradeSteps) stays on minimal SPQR, which libsignal
+// accepts as it did before.
 func upgradeMinimal(m *spqr.Minimal, phase byte) (pqRatchet, error) {
-	initiator, err := m.Initiator()
-	if errors.Is(err, spqr.ErrUpgradeTooLong) {
+	u := &upgradePQ{m: m}
+	if phase == phaseEstablished {
+		return u, nil
+	}
+	if err := u.resolve(); err != nil {
+		m.Clear()
+		return nil, err
+	}
+	if u.minimal {
 		return m, nil
 	}
-	if err != nil {
-		m.Clear()
-		return nil, invalid("SPQR state")
-	}
-	if (phase == phaseInitiator && !initiator) || (phase == phaseResponder && initiator) {
+	if (phase == phaseInitiator) != u.initiator {
 		m.Clear()
 		return nil, invalid("SPQR state of the other side")
 	}
-	return &upgradePQ{m: m, initiator: initiator}, nil
+	return u, nil
 }

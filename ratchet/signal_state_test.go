@@ -263,3 +263,59 @@ func TestSignalMinimalStateTooLong(t *testing.T) {
 		t.Fatal("not stored as pq_kind 1")
 	}
 }
+
+// TestSignalMinimalStateEstablishedAtUse: an established state of minimal
+// SPQR is told its direction at its first message, not at load (a
+// session record loads every archived state each time, and telling costs
+// up to 2·spqr.MaxUpgradeSteps chain steps). One whose chains are neither
+// side's loads, fails every message with ErrInvalidState and changes
+// nothing; an honest one loads unresolved and upgrades on use.
+func TestSignalMinimalStateEstablishedAtUse(t *testing.T) {
+	alice, bob := newSignalPairMinimalSPQR(t)
+	mustDecrypt(t, bob, mustEncrypt(t, alice, "a1"), "a1")
+	mustDecrypt(t, alice, mustEncrypt(t, bob, "b1"), "b1")
+	good := state(t, bob)
+	s, err := ParseSession(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, ok := s.sig.pq.(*upgradePQ); !ok || u.resolved {
+		t.Fatalf("an established minimal state loads as %T, resolved", s.sig.pq)
+	}
+	bad := bytes.Clone(good)
+	bad[len(bad)-s.sig.pq.MarshaledSize()+32] ^= 1 // send_chain: neither side's
+	s, err = ParseSession(bad)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if _, err := s.Encrypt([]byte("x")); !errors.Is(err, ErrInvalidState) {
+		t.Fatalf("Encrypt: %v", err)
+	}
+	if u, ok := s.sig.pq.(*upgradePQ); !ok || !u.bad {
+		t.Fatal("the refusal is not remembered: each message would step the chains again")
+	}
+	decryptFails(t, s, mustEncrypt(t, alice, "a2"), ErrInvalidState)
+	if !bytes.Equal(state(t, s), bad) {
+		t.Fatal("a refused message changed the state")
+	}
+	s, err = ParseSession(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustDecrypt(t, s, mustEncrypt(t, alice, "a3"), "a3")
+	if _, ok := s.sig.pq.(*fullPQ); !ok {
+		t.Fatalf("after a message: %T", s.sig.pq)
+	}
+	long := bytes.Clone(good)
+	pq := len(long) - spqr.MinimalStateSize // pqr_key, send_chain, send_index, recv_chain, recv_index, no history
+	for _, at := range []int{pq + 64, pq + 100} {
+		binary.BigEndian.PutUint32(long[at:], spqr.MaxUpgradeSteps+1)
+	}
+	if s, err = ParseSession(long); err != nil {
+		t.Fatal(err)
+	}
+	mustEncrypt(t, s, "still minimal")
+	if _, ok := s.sig.pq.(*spqr.Minimal); !ok {
+		t.Fatalf("too long to tell, after a message: %T", s.sig.pq)
+	}
+}

@@ -121,7 +121,7 @@ func (a *Authenticator) Clear() {
 }
 
 // String keeps the keys out of every fmt verb.
-func (*Authenticator) String() string { return "spqr.Authenticator{REDACTED}" }
+func (Authenticator) String() string { return "spqr.Authenticator{REDACTED}" }
 
 // EpochSecret derives an epoch's secret from its ML-KEM shared secret.
 func EpochSecret(epoch uint64, sharedKey []byte) [KeySize]byte {
@@ -133,4 +133,4 @@ func EpochSecret(epoch uint64, sharedKey []byte) [KeySize]byte {
 }
 
 // Format prints String whatever the verb.
-func (a *Authenticator) Format(f fmt.State, _ rune) { fmt.Fprint(f, a.String()) }
+func (a Authenticator) Format(f fmt.State, _ rune) { fmt.Fprint(f, a.String()) }

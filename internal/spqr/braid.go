@@ -290,7 +290,7 @@ func (b *Braid) Clear() {
 }
 
 // String keeps the state out of every fmt verb.
-func (*Braid) String() string { return "spqr.Braid{REDACTED}" }
+func (Braid) String() string { return "spqr.Braid{REDACTED}" }
 
 // Format prints String whatever the verb.
-func (b *Braid) Format(f fmt.State, _ rune) { fmt.Fprint(f, b.String()) }
+func (b Braid) Format(f fmt.State, _ rune) { fmt.Fprint(f, b.String()) }

@@ -251,10 +251,10 @@ func (c *Chains) Clear() {
 }
 
 // String keeps the keys out of every fmt verb.
-func (*Chains) String() string { return "spqr.Chains{REDACTED}" }
+func (Chains) String() string { return "spqr.Chains{REDACTED}" }
 
 // Format prints String whatever the verb.
-func (c *Chains) Format(f fmt.State, _ rune) { fmt.Fprint(f, c.String()) }
+func (c Chains) Format(f fmt.State, _ rune) { fmt.Fprint(f, c.String()) }
 
 // canSend reports whether SendKey(epoch) would succeed, without changing
 // c.

@@ -113,7 +113,11 @@ func (r *Ratchet) Receive(b []byte) (key [KeySize]byte, commit func(), err error
 	if err != nil {
 		return key, nil, err
 	}
+	// On a refusal below, nb's authenticator (its own copy, updated if a
+	// secret came) is wiped; its key pair and encapsulation are r's.
 	if secret != nil && secret.Epoch != r.chains.current+1 {
+		clear(secret.Secret[:])
+		nb.auth.Clear()
 		return key, nil, ErrEpochOutOfRange
 	}
 	// The key's epoch is never the one a secret here adds: the braid gives
@@ -121,6 +125,10 @@ func (r *Ratchet) Receive(b []byte) (key [KeySize]byte, commit func(), err error
 	// from chain epoch e − 1.
 	key, commitKey, err := r.chains.RecvKey(m.Epoch-1, m.Index)
 	if err != nil {
+		if secret != nil {
+			clear(secret.Secret[:])
+		}
+		nb.auth.Clear()
 		return key, nil, err
 	}
 	return key, func() {
