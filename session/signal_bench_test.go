@@ -5,9 +5,7 @@ import (
 	"crypto/ecdh"
 	"crypto/rand"
 	"fmt"
-	"runtime"
 	"testing"
-	"time"
 
 	"github.com/ratchetkit/ratchetkit/internal/testutil"
 	"github.com/ratchetkit/ratchetkit/internal/testutil/signalfloor"
@@ -292,24 +290,8 @@ func BenchmarkSignalSetup(b *testing.B) {
 func BenchmarkSignalRatio(b *testing.B) {
 	b.Run("msg=setup", func(b *testing.B) {
 		floor, sess := floorSetup(b), sessionSetup(b)
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		var tf, to time.Duration
-		b.ReportAllocs()
-		for b.Loop() {
-			floor.prepare()
-			sess.prepare()
-			t0 := threadCPU()
-			floor.run()
-			t1 := threadCPU()
-			sess.run()
-			t2 := threadCPU()
-			tf += t1 - t0
-			to += t2 - t1
-		}
-		b.ReportMetric(float64(to)/float64(tf), "x-floor")
-		b.ReportMetric(float64(tf.Nanoseconds())/float64(b.N), "floor-cpu-ns/op")
-		b.ReportMetric(float64(to.Nanoseconds())/float64(b.N), "cpu-ns/op")
+		prepare := func() { floor.prepare(); sess.prepare() }
+		testutil.InterleavePrepared(b, prepare, floor.run, sess.run)
 	})
 	for _, mode := range []string{"steady", "ping-pong"} {
 		b.Run("msg="+mode, func(b *testing.B) {

@@ -11,12 +11,20 @@ import (
 // floor-cpu-ns/op and cpu-ns/op): interleaved calls see the same machine
 // load, so the ratio holds where wall-clock runs of one after the other
 // swing by tens of percent.
-func Interleave(b *testing.B, floor, op func()) {
+func Interleave(b *testing.B, floor, op func()) { InterleavePrepared(b, nil, floor, op) }
+
+// InterleavePrepared is Interleave with an untimed prepare (if not nil) run
+// before each floor and op pair: for operations that consume their input,
+// such as a session setup that needs a fresh key each time.
+func InterleavePrepared(b *testing.B, prepare, floor, op func()) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var tf, to time.Duration
 	b.ReportAllocs()
 	for b.Loop() {
+		if prepare != nil {
+			prepare()
+		}
 		t0 := ThreadCPU()
 		floor()
 		t1 := ThreadCPU()
