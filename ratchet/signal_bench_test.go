@@ -77,14 +77,19 @@ func BenchmarkSignalRatio(b *testing.B) {
 // Encrypt by one party, Decrypt by the other; with turns the parties
 // swap after each message. It also returns Alice's session.
 func signalStep(b *testing.B, turns bool) (func(), *Session) {
-	pt := make([]byte, benchSize)
 	alice, bob := signalEstablished(b)
-	msg := make([]byte, 0, benchSize+128)
-	out := make([]byte, 0, benchSize)
-	from, to := alice, bob
 	if turns {
-		from, to = bob, alice
+		return messageStep(b, bob, alice, turns), alice
 	}
+	return messageStep(b, alice, bob, turns), alice
+}
+
+// messageStep returns one 1 KiB message of an established pair: from
+// encrypts and to decrypts; with turns the two swap after each message.
+func messageStep(b *testing.B, from, to *Session, turns bool) func() {
+	pt := make([]byte, benchSize)
+	msg := make([]byte, 0, benchSize+256)
+	out := make([]byte, 0, benchSize)
 	return func() {
 		var err error
 		if msg, err = from.AppendEncrypt(msg[:0], pt); err != nil {
@@ -96,7 +101,7 @@ func signalStep(b *testing.B, turns bool) (func(), *Session) {
 		if turns {
 			from, to = to, from
 		}
-	}, alice
+	}
 }
 
 // signalFloorStep is signalStep for the floor, from signalEstablished's

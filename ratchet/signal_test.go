@@ -2,7 +2,6 @@ package ratchet
 
 import (
 	"bytes"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -16,24 +15,7 @@ import (
 
 // newSignalPair starts two Signal sessions from random PQXDH keys, as the
 // session layer would after PQXDH.
-func newSignalPair(t testing.TB) (alice, bob *Session) {
-	var k pqxdh.Keys
-	rand.Read(k.RootKey[:])
-	rand.Read(k.ChainKey[:])
-	rand.Read(k.PQRKey[:])
-	aid, _ := keys.GenerateIdentityKeyPair()
-	bid, _ := keys.GenerateIdentityKeyPair()
-	spk, _ := keys.GeneratePrivateKey()
-	alice, err := NewSignalInitiator(&k, aid.PublicKey(), bid.PublicKey(), spk.PublicKey(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob, err = NewSignalResponder(&k, bid.PublicKey(), aid.PublicKey(), spk, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return alice, bob
-}
+func newSignalPair(t testing.TB) (alice, bob *Session) { return newSignalPairWith(t, false) }
 
 // signalEstablished is a pair after one message each way, Bob's on a new
 // chain, so that Alice's next messages are on a chain Bob knows.

@@ -58,20 +58,5 @@ func spqrMessage(b *testing.B, full, turns bool) func() {
 	} else {
 		alice, bob = newSignalPairMinimalSPQR(b)
 	}
-	pt := make([]byte, benchSize)
-	msg := make([]byte, 0, benchSize+256)
-	out := make([]byte, 0, benchSize)
-	from, to := alice, bob
-	return func() {
-		var err error
-		if msg, err = from.AppendEncrypt(msg[:0], pt); err != nil {
-			b.Fatal(err)
-		}
-		if out, err = to.AppendDecrypt(out[:0], msg); err != nil {
-			b.Fatal(err)
-		}
-		if turns {
-			from, to = to, from
-		}
-	}
+	return messageStep(b, alice, bob, turns)
 }
