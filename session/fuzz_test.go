@@ -125,11 +125,18 @@ func (d *decryptFixture) restore(t testing.TB) (*Manager, *memory.Store) {
 }
 
 // digest hashes everything the store holds that Decrypt may change.
-func digest(t testing.TB, st store.Store) [32]byte {
+func digest(t testing.TB, st store.Store) [32]byte { return storeDigest(t, st, fuzzAddrs) }
+
+// storeDigest hashes everything the store holds that Decrypt may change
+// at the given addresses, for either protocol: each address's record and
+// identity, the one-time EC prekeys, the signed prekeys and the Kyber
+// prekeys (a used one-time Kyber prekey is removed).
+func storeDigest(t testing.TB, st store.Store, addrs []store.Address) [32]byte {
+	t.Helper()
 	ctx := context.Background()
 	h := sha256.New()
 	err := st.View(ctx, func(tx store.Tx) error {
-		for _, a := range fuzzAddrs {
+		for _, a := range addrs {
 			rec, err := tx.Sessions().Load(ctx, a)
 			fmt.Fprintf(h, "%v %x %v|", a, rec, err)
 			k, err := tx.Identities().Load(ctx, a)
@@ -138,7 +145,13 @@ func digest(t testing.TB, st store.Store) [32]byte {
 		n, err := tx.PreKeys().Count(ctx)
 		fmt.Fprintf(h, "%d %v|", n, err)
 		spks, err := tx.SignedPreKeys().List(ctx)
-		fmt.Fprintf(h, "%v %v", spks, err)
+		fmt.Fprintf(h, "%v %v|", spks, err)
+		kp, err := store.KyberPreKeysOf(tx)
+		if err != nil {
+			return err
+		}
+		list, err := kp.List(ctx)
+		fmt.Fprintf(h, "%v %v", list, err)
 		return nil
 	})
 	if err != nil {
