@@ -181,21 +181,30 @@ func (u *user) send(peer, text string) {
 // waitFor waits until cond holds on the user's state (under its lock).
 func (u *user) waitFor(what string, cond func() bool) {
 	u.w.t.Helper()
+	waitUntil(&u.mu, u.signal, cond, func() {
+		u.w.t.Fatalf("%s: timed out waiting for %s; received %q; events %+v", u.name, what, u.got, u.events)
+	})
+}
+
+// waitUntil checks cond under mu each time signal fires, and at least
+// every 50 ms; after timeout it calls fail, under mu too.
+func waitUntil(mu *sync.Mutex, signal <-chan struct{}, cond func() bool, fail func()) {
 	deadline := time.After(timeout)
 	for {
-		u.mu.Lock()
+		mu.Lock()
 		ok := cond()
-		u.mu.Unlock()
+		mu.Unlock()
 		if ok {
 			return
 		}
 		select {
-		case <-u.signal:
+		case <-signal:
 		case <-time.After(50 * time.Millisecond):
 		case <-deadline:
-			u.mu.Lock()
-			defer u.mu.Unlock()
-			u.w.t.Fatalf("%s: timed out waiting for %s; received %q; events %+v", u.name, what, u.got, u.events)
+			mu.Lock()
+			defer mu.Unlock()
+			fail()
+			return
 		}
 	}
 }

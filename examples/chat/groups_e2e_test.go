@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/ratchetkit/ratchetkit/examples/chat/client"
 	"github.com/ratchetkit/ratchetkit/examples/chat/internal/chattest"
@@ -186,23 +185,9 @@ func (d *gdev) sendGroup(group, text string, on ...*gdev) {
 
 func (d *gdev) waitFor(what string, cond func() bool) {
 	d.w.t.Helper()
-	deadline := time.After(timeout)
-	for {
-		d.mu.Lock()
-		ok := cond()
-		d.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-d.signal:
-		case <-time.After(50 * time.Millisecond):
-		case <-deadline:
-			d.mu.Lock()
-			defer d.mu.Unlock()
-			d.w.t.Fatalf("%s: timed out waiting for %s; got %v; events %+v", d.key, what, d.got, d.events)
-		}
-	}
+	waitUntil(&d.mu, d.signal, cond, func() {
+		d.w.t.Fatalf("%s: timed out waiting for %s; got %v; events %+v", d.key, what, d.got, d.events)
+	})
 }
 
 // settle waits until every connected device shows what it should so far.
