@@ -75,9 +75,13 @@ var txKinds = [3]string{"Update that commits", "Update that fails", "View"}
 
 var errScript = errors.New("storetest: script transaction fails")
 
-// runScriptTx runs one transaction and returns each operation's result and
-// the class of the transaction's error.
-func runScriptTx(s store.Store, kind byte, prog []scriptOp) ([]string, string) {
+// runScriptTx runs one transaction of a script's operations (of any
+// area's script) and returns each operation's result and the class of the
+// transaction's error: kind 1 fails the transaction after its operations,
+// kind 2 runs them in a View, any other kind in an Update.
+func runScriptTx[Op interface {
+	run(context.Context, store.Tx) string
+}](s store.Store, kind byte, prog []Op) ([]string, string) {
 	ctx := context.Background()
 	var out []string
 	fn := func(tx store.Tx) error {

@@ -53,8 +53,8 @@ func RunSenderKeyScript(t testing.TB, s store.Store, script []byte) {
 			}
 			prog = append(prog, op)
 		}
-		got, gotErr := runSKTx(s, kind, prog)
-		want, wantErr := runSKTx(ref, kind, prog)
+		got, gotErr := runScriptTx(s, kind, prog)
+		want, wantErr := runScriptTx(ref, kind, prog)
 		if !slices.Equal(got, want) || gotErr != wantErr {
 			t.Fatalf("transaction %d (%s):\n\tstore:     %v -> %s\n\treference: %v -> %s",
 				n, txKinds[kind], got, gotErr, want, wantErr)
@@ -127,28 +127,6 @@ func (op skOp) run(ctx context.Context, tx store.Tx) string {
 	default:
 		return result(tx.Sessions().Devices(ctx, scriptNames[op.a%4]))(func(d []uint32) string { return fmt.Sprint(d) })
 	}
-}
-
-func runSKTx(s store.Store, kind byte, prog []skOp) ([]string, string) {
-	ctx := context.Background()
-	var out []string
-	fn := func(tx store.Tx) error {
-		out = out[:0]
-		for _, op := range prog {
-			out = append(out, op.run(ctx, tx))
-		}
-		if kind == 1 {
-			return errScript
-		}
-		return nil
-	}
-	var err error
-	if kind == 2 {
-		err = s.View(ctx, fn)
-	} else {
-		err = s.Update(ctx, fn)
-	}
-	return out, errClass(err)
 }
 
 // dumpSK describes every record and session a sender-key script can have
